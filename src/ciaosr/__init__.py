@@ -1,0 +1,10 @@
+"""ciaosr: arbitrary-scale image super-resolution (CiaoSR, LIIF, LTE, MetaSR)."""
+
+from .checkpoints.loader import load_model
+from .checkpoints.native import save_checkpoint
+from .errors import CiaosrError
+from .models.factory import build_model, model_names
+
+__version__ = "0.1.0"
+
+__all__ = ["load_model", "save_checkpoint", "build_model", "model_names", "CiaosrError", "__version__"]

@@ -1,0 +1,80 @@
+"""``ciaosr eval``: PSNR / SSIM of a model on benchmark sets, as the papers measure them."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from ..errors import CiaosrError
+
+DEFAULT_DATASETS = ["Set5", "Set14", "B100", "Urban100"]
+DEFAULT_SCALES = [2.0, 3.0, 4.0]
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "eval", help="benchmark a model (PSNR/SSIM) under the LIIF or mmediting protocol",
+        description="Evaluate a model on benchmark sets (<data-root>/<Set>/HR, optional "
+                    "<Set>/LR_bicubic/X<s>) and print a markdown table of PSNR / SSIM.")
+    p.add_argument("--model", "-m", default=None,
+                   help="model name with shipped weights, checkpoint file, or 'bicubic' (default: the default model)")
+    p.add_argument("--data-root", required=True, metavar="DIR",
+                   help="folder holding one sub-folder per test set")
+    p.add_argument("--datasets", nargs="+", default=DEFAULT_DATASETS, metavar="SET",
+                   help="test sets (sub-folders of --data-root); default: %(default)s")
+    p.add_argument("--scales", nargs="+", type=float, default=DEFAULT_SCALES, metavar="S",
+                   help="upscaling factors; default: 2 3 4")
+    p.add_argument("--protocol", choices=["liif", "mmedit"], default="liif",
+                   help="liif (default; LIIF/LTE papers) or mmedit (official CiaoSR code)")
+    p.add_argument("--metrics", nargs="+", choices=["psnr", "ssim"], default=["psnr", "ssim"])
+    p.add_argument("--steps", default=None, metavar="S1,S2,...",
+                   help="multi-step synthesis, e.g. 2,4,12: upsample x2, then x4, then x12 from the previous output")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    p.add_argument("--chunk", type=int, default=30000, help="queries decoded at once (default 30000)")
+    p.add_argument("--json", metavar="FILE", default=None, help="also write the results, per image, as JSON")
+    p.add_argument("--save-images", metavar="DIR", default=None,
+                   help="write the outputs as PNG to DIR/<set>/X<s>/<name>.png")
+    p.set_defaults(func=run)
+
+
+def _write_json(path: Path, report: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(report, f, indent=2)
+            f.write("\n")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def run(args) -> int:
+    from ..evaluation.runner import evaluate, format_table, parse_steps
+
+    if args.chunk < 1:
+        raise CiaosrError(f"--chunk must be positive, got {args.chunk}")
+    if args.json:
+        parent = Path(args.json).resolve().parent
+        if parent.exists() and not parent.is_dir():
+            raise CiaosrError(f"--json: {parent} is not a folder")
+    model = args.model
+    if model is None:
+        from ..models.pretrained import DEFAULT_MODEL
+        model = DEFAULT_MODEL
+    report = evaluate(
+        model, args.data_root, args.datasets, args.scales, protocol=args.protocol,
+        metrics=args.metrics, steps=parse_steps(args.steps), device=args.device,
+        save_images=args.save_images, chunk=args.chunk,
+    )
+    steps = f", steps {args.steps}" if args.steps else ""
+    print(f"model {report['model']}, {report['protocol']} protocol{steps}")
+    print(format_table(report))
+    sys.stdout.flush()
+    if args.json:
+        _write_json(Path(args.json), report)
+    return 0

@@ -1,0 +1,62 @@
+"""``ciaosr models``: every model name, its size, and which ones have shipped weights."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+from ..models.factory import DECODERS, ENCODERS, build_model, count_parameters, split_name
+from ..models.pretrained import DEFAULT_MODEL, PRETRAINED, shipped
+
+
+def register(sub) -> None:
+    p = sub.add_parser("models", help="list the models, their parameter counts and shipped weights")
+    p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    p.set_defaults(func=run)
+
+
+def _param_count(name: str) -> int:
+    # Build on the meta device when the modules allow it: no memory, no init cost.
+    try:
+        with torch.device("meta"):
+            return count_parameters(build_model(name))
+    except (NotImplementedError, RuntimeError):
+        return count_parameters(build_model(name))
+
+
+def model_table() -> list[dict]:
+    rows = []
+    for enc in ENCODERS:
+        for dec in DECODERS:
+            name = f"{enc}-{dec}"
+            entry = shipped(name)
+            rows.append({
+                "name": name,
+                "encoder": enc,
+                "decoder": dec,
+                "params": _param_count(name),
+                "weights": entry is not None,
+                "default": name == DEFAULT_MODEL,
+                "trained_on": entry.trained_on if entry else None,
+            })
+    return rows
+
+
+def run(args) -> int:
+    rows = model_table()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    width = max(len(r["name"]) for r in rows)
+    print(f"{'model':<{width}}  {'params':>12}  weights  default")
+    for r in rows:
+        mark = "yes" if r["weights"] else "-"
+        default = "*" if r["default"] else ""
+        print(f"{r['name']:<{width}}  {r['params']:>12,}  {mark:<7}  {default}")
+    for name in PRETRAINED:
+        entry = shipped(name)
+        if entry:
+            print(f"\n{name}: trained on {entry.trained_on}.\n  {entry.source}. Licence: {entry.licence}.")
+    print(f"\ndefault model: {DEFAULT_MODEL}")
+    return 0

@@ -1,0 +1,71 @@
+"""CiaoSR's scale-aware cross-scale non-local attention (``cs_attn``).
+
+For every LR pixel it gathers, from the whole map (or tile), 2x-larger patches whose
+2x-downscaled versions look like its neighbourhood, and assembles them into a feature
+that is concatenated to the decoder's values. The internal scale is fixed at 2, as in
+the released code; the requested upscale enters the model only through the cell.
+
+Memory grows as (H W)^2 / 4: the attention map has one row per LR pixel and one column
+per 2x2 block. Callers process large inputs in tiles.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _conv_prelu(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 1), nn.PReLU())
+
+
+class CrossScaleAttention(nn.Module):
+    """``channels`` -> ``channels``; parameter names as in the official checkpoints."""
+
+    def __init__(self, channels: int, reduction: int = 2, ksize: int = 3, scale: int = 2,
+                 softmax_scale: float = 10.0):
+        super().__init__()
+        self.ksize = ksize
+        self.scale = scale
+        self.softmax_scale = softmax_scale
+        self.conv_match_1 = _conv_prelu(channels, channels // reduction)
+        self.conv_match_2 = _conv_prelu(channels, channels // reduction)
+        self.conv_assembly = _conv_prelu(channels, channels)
+        self.down = nn.Conv2d(channels, channels, 3, stride=scale, padding=1)
+        self.register_buffer("escape_NaN", torch.tensor([1e-4]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        s = self.scale
+        pad_h, pad_w = (-h) % s, (-w) % s
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
+        embed = self.conv_assembly(x)  # values, full resolution
+        match = self.conv_match_1(x)  # queries, full resolution
+        ref = self.conv_match_2(F.interpolate(x, scale_factor=1.0 / s, mode="bilinear", align_corners=False))
+        out = torch.cat([self._attend(embed[i:i + 1], match[i:i + 1], ref[i:i + 1])
+                         for i in range(x.shape[0])], dim=0)
+        return out[..., :h, :w]
+
+    def _attend(self, embed: torch.Tensor, match: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+        """One image: embed (1, C, Hp, Wp), match (1, C/2, Hp, Wp), ref (1, C/2, Hp/s, Wp/s)."""
+        s, k = self.scale, self.ksize
+        c = embed.shape[1]
+        big = s * k  # value patch size (6)
+        pad_v = (big - s) // 2  # 'same' padding at stride s (2)
+        # Value patches: (L, C, 6, 6), one per 2x2 block, as transposed-conv kernels.
+        values = F.unfold(embed, big, padding=pad_v, stride=s)  # (1, C*36, L)
+        n_patches = values.shape[-1]
+        values = values[0].t().reshape(n_patches, c, big, big)
+        # Key kernels: 3x3 patches of the downscaled map, L2-normalised.
+        keys = F.unfold(ref, k, padding=k // 2)  # (1, C/2*9, L)
+        keys = keys[0].t().reshape(n_patches, ref.shape[1], k, k)
+        norm = keys.pow(2).sum(dim=(1, 2, 3), keepdim=True).sqrt()
+        keys = keys / torch.max(norm, self.escape_NaN.to(keys.dtype))
+        # Correlate every full-resolution neighbourhood with every key; softmax over keys.
+        scores = F.conv2d(match, keys, padding=k // 2)  # (1, L, Hp, Wp)
+        attn = F.softmax(scores * self.softmax_scale, dim=1)
+        # Paste the attended 2x patches back (stride s), then down-sample to the input size.
+        out = F.conv_transpose2d(attn, values, stride=s, padding=s)  # (1, C, s*Hp, s*Wp)
+        return self.down(out) / 6.0

@@ -1,0 +1,47 @@
+"""Nearest-LR-pixel lookups shared by the local implicit decoders.
+
+Every lookup goes through ``grid_sample`` itself: at non-integer scales query
+positions fall exactly on LR pixel borders, and the official implementations settle
+those ties by ``grid_sample``'s own rounding.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..coords import make_coord
+
+
+def sample_nearest(feat: torch.Tensor, coord: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) map, (B, Q, 2) (row, col) coords -> (B, Q, C) nearest values."""
+    out = F.grid_sample(feat, coord.flip(-1).unsqueeze(1).to(feat.dtype), mode="nearest",
+                        align_corners=False)
+    return out[:, :, 0, :].permute(0, 2, 1)
+
+
+def feature_coord(feat: torch.Tensor) -> torch.Tensor:
+    """(B, 2, H, W) map of the LR pixel-centre coordinates of ``feat``."""
+    b, _, h, w = feat.shape
+    grid = make_coord((h, w), feat.device).view(h, w, 2).permute(2, 0, 1)
+    return grid.unsqueeze(0).expand(b, 2, h, w)
+
+
+def unfold3x3(feat: torch.Tensor) -> torch.Tensor:
+    """3x3 feature unfolding: (B, C, H, W) -> (B, 9C, H, W), index c*9 + ky*3 + kx."""
+    b, c, h, w = feat.shape
+    return F.unfold(feat, 3, padding=1).view(b, c * 9, h, w)
+
+
+def shifted_coords(coord: torch.Tensor, ry, rx, eps: float = 1e-6):
+    """The four 2x2-neighbour lookup positions: coord shifted by (+-ry, +-rx) + eps,
+    clamped to the open square. ``ry``/``rx`` are floats or (B, 1) tensors."""
+    out = []
+    for vy in (-1, 1):
+        for vx in (-1, 1):
+            c = coord.clone()
+            c[:, :, 0] += vy * ry + eps
+            c[:, :, 1] += vx * rx + eps
+            c.clamp_(-1 + 1e-6, 1 - 1e-6)
+            out.append(c)
+    return out

@@ -1,0 +1,287 @@
+"""Run a model over benchmark sets and scales, and score it under one protocol."""
+
+from __future__ import annotations
+
+import inspect
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..data.benchmark import BenchmarkSet, scale_label
+from ..data.matlab_bicubic import imresize_uint8
+from ..errors import CiaosrError
+from .protocol import MMEDIT_TILE, MMEDIT_TILE_OVERLAP, METRICS, PROTOCOLS, Protocol
+
+# Other spellings of the same test sets, tried when the named folder is absent.
+DATASET_ALIASES = {
+    "b100": ("B100", "BSDS100", "BSD100"),
+    "bsds100": ("BSDS100", "B100", "BSD100"),
+    "bsd100": ("BSD100", "B100", "BSDS100"),
+    "div2k": ("DIV2K", "DIV2K_valid", "DIV2K-valid"),
+}
+
+BICUBIC = "bicubic"
+
+
+class BicubicModel:
+    """The classic baseline: MATLAB ``imresize(lr, [h w], 'bicubic')`` of the 8-bit LR.
+
+    The LR is taken to uint8 (benchmark LRs are 8-bit already) and resized exactly as
+    MATLAB resizes a uint8 image, so the output is 8-bit too: the literature figures.
+    """
+
+    name = BICUBIC
+
+    def to(self, device):
+        return self
+
+    def eval(self):
+        return self
+
+    @torch.no_grad()
+    def upsample(self, lr: torch.Tensor, size: tuple[int, int], chunk: int = 30000) -> torch.Tensor:
+        lr8 = (lr.clamp(0, 1) * 255.0).round().to(torch.uint8)
+        out = imresize_uint8(lr8, size=(int(size[0]), int(size[1])))
+        return out.to(lr.dtype) / 255.0
+
+
+def resolve_device(device: str | None) -> torch.device:
+    if device in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise CiaosrError(f"unknown device {device!r}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise CiaosrError(f"device {device!r} asked for, but CUDA is not available")
+    return dev
+
+
+def load_eval_model(name_or_path: str, device: torch.device):
+    if name_or_path == BICUBIC:
+        return BicubicModel()
+    from .. import load_model
+
+    model = load_model(name_or_path, device=device)
+    return model.to(device).eval()
+
+
+def parse_steps(text: str | None) -> list[float] | None:
+    """'2,4,12' -> [2.0, 4.0, 12.0]; strictly increasing factors above 1."""
+    if text is None or str(text).strip() == "":
+        return None
+    try:
+        steps = [float(t) for t in str(text).replace(" ", "").split(",") if t]
+    except ValueError:
+        raise CiaosrError(f"--steps must be comma-separated numbers like 2,4,12, got {text!r}") from None
+    if not steps or any(not math.isfinite(t) or t <= 1 for t in steps):
+        raise CiaosrError(f"--steps factors must be above 1, got {text!r}")
+    if any(b <= a for a, b in zip(steps, steps[1:])):
+        raise CiaosrError(f"--steps must increase, got {text!r}")
+    return steps
+
+
+def step_chain(scale: float, steps: Sequence[float] | None) -> list[float]:
+    """Scales (relative to the LR) reached one after the other; the last is ``scale``."""
+    if not steps:
+        return [scale]
+    return [t for t in steps if t < scale] + [scale]
+
+
+def _accepts_kwarg(fn, name: str) -> bool:
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _upsample(model, lr: torch.Tensor, size: tuple[int, int], chunk: int, clamp: bool = True) -> torch.Tensor:
+    if not clamp and _accepts_kwarg(model.upsample, "clamp"):
+        return model.upsample(lr, size, chunk=chunk, clamp=False)
+    return model.upsample(lr, size, chunk=chunk)
+
+
+def tiled_upsample(model, lr: torch.Tensor, scale: int, *, tile: int = MMEDIT_TILE,
+                   overlap: int = MMEDIT_TILE_OVERLAP, chunk: int = 30000) -> torch.Tensor:
+    """mmediting's ``clip_test``: square LR tiles of ``min(tile, h, w)`` with ``overlap``,
+    each upsampled whole, overlaps averaged. Integer ``scale`` only.
+
+    When the model's ``upsample`` takes ``clamp=False`` the tiles are averaged before
+    clamping, as the official code does; otherwise the clamped tiles are averaged.
+    """
+    b, _, h, w = lr.shape
+    t = min(tile, h, w)
+    stride = t - overlap
+    if (h == t and w == t) or stride <= 0:
+        # One tile is the whole image; with stride <= 0 the official tiling would
+        # leave pixels uncovered, so the whole image is used instead.
+        return _upsample(model, lr, (h * scale, w * scale), chunk)
+    rows = list(range(0, h - t, stride)) + [h - t]
+    cols = list(range(0, w - t, stride)) + [w - t]
+    acc = torch.zeros(b, 3, h * scale, w * scale, dtype=lr.dtype, device=lr.device)
+    count = torch.zeros(1, 1, h * scale, w * scale, dtype=lr.dtype, device=lr.device)
+    ts = t * scale
+    for i in rows:
+        for j in cols:
+            out = _upsample(model, lr[..., i:i + t, j:j + t], (ts, ts), chunk, clamp=False)
+            acc[..., i * scale:i * scale + ts, j * scale:j * scale + ts] += out
+            count[..., i * scale:i * scale + ts, j * scale:j * scale + ts] += 1
+    return (acc / count).clamp(0, 1)
+
+
+def super_resolve(model, lr: torch.Tensor, out_size: tuple[int, int], scale: float, protocol: Protocol,
+                  steps: Sequence[float] | None = None, chunk: int = 30000) -> torch.Tensor:
+    """(1, 3, h, w) LR in [0, 1] -> (1, 3, H, W) in [0, 1] following the protocol."""
+    chain = step_chain(scale, steps)
+    if len(chain) == 1 and protocol.uses_tiles(scale):
+        si = int(scale)
+        if out_size != (lr.shape[-2] * si, lr.shape[-1] * si):
+            raise CiaosrError(f"tiled inference needs an HR of exactly {si}x the LR")
+        return tiled_upsample(model, lr, si, chunk=chunk)
+    h0, w0 = lr.shape[-2:]
+    x = lr
+    for k, t in enumerate(chain):
+        size = out_size if k == len(chain) - 1 else (round(h0 * t), round(w0 * t))
+        x = _upsample(model, x, size, chunk)
+    return x
+
+
+def _resolve_dataset(root: Path, name: str) -> Path:
+    candidates = [name, *DATASET_ALIASES.get(name.lower(), ())]
+    for cand in candidates:
+        d = root / cand
+        if d.is_dir():
+            return d
+    lowered = {p.name.lower(): p for p in root.iterdir() if p.is_dir()}
+    for cand in candidates:
+        if cand.lower() in lowered:
+            return lowered[cand.lower()]
+    found = sorted(p.name for p in root.iterdir() if p.is_dir() and ((p / "HR").is_dir() or (p / "GTmod12").is_dir()))
+    hint = f" (found: {', '.join(found)})" if found else ""
+    raise CiaosrError(f"unknown dataset '{name}': no folder {root / name}{hint}")
+
+
+def save_png(img: torch.Tensor, path: Path) -> None:
+    """(3, H, W) in [0, 1] -> 8-bit PNG, written atomically."""
+    arr = (img.detach().clamp(0, 1) * 255.0).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        Image.fromarray(np.ascontiguousarray(arr), mode="RGB").save(tmp, format="PNG")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _mean(values: list[float]) -> float:
+    return float(sum(values) / len(values)) if values else float("nan")
+
+
+def evaluate(model_name: str, data_root: str | os.PathLike, datasets: Sequence[str], scales: Sequence[float], *,
+             protocol: str = "liif", metrics: Sequence[str] = METRICS, steps: Sequence[float] | None = None,
+             device: str | None = None, save_images: str | os.PathLike | None = None, chunk: int = 30000,
+             progress: bool | None = None, model=None,
+             on_result: Callable[[str, str, dict], None] | None = None) -> dict:
+    """Evaluate and return ``{"protocol", "model", "steps", "results": {set: {scale: ...}}}``.
+
+    ``results[set][scale]`` holds the mean ``psnr``/``ssim`` over the set and
+    ``per_image`` ``{name: {"psnr": ..., "ssim": ...}}``. ``model`` may be given
+    directly (anything with ``upsample(lr, (h, w), chunk=...)``); otherwise
+    ``model_name`` is loaded (``bicubic`` is built in).
+    """
+    from tqdm.auto import tqdm
+
+    if protocol not in PROTOCOLS:
+        raise CiaosrError(f"unknown protocol {protocol!r} (choose from {', '.join(PROTOCOLS)})")
+    proto = Protocol(protocol)
+    metrics = list(dict.fromkeys(metrics))
+    bad = [m for m in metrics if m not in METRICS]
+    if bad or not metrics:
+        raise CiaosrError(f"unknown metric {bad[0] if bad else '(none)'!r} (choose from {', '.join(METRICS)})")
+    if not datasets:
+        raise CiaosrError("no datasets given")
+    if not scales:
+        raise CiaosrError("no scales given")
+    scales = [float(s) for s in scales]
+    for s in scales:
+        if not math.isfinite(s) or s <= 1:
+            raise CiaosrError(f"scales must be above 1, got {s:g}")
+    root = Path(data_root)
+    if not root.is_dir():
+        raise CiaosrError(f"data root not found: {root}")
+    # Check every set and scale before loading the model, so mistakes fail fast.
+    sets: dict[str, dict[float, BenchmarkSet]] = {}
+    for name in datasets:
+        d = _resolve_dataset(root, name)
+        sets[name] = {s: BenchmarkSet(d, s, protocol) for s in scales}
+    dev = resolve_device(device)
+    if model is None:
+        model = load_eval_model(model_name, dev)
+    save_root = Path(save_images) if save_images else None
+
+    results: dict[str, dict] = {}
+    for name, by_scale in sets.items():
+        results[name] = {}
+        for s, bset in by_scale.items():
+            per_image: dict[str, dict[str, float]] = {}
+            label = scale_label(s)
+            for pair in tqdm(bset, total=len(bset), desc=f"{name} x{label}", unit="img",
+                             disable=(not progress) if progress is not None else None, leave=False):
+                lr = (pair.lr.to(dev, torch.float32) / 255.0).unsqueeze(0)
+                with torch.no_grad():
+                    sr = super_resolve(model, lr, tuple(pair.hr.shape[-2:]), s, proto, steps, chunk)[0]
+                sr = proto.finalize(sr)
+                per_image[pair.name] = proto.score(sr, pair.hr, s, name, metrics)
+                if save_root is not None:
+                    save_png(sr, save_root / name / f"X{label}" / f"{pair.name}.png")
+            entry = {m: _mean([v[m] for v in per_image.values()]) for m in metrics}
+            entry["num_images"] = len(per_image)
+            entry["lr_source"] = bset.lr_source
+            entry["per_image"] = per_image
+            results[name][label] = entry
+            if on_result is not None:
+                on_result(name, label, entry)
+    return {
+        "protocol": protocol,
+        "model": str(model_name),
+        "steps": list(steps) if steps else None,
+        "metrics": metrics,
+        "results": results,
+    }
+
+
+def format_table(report: dict) -> str:
+    """Markdown table, datasets x scales; cells ``PSNR / SSIM``."""
+    results = report["results"]
+    metrics = report.get("metrics") or list(METRICS)
+    labels: list[str] = []
+    for by_scale in results.values():
+        for lab in by_scale:
+            if lab not in labels:
+                labels.append(lab)
+    what = " / ".join(m.upper() for m in metrics)
+    head = f"| {report['protocol']} protocol, {what} | " + " | ".join(f"x{lab}" for lab in labels) + " |"
+    lines = [head, "| --- |" + " --- |" * len(labels)]
+    for name, by_scale in results.items():
+        cells = []
+        for lab in labels:
+            e = by_scale.get(lab)
+            if e is None:
+                cells.append("")
+                continue
+            parts = []
+            if "psnr" in metrics:
+                parts.append(f"{e['psnr']:.4f}")
+            if "ssim" in metrics:
+                parts.append(f"{e['ssim']:.4f}")
+            cells.append(" / ".join(parts))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

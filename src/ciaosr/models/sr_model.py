@@ -1,0 +1,93 @@
+"""The one model interface shared by every decoder: encode once, decode any queries.
+
+``encode`` does all per-LR-pixel work (the encoder trunk, and the decoder's
+``prepare``: unfolding, non-local attention, per-pixel halves of first MLP layers).
+``decode`` does only per-query work, so decoding a large output in chunks never
+recomputes anything that does not depend on the query.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..coords import make_cell, make_coord
+
+
+@dataclass
+class EncodedImage:
+    """Everything ``decode`` needs about one LR batch."""
+
+    lr_norm: torch.Tensor  # (B, 3, H, W) normalised input
+    feat: torch.Tensor  # (B, C, H, W) encoder output
+    prepared: dict = field(default_factory=dict)  # decoder's per-LR-pixel tensors
+
+
+class ImplicitSRModel(nn.Module):
+    """An encoder trunk, an implicit decoder, the input normalisation, an optional
+    global bilinear residual (CiaoSR and LTE have one, LIIF and MetaSR do not).
+
+    Predictions are in the normalised space (what the training loss compares);
+    ``to_image`` maps them back to [0, 1] RGB.
+    """
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, *, mean, std, residual: bool):
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+        self.residual = residual
+
+    # --- normalisation -------------------------------------------------------
+    def normalise(self, img: torch.Tensor) -> torch.Tensor:
+        return (img - self.mean.to(img.dtype)) / self.std.to(img.dtype)
+
+    def normalise_target(self, rgb: torch.Tensor) -> torch.Tensor:
+        """(B, Q, 3) RGB in [0, 1] -> the space ``decode`` predicts in."""
+        return (rgb - self.mean.view(1, 1, 3).to(rgb.dtype)) / self.std.view(1, 1, 3).to(rgb.dtype)
+
+    def to_image(self, pred: torch.Tensor) -> torch.Tensor:
+        """(B, Q, 3) normalised prediction -> RGB in [0, 1] (not clamped)."""
+        return pred * self.std.view(1, 1, 3).to(pred.dtype) + self.mean.view(1, 1, 3).to(pred.dtype)
+
+    # --- the two halves ------------------------------------------------------
+    def encode(self, lr: torch.Tensor, **prepare_kwargs) -> EncodedImage:
+        """``lr``: (B, 3, H, W) RGB in [0, 1]."""
+        x = self.normalise(lr)
+        feat = self.encoder(x)
+        return EncodedImage(x, feat, self.decoder.prepare(feat, **prepare_kwargs))
+
+    def decode(self, enc: EncodedImage, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
+        """(B, Q, 2) coordinates and cells -> (B, Q, 3) normalised prediction."""
+        pred = self.decoder.query(enc.prepared, coord, cell)
+        if self.residual:
+            base = F.grid_sample(
+                enc.lr_norm, coord.flip(-1).unsqueeze(1).to(enc.lr_norm.dtype),
+                mode="bilinear", padding_mode="border", align_corners=False,
+            )[:, :, 0, :].permute(0, 2, 1)
+            pred = pred + base.to(pred.dtype)
+        return pred
+
+    def forward(self, lr: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(lr), coord, cell)
+
+    # --- convenience ---------------------------------------------------------
+    def decode_chunked(self, enc: EncodedImage, coord, cell, chunk: int = 30000) -> torch.Tensor:
+        outs = [self.decode(enc, coord[:, i:i + chunk], cell[:, i:i + chunk])
+                for i in range(0, coord.shape[1], chunk)]
+        return torch.cat(outs, dim=1)
+
+    @torch.no_grad()
+    def upsample(self, lr: torch.Tensor, size: tuple[int, int], chunk: int = 30000) -> torch.Tensor:
+        """Whole-image super-resolution: (B, 3, H, W) in [0, 1] -> (B, 3, h, w) in [0, 1]."""
+        b = lr.shape[0]
+        h, w = size
+        coord = make_coord((h, w), lr.device).unsqueeze(0).expand(b, -1, -1)
+        cell = make_cell((h, w), h * w, lr.device).unsqueeze(0).expand(b, -1, -1)
+        pred = self.decode_chunked(self.encode(lr), coord, cell, chunk)
+        img = self.to_image(pred).clamp(0, 1)
+        return img.view(b, h, w, 3).permute(0, 3, 1, 2).contiguous()

@@ -1,0 +1,87 @@
+"""The factory, parameter counts and ``ciaosr models``."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import ciaosr
+from ciaosr.cli.main import main
+from ciaosr.coords import make_cell, make_coord, target_size
+
+PUBLISHED = {"edsr-baseline-ciaosr": 2_649_030, "rdn-ciaosr": 23_402_566, "swinir-ciaosr": 14_667_218}
+
+
+@pytest.mark.parametrize("name,count", PUBLISHED.items())
+def test_published_parameter_counts(name, count):
+    with torch.device("meta"):
+        try:
+            model = ciaosr.build_model(name)
+        except NotImplementedError:
+            model = None
+    if model is None:
+        model = ciaosr.build_model(name)
+    assert sum(p.numel() for p in model.parameters()) == count
+
+
+def test_models_json(capsys):
+    assert main(["models", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    names = {r["name"] for r in rows}
+    assert {"edsr-baseline-ciaosr", "rdn-liif", "swinir-lte", "edsr-metasr"} <= names
+    for r in rows:
+        assert {"name", "encoder", "decoder", "params", "weights", "default"} <= r.keys()
+        assert r["name"] == f"{r['encoder']}-{r['decoder']}"
+    assert [r["name"] for r in rows if r["default"]] == ["edsr-baseline-liif"]
+    assert next(r for r in rows if r["name"] == "edsr-baseline-liif")["weights"] is True
+    assert next(r for r in rows if r["name"] == "edsr-baseline-ciaosr")["params"] == PUBLISHED["edsr-baseline-ciaosr"]
+
+
+def test_models_table(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "rdn-ciaosr" in out and "23,402,566" in out and "default model: edsr-baseline-liif" in out
+
+
+def test_coordinate_conventions():
+    c = make_coord((2, 4))
+    assert c.shape == (8, 2)
+    assert torch.allclose(c[0], torch.tensor([-0.5, -0.75]))  # (row, col) of the first centre
+    assert torch.allclose(c[-1], torch.tensor([0.5, 0.75]))
+    assert torch.allclose(make_cell((50, 60), 3)[0], torch.tensor([2 / 50, 2 / 60]))
+    assert target_size((20, 24), 2.5) == (50, 60)
+    assert target_size((20, 24), (2.0, 3.5)) == (40, 84)
+    assert target_size((5, 5), 2.5) == (12, 12)  # Python round: halves to even
+
+
+@pytest.mark.parametrize("decoder", ["ciaosr", "liif", "lte", "metasr"])
+def test_every_decoder_on_every_query_layout(decoder):
+    """Symmetric, non-integer and asymmetric scales; gradients reach every parameter."""
+    model = ciaosr.build_model(f"edsr-baseline-{decoder}", {"num_blocks": 1, "mid_channels": 8})
+    lr = torch.rand(2, 3, 7, 9)
+    for h, w in [(14, 18), (26, 33), (14, 32)]:
+        coord = make_coord((h, w)).unsqueeze(0).expand(2, -1, -1)
+        cell = make_cell((h, w), h * w).unsqueeze(0).expand(2, -1, -1)
+        out = model(lr, coord, cell)
+        assert out.shape == (2, h * w, 3) and torch.isfinite(out).all()
+    model.zero_grad()
+    out.abs().mean().backward()
+    no_grad = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert no_grad == []
+
+
+def test_ciaosr_ablation_switches():
+    base = {"num_blocks": 1, "mid_channels": 8}
+    no_nl = ciaosr.build_model("edsr-baseline-ciaosr", base, {"non_local": False})
+    assert not hasattr(no_nl.decoder, "cs_attn")
+    assert no_nl.decoder.imnet_q.in_dim == 9 * 8
+    mlp = ciaosr.build_model("edsr-baseline-ciaosr", base, {"attention": "mlp"})
+    assert not hasattr(mlp.decoder, "imnet_k") and mlp.decoder.imnet_a.out_dim == 1
+    coord = make_coord((10, 12)).unsqueeze(0)
+    cell = make_cell((10, 12), 120).unsqueeze(0)
+    for m in (no_nl, mlp):
+        assert m(torch.rand(1, 3, 5, 6), coord, cell).shape == (1, 120, 3)
+    with pytest.raises(ciaosr.CiaosrError, match="bad arguments"):
+        ciaosr.build_model("edsr-baseline-ciaosr", base, {"attention": "bogus"})
