@@ -6,6 +6,19 @@ unfolded features (values also carry the non-local feature), each multiplicative
 modulated by an MLP of (feature, relative coordinate, cell). The attended value is
 decoded to RGB by ``imnet_q``. See shared/docs/ciaosr-model.md.
 
+Two ways to compute the same thing (float32 results agree to ~1e-6):
+
+* ``mode='fast'`` (default) moves every query-independent product into ``prepare``:
+  the feature halves of the first layers of ``imnet_k`` and ``imnet_v`` are computed
+  once per LR pixel, and the attention logit ``q . (k * (W h + b))`` is evaluated as
+  ``(W^T (q * k)) . h + (q * k) . b``, where ``W^T (q * k)`` depends only on the query's
+  LR pixel and the neighbour's offset from it (one of 3x3), so it is tabulated per
+  (LR pixel, offset) instead of computed per query. The four neighbours go through
+  each MLP as one batch.
+* ``mode='reference'`` computes as the official code does: the non-local attention
+  and unfolding inside every query chunk, every MLP layer per query and neighbour.
+  It exists for benchmarks and tests.
+
 Ablation switches: ``non_local=False`` drops the non-local feature from the values;
 ``attention='mlp'`` replaces the q.k softmax by weights that an MLP predicts from
 (key feature, relative coordinate, cell), softmaxed over the 4 neighbours.
@@ -16,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .mlp import MLP
@@ -23,15 +37,38 @@ from .nonlocal_attention import CrossScaleAttention
 from .sampling import feature_coord, sample_nearest, shifted_coords, unfold3x3
 
 
+def _split_first_layer(mlp: MLP, feat_dim: int):
+    """(W_feat, b, W_pos) of an MLP whose input is cat[feature, rel (2), cell (2)]."""
+    first = mlp.layers[0]
+    return first.weight[:, :feat_dim], first.bias, first.weight[:, feat_dim:]
+
+
+def _first_layer(table: torch.Tensor, rows: torch.Tensor, pos: torch.Tensor, w_pos: torch.Tensor):
+    """Pre-activation of a split first layer: the per-pixel half gathered at ``rows``
+    plus the (rel, cell) half, in one fused multiply-add. pos: (N, 4) -> (N, hidden)."""
+    return torch.addmm(table[rows], pos, w_pos.t())
+
+
+def _run_tail(mlp: MLP, h: torch.Tensor, stop: int | None = None) -> torch.Tensor:
+    """ReLU (in place) on a first-layer pre-activation, then layers 2..stop of ``mlp``."""
+    h = h.relu_() if not torch.is_grad_enabled() else F.relu(h)
+    for layer in list(mlp.layers)[2:stop]:
+        h = layer(h)
+    return h
+
+
 class CiaoSRDecoder(nn.Module):
     def __init__(self, in_dim: int, hidden: Sequence[int] = (256, 256, 256, 256), out_dim: int = 3,
-                 non_local: bool = True, attention: str = "dot"):
+                 non_local: bool = True, attention: str = "dot", mode: str = "fast"):
         super().__init__()
         if attention not in ("dot", "mlp"):
             raise ValueError(f"attention must be 'dot' or 'mlp', not {attention!r}")
+        if mode not in ("fast", "reference"):
+            raise ValueError(f"mode must be 'fast' or 'reference', not {mode!r}")
         self.in_dim = in_dim
         self.non_local = non_local
         self.attention = attention
+        self.mode = mode
         key_dim = 9 * in_dim
         value_dim = 10 * in_dim if non_local else 9 * in_dim
         hidden = tuple(hidden)
@@ -44,12 +81,23 @@ class CiaoSRDecoder(nn.Module):
         if non_local:
             self.cs_attn = CrossScaleAttention(in_dim)
 
-    # --- per LR pixel ---------------------------------------------------------
+    # ------------------------------------------------------------------------
     def prepare(self, feat: torch.Tensor, nonlocal_feat: torch.Tensor | None = None) -> dict:
-        """Unfolding and the non-local attention, once per image (or tile).
+        """Per-LR-pixel work, once per image (or tile).
 
         ``nonlocal_feat`` may be given when it was computed elsewhere (e.g. in tiles).
         """
+        if self.mode == "reference":  # the official code does everything per chunk
+            return {"feat": feat, "nonlocal_feat": nonlocal_feat}
+        return self._prepare_fast(feat, nonlocal_feat)
+
+    def query(self, prep: dict, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
+        if "feat" in prep:
+            return self.query_reference(self._prepare_maps(prep["feat"], prep["nonlocal_feat"]), coord, cell)
+        return self._query_fast(prep, coord, cell)
+
+    # --- the straightforward computation ---------------------------------------
+    def _prepare_maps(self, feat, nonlocal_feat=None) -> dict:
         keys = unfold3x3(feat)
         values = keys
         if self.non_local:
@@ -58,14 +106,16 @@ class CiaoSRDecoder(nn.Module):
             values = torch.cat([keys, nonlocal_feat], dim=1)
         return {"keys": keys, "values": values, "feat_coord": feature_coord(feat)}
 
-    # --- per query ------------------------------------------------------------
-    def query(self, prep: dict, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
-        keys, values, feat_coord = prep["keys"], prep["values"], prep["feat_coord"]
+    @staticmethod
+    def _neighbour_shift(cell: torch.Tensor, h: int, w: int):
+        """The official (1 - cell) / (size - 1), from the first query's cell of each image."""
+        return (1 - cell[:, :1, 0]) / max(h - 1, 1), (1 - cell[:, :1, 1]) / max(w - 1, 1)
+
+    def query_reference(self, maps: dict, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
+        keys, values, feat_coord = maps["keys"], maps["values"], maps["feat_coord"]
         h, w = keys.shape[-2:]
         scale_hw = torch.tensor([h, w], dtype=coord.dtype, device=coord.device)
-        # Neighbour shift (1 - cell) / (size - 1) from the first query's cell, per image.
-        ry = (1 - cell[:, :1, 0]) / max(h - 1, 1)
-        rx = (1 - cell[:, :1, 1]) / max(w - 1, 1)
+        ry, rx = self._neighbour_shift(cell, h, w)
         q = sample_nearest(keys, coord)  # (B, Q, 9C)
         cl = cell * scale_hw
         logits, vals = [], []
@@ -82,4 +132,69 @@ class CiaoSRDecoder(nn.Module):
             vals.append(v_hat)
         attn = torch.softmax(torch.stack(logits, dim=-1), dim=-1)  # (B, Q, 4)
         x = (torch.stack(vals, dim=-1) * attn.unsqueeze(-2)).sum(-1)
+        return self.imnet_q(x)
+
+    # --- the restructured computation --------------------------------------------
+    def _prepare_fast(self, feat: torch.Tensor, nonlocal_feat=None) -> dict:
+        b, c, h, w = feat.shape
+        maps = self._prepare_maps(feat, nonlocal_feat)
+        keys = maps["keys"].flatten(2).transpose(1, 2)  # (B, HW, 9C)
+        values = maps["values"].flatten(2).transpose(1, 2)  # (B, HW, 10C)
+        key_dim, value_dim = keys.shape[-1], values.shape[-1]
+        prep = {
+            "size": (h, w),
+            "values": values.reshape(b * h * w, value_dim),
+            "centres": maps["feat_coord"][0].flatten(1).t().contiguous(),  # (HW, 2)
+            "index": torch.arange(h * w, device=feat.device, dtype=feat.dtype).view(1, 1, h, w).expand(b, 1, h, w),
+        }
+        wv, bv, _ = _split_first_layer(self.imnet_v, value_dim)
+        prep["value_hidden"] = F.linear(values, wv, bv).reshape(b * h * w, -1)
+        net = self.imnet_k if self.attention == "dot" else self.imnet_a
+        wk, bk, _ = _split_first_layer(net, key_dim)
+        prep["key_hidden"] = F.linear(keys, wk, bk).reshape(b * h * w, -1)
+        if self.attention == "dot":
+            # (W_last^T (q * k), (q * k) . b_last) for the neighbour at each of 3x3 offsets.
+            last = self.imnet_k.layers[-1]
+            grid = keys.transpose(1, 2).reshape(b, key_dim, h, w)
+            shifted = F.unfold(grid, 3, padding=1).view(b, key_dim, 9, h * w)  # k at p + offset
+            qk = keys.transpose(1, 2).unsqueeze(2) * shifted  # (B, 9C, 9, HW)
+            qk = qk.permute(0, 3, 2, 1)  # (B, HW, 9, 9C)
+            prep["logit_weight"] = (qk @ last.weight).reshape(b * h * w * 9, -1)
+            prep["logit_bias"] = (qk @ last.bias).reshape(b * h * w * 9)
+        return prep
+
+    def _query_fast(self, prep: dict, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
+        h, w = prep["size"]
+        bsz, nq = coord.shape[:2]
+        scale_hw = torch.tensor([h, w], dtype=coord.dtype, device=coord.device)
+        ry, rx = self._neighbour_shift(cell, h, w)
+        index = prep["index"]
+        # LR pixel of the query and of its four neighbours, by grid_sample's own rounding.
+        q_idx = sample_nearest(index, coord)[..., 0].long()  # (B, Q)
+        n_idx = torch.stack([sample_nearest(index, c)[..., 0] for c in shifted_coords(coord, ry, rx)],
+                            dim=2).long()  # (B, Q, 4)
+        rel = (coord.unsqueeze(2) - prep["centres"][n_idx]) * scale_hw  # (B, Q, 4, 2)
+        pos = torch.cat([rel, (cell * scale_hw).unsqueeze(2).expand(-1, -1, 4, -1)], dim=-1).reshape(-1, 4)
+        base = (torch.arange(bsz, device=coord.device) * (h * w)).view(bsz, 1, 1)
+        flat = (n_idx + base).reshape(-1)  # rows of the per-pixel tables
+
+        # Values: per-pixel first-layer half + per-query position half, then the rest.
+        _, _, wv_pos = _split_first_layer(self.imnet_v, prep["values"].shape[-1])
+        m_v = _run_tail(self.imnet_v, _first_layer(prep["value_hidden"], flat, pos, wv_pos))
+        v_hat = (prep["values"][flat] * m_v).view(bsz * nq, 4, -1)
+
+        net = self.imnet_k if self.attention == "dot" else self.imnet_a
+        _, _, wk_pos = _split_first_layer(net, self.in_dim * 9)
+        hk = _first_layer(prep["key_hidden"], flat, pos, wk_pos)
+        if self.attention == "dot":
+            hk = _run_tail(self.imnet_k, hk, stop=-1)  # up to the last hidden layer
+            q_row, q_col = q_idx // w, q_idx % w
+            n_row, n_col = n_idx // w, n_idx % w
+            offset = (n_row - q_row.unsqueeze(2) + 1) * 3 + (n_col - q_col.unsqueeze(2) + 1)
+            pair = ((q_idx.unsqueeze(2) + base) * 9 + offset).reshape(-1)
+            logits = (prep["logit_weight"][pair] * hk).sum(-1) + prep["logit_bias"][pair]
+        else:
+            logits = _run_tail(self.imnet_a, hk)[..., 0]
+        attn = torch.softmax(logits.view(bsz * nq, 1, 4), dim=-1)
+        x = torch.bmm(attn, v_hat).view(bsz, nq, -1)  # attention-weighted sum of the values
         return self.imnet_q(x)
