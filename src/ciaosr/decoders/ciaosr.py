@@ -145,7 +145,7 @@ class CiaoSRDecoder(nn.Module):
             "size": (h, w),
             "values": values.reshape(b * h * w, value_dim),
             "centres": maps["feat_coord"][0].flatten(1).t().contiguous(),  # (HW, 2)
-            "index": torch.arange(h * w, device=feat.device, dtype=feat.dtype).view(1, 1, h, w).expand(b, 1, h, w),
+            "index": torch.arange(h * w, device=feat.device, dtype=torch.float32).view(1, 1, h, w).expand(b, 1, h, w),
         }
         wv, bv, _ = _split_first_layer(self.imnet_v, value_dim)
         prep["value_hidden"] = F.linear(values, wv, bv).reshape(b * h * w, -1)

@@ -46,7 +46,7 @@ class LIIFDecoder(nn.Module):
             b, _, h, w = latent.shape
             prep["hidden"] = F.linear(latent.flatten(2).transpose(1, 2), first.weight[:, :self.latent_dim],
                                       first.bias).reshape(b * h * w, -1)
-            prep["index"] = torch.arange(h * w, device=feat.device, dtype=feat.dtype).view(1, 1, h, w).expand(b, 1, h, w)
+            prep["index"] = torch.arange(h * w, device=feat.device, dtype=torch.float32).view(1, 1, h, w).expand(b, 1, h, w)
         return prep
 
     def _positions(self, coord: torch.Tensor, h: int, w: int) -> list[torch.Tensor]:

@@ -6,7 +6,10 @@ that is concatenated to the decoder's values. The internal scale is fixed at 2, 
 the released code; the requested upscale enters the model only through the cell.
 
 Memory grows as (H W)^2 / 4: the attention map has one row per LR pixel and one column
-per 2x2 block. Callers process large inputs in tiles.
+per 2x2 block. Inputs larger than ``tile`` (192 LR pixels, the official test setting)
+are therefore processed in overlapping tiles (32 px overlap) whose outputs are averaged
+uniformly where they overlap, as the official ``clip_test`` does; the search window is
+then the tile, as in the paper's released code. ``tile=None`` searches the whole map.
 """
 
 from __future__ import annotations
@@ -24,8 +27,10 @@ class CrossScaleAttention(nn.Module):
     """``channels`` -> ``channels``; parameter names as in the official checkpoints."""
 
     def __init__(self, channels: int, reduction: int = 2, ksize: int = 3, scale: int = 2,
-                 softmax_scale: float = 10.0):
+                 softmax_scale: float = 10.0, tile: int | None = 192, tile_overlap: int = 32):
         super().__init__()
+        self.tile = tile
+        self.tile_overlap = tile_overlap
         self.ksize = ksize
         self.scale = scale
         self.softmax_scale = softmax_scale
@@ -36,6 +41,28 @@ class CrossScaleAttention(nn.Module):
         self.register_buffer("escape_NaN", torch.tensor([1e-4]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        if self.tile is not None and (h > self.tile or w > self.tile):
+            return self._tiled(x)
+        return self._whole(x)
+
+    @staticmethod
+    def _starts(n: int, tile: int, stride: int) -> list[int]:
+        return list(range(0, n - tile, stride)) + [n - tile]
+
+    def _tiled(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        th, tw = min(self.tile, h), min(self.tile, w)
+        stride = max(self.tile - self.tile_overlap, 1)
+        out = torch.zeros_like(x)
+        count = torch.zeros(1, 1, h, w, dtype=x.dtype, device=x.device)
+        for top in self._starts(h, th, stride):
+            for left in self._starts(w, tw, stride):
+                out[..., top:top + th, left:left + tw] += self._whole(x[..., top:top + th, left:left + tw])
+                count[..., top:top + th, left:left + tw] += 1
+        return out / count
+
+    def _whole(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
         s = self.scale
         pad_h, pad_w = (-h) % s, (-w) % s

@@ -1,0 +1,166 @@
+"""Inference time and peak memory of each decoder on the EDSR-baseline encoder.
+
+For every setting (decoder, mode, input size, precision) a fresh subprocess builds the
+model, runs one warm-up at a small size, then times whole-image x4 upscaling (encoder,
+per-pixel preparation and chunked decoding of every output pixel) as the median of
+``--repeats`` runs, and reports its peak RSS increase over the model-loaded baseline.
+
+Modes: ``fast`` is the project's implementation; ``reference`` computes as the official
+code does (CiaoSR: non-local attention and unfolding inside every query chunk, every MLP
+layer per query and neighbour; LIIF: every MLP layer per query and neighbour).
+
+    python benchmarks/decoder_speed.py                     # 48x48 x4, fp32 and bf16
+    python benchmarks/decoder_speed.py --sizes 48 192 --repeats 3 --write docs/performance.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+
+SETTINGS = [  # (decoder, mode)
+    ("ciaosr", "reference"), ("ciaosr", "fast"),
+    ("liif", "reference"), ("liif", "fast"),
+    ("lte", None), ("metasr", None),
+]
+
+
+def run_one(decoder: str, mode: str | None, size: int, precision: str, repeats: int, scale: int,
+            device: str) -> dict:
+    import resource
+    import time
+
+    import torch
+
+    import ciaosr
+
+    torch.manual_seed(0)
+    dec_args = {"mode": mode} if mode else {}
+    model = ciaosr.build_model(f"edsr-baseline-{decoder}", decoder_args=dec_args).eval().to(device)
+    lr = torch.rand(1, 3, size, size, device=device)
+    out_size = (size * scale, size * scale)
+    dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+    def once(x, shape):
+        with torch.no_grad(), torch.autocast(device_type=device, dtype=dtype, enabled=dtype is not None):
+            y = model.upsample(x, shape)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        return y
+
+    once(lr[..., :16, :16], (64, 64))  # warm-up (allocators, kernels)
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        once(lr, out_size)
+        times.append(time.perf_counter() - t)
+    if device == "cuda":
+        peak_mb = (torch.cuda.max_memory_allocated() - base) / 2**20
+    else:
+        peak_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base_rss) / 1024
+    return {"decoder": decoder, "mode": mode or "fast", "size": size, "precision": precision,
+            "median_s": statistics.median(times), "runs": times, "peak_mb": peak_mb}
+
+
+def machine() -> str:
+    import torch
+
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, "
+            f"{torch.get_num_threads()} threads")
+
+
+def table(rows: list[dict]) -> str:
+    out = ["| decoder | mode | input | precision | time (s, median) | peak memory (MiB) | vs LIIF reference | vs LIIF fast |",
+           "| --- | --- | --- | --- | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        ref = next((x for x in rows if x["decoder"] == "liif" and x["mode"] == "reference"
+                    and x["size"] == r["size"] and x["precision"] == r["precision"]), None)
+        fast = next((x for x in rows if x["decoder"] == "liif" and x["mode"] == "fast"
+                     and x["size"] == r["size"] and x["precision"] == r["precision"]), None)
+        ratio = lambda base: f"{r['median_s'] / base['median_s']:.2f}x" if base else "-"  # noqa: E731
+        out.append(f"| {r['decoder']} | {r['mode']} | {r['size']}x{r['size']} x4 | {r['precision']} | "
+                   f"{r['median_s']:.3f} | {r['peak_mb']:.0f} | {ratio(ref)} | {ratio(fast)} |")
+    return "\n".join(out)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sizes", type=int, nargs="+", default=[48])
+    p.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16", "fp16"])
+    p.add_argument("--decoders", nargs="+", default=None, help="subset, e.g. ciaosr:fast liif:reference")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--scale", type=int, default=4)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--write", metavar="MD", help="replace the '## Decoder speed' section of this file")
+    p.add_argument("--json", metavar="FILE")
+    p.add_argument("--_one", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args._one:
+        print(json.dumps(run_one(**json.loads(args._one))))
+        return 0
+    settings = SETTINGS
+    if args.decoders:
+        settings = [(d.split(":")[0], (d.split(":") + [None])[1]) for d in args.decoders]
+    rows = []
+    for size in args.sizes:
+        for precision in args.precisions:
+            for decoder, mode in settings:
+                job = dict(decoder=decoder, mode=mode, size=size, precision=precision,
+                           repeats=args.repeats, scale=args.scale, device=args.device)
+                res = subprocess.run([sys.executable, __file__, "--_one", json.dumps(job)],
+                                     capture_output=True, text=True)
+                if res.returncode != 0:
+                    print(f"failed: {job}\n{res.stderr[-2000:]}", file=sys.stderr)
+                    continue
+                rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
+                r = rows[-1]
+                print(f"{decoder:7s} {r['mode']:9s} {size:4d} {precision}: {r['median_s']:.3f} s, "
+                      f"{r['peak_mb']:.0f} MiB", flush=True)
+    import torch
+
+    header = (f"Measured {datetime.date.today().isoformat()} on {machine()} "
+              f"with `python benchmarks/decoder_speed.py {' '.join(sys.argv[1:])}`.")
+    text = header + "\n\n" + table(rows)
+    print("\n" + text)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"machine": machine(), "rows": rows}, f, indent=2)
+    if args.write:
+        _write_section(args.write, "## Decoder speed", text)
+    del torch
+    return 0
+
+
+def _write_section(path: str, heading: str, body: str) -> None:
+    """Replace (or append) one ``## `` section of a markdown file, keeping the others."""
+    old = open(path).read() if os.path.exists(path) else "# Performance\n"
+    lines = old.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.strip() == heading), None)
+    block = [heading, "", *body.splitlines(), ""]
+    if start is None:
+        lines += ["", *block]
+    else:
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+        lines[start:end] = block
+    with open(path, "w") as f:
+        f.write("\n".join(lines).rstrip() + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
