@@ -153,15 +153,25 @@ class CiaoSRDecoder(nn.Module):
         wk, bk, _ = _split_first_layer(net, key_dim)
         prep["key_hidden"] = F.linear(keys, wk, bk).reshape(b * h * w, -1)
         if self.attention == "dot":
-            # (W_last^T (q * k), (q * k) . b_last) for the neighbour at each of 3x3 offsets.
-            last = self.imnet_k.layers[-1]
-            grid = keys.transpose(1, 2).reshape(b, key_dim, h, w)
-            shifted = F.unfold(grid, 3, padding=1).view(b, key_dim, 9, h * w)  # k at p + offset
-            qk = keys.transpose(1, 2).unsqueeze(2) * shifted  # (B, 9C, 9, HW)
-            qk = qk.permute(0, 3, 2, 1)  # (B, HW, 9, 9C)
-            prep["logit_weight"] = (qk @ last.weight).reshape(b * h * w * 9, -1)
-            prep["logit_bias"] = (qk @ last.bias).reshape(b * h * w * 9)
+            prep["logit_weight"], prep["logit_bias"] = self._logit_tables(keys, h, w)
         return prep
+
+    def _logit_tables(self, keys: torch.Tensor, h: int, w: int, block: int = 4096):
+        """``W_last^T (q * k)`` and ``(q * k) . b_last`` of imnet_k for the query at every LR
+        pixel p and the neighbour at each of the 3x3 offsets p + d: (B*HW*9, hidden) and
+        (B*HW*9,). Computed in blocks of pixels to bound the temporary ``q * k``."""
+        b, _, key_dim = keys.shape
+        last = self.imnet_k.layers[-1]
+        grid = keys.transpose(1, 2).reshape(b, key_dim, h, w)
+        shifted = F.unfold(grid, 3, padding=1).view(b, key_dim, 9, h * w)  # k at p + offset
+        weights, biases = [], []
+        for start in range(0, h * w, block):
+            stop = min(start + block, h * w)
+            qk = keys[:, start:stop].unsqueeze(2) * shifted[..., start:stop].permute(0, 3, 2, 1)  # (B, n, 9, 9C)
+            weights.append(qk @ last.weight)
+            biases.append(qk @ last.bias)
+        return (torch.cat(weights, dim=1).reshape(b * h * w * 9, -1),
+                torch.cat(biases, dim=1).reshape(b * h * w * 9))
 
     def _query_fast(self, prep: dict, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
         h, w = prep["size"]
