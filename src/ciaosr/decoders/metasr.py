@@ -91,7 +91,8 @@ class MetaSRDecoder(nn.Module):
         r_rev = cell[..., :1] * (h / 2)  # 1 / s_row (the official code uses the row axis only)
         weights = self.imnet(torch.cat([rel, r_rev], dim=-1).reshape(bs * q, 3))
         weights = weights.view(bs * q, d, self.out_dim)
-        pred = torch.bmm(q_feat.reshape(bs * q, 1, d), weights)
+        # contiguous: bmm on a strided view falls back to one tiny product per query
+        pred = torch.bmm(q_feat.reshape(bs * q, 1, d).contiguous(), weights)
         return pred.view(bs, q, self.out_dim)
 
     def forward(self, feat: Tensor, coord: Tensor, cell: Tensor) -> Tensor:

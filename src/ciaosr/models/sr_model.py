@@ -36,7 +36,8 @@ class ImplicitSRModel(nn.Module):
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module, *, mean, std, residual: bool):
         super().__init__()
-        self.encoder = encoder
+        # Channels-last convolutions run about 1.5-2x faster on CPU (oneDNN) and on GPU.
+        self.encoder = encoder.to(memory_format=torch.channels_last)
         self.decoder = decoder
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
@@ -58,7 +59,7 @@ class ImplicitSRModel(nn.Module):
     def encode(self, lr: torch.Tensor, **prepare_kwargs) -> EncodedImage:
         """``lr``: (B, 3, H, W) RGB in [0, 1]."""
         x = self.normalise(lr)
-        feat = self.encoder(x)
+        feat = self.encoder(x.contiguous(memory_format=torch.channels_last))
         return EncodedImage(x, feat, self.decoder.prepare(feat, **prepare_kwargs))
 
     def decode(self, enc: EncodedImage, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
