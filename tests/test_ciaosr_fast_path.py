@@ -33,8 +33,10 @@ def _batch_queries():
 
 @pytest.mark.parametrize("decoder_args", [{}, {"non_local": False}, {"attention": "mlp"}],
                          ids=["full", "no-nonlocal", "mlp-attention"])
-def test_fast_equals_reference_forward_and_backward(decoder_args):
+@pytest.mark.parametrize("density", [0.0, float("inf")], ids=["logit-table", "logit-per-query"])
+def test_fast_equals_reference_forward_and_backward(decoder_args, density):
     fast, ref = _pair(decoder_args)
+    fast.decoder.table_density = density
     lr = torch.rand(2, 3, 7, 9)
     coord, cell = _batch_queries()
     out_fast = fast(lr, coord, cell)

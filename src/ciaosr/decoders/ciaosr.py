@@ -13,8 +13,9 @@ Two ways to compute the same thing (float32 results agree to ~1e-6):
   once per LR pixel, and the attention logit ``q . (k * (W h + b))`` is evaluated as
   ``(W^T (q * k)) . h + (q * k) . b``, where ``W^T (q * k)`` depends only on the query's
   LR pixel and the neighbour's offset from it (one of 3x3), so it is tabulated per
-  (LR pixel, offset) instead of computed per query. The four neighbours go through
-  each MLP as one batch.
+  (LR pixel, offset) instead of computed per query (when queries are dense: more than
+  2.25 per LR pixel, as when upscaling whole images; sparse training batches compute
+  the logit per query). The four neighbours go through each MLP as one batch.
 * ``mode='reference'`` computes as the official code does: the non-local attention
   and unfolding inside every query chunk, every MLP layer per query and neighbour.
   It exists for benchmarks and tests.
@@ -69,6 +70,9 @@ class CiaoSRDecoder(nn.Module):
         self.non_local = non_local
         self.attention = attention
         self.mode = mode
+        # Queries per LR pixel from which tabulating the logit weights (9 per pixel) beats
+        # computing them per query and neighbour (4 per query).
+        self.table_density = 2.25
         key_dim = 9 * in_dim
         value_dim = 10 * in_dim if non_local else 9 * in_dim
         hidden = tuple(hidden)
@@ -152,8 +156,7 @@ class CiaoSRDecoder(nn.Module):
         net = self.imnet_k if self.attention == "dot" else self.imnet_a
         wk, bk, _ = _split_first_layer(net, key_dim)
         prep["key_hidden"] = F.linear(keys, wk, bk).reshape(b * h * w, -1)
-        if self.attention == "dot":
-            prep["logit_weight"], prep["logit_bias"] = self._logit_tables(keys, h, w)
+        prep["keys"] = keys.reshape(b * h * w, key_dim)
         return prep
 
     def _logit_tables(self, keys: torch.Tensor, h: int, w: int, block: int = 4096):
@@ -197,12 +200,23 @@ class CiaoSRDecoder(nn.Module):
         _, _, wk_pos = _split_first_layer(net, self.in_dim * 9)
         hk = _first_layer(prep["key_hidden"], flat, pos, wk_pos)
         if self.attention == "dot":
-            hk = _run_tail(self.imnet_k, hk, stop=-1)  # up to the last hidden layer
-            q_row, q_col = q_idx // w, q_idx % w
-            n_row, n_col = n_idx // w, n_idx % w
-            offset = (n_row - q_row.unsqueeze(2) + 1) * 3 + (n_col - q_col.unsqueeze(2) + 1)
-            pair = ((q_idx.unsqueeze(2) + base) * 9 + offset).reshape(-1)
-            logits = (prep["logit_weight"][pair] * hk).sum(-1) + prep["logit_bias"][pair]
+            if "logit_weight" not in prep and nq >= self.table_density * h * w:
+                # Dense queries (upscaling a whole image): tabulate W^T (q * k) once.
+                prep["logit_weight"], prep["logit_bias"] = self._logit_tables(
+                    prep["keys"].view(bsz, h * w, -1), h, w)
+            q_rows = (q_idx + base[..., 0]).reshape(-1)
+            if "logit_weight" in prep:
+                hk = _run_tail(self.imnet_k, hk, stop=-1)  # up to the last hidden layer
+                q_row, q_col = q_idx // w, q_idx % w
+                n_row, n_col = n_idx // w, n_idx % w
+                offset = (n_row - q_row.unsqueeze(2) + 1) * 3 + (n_col - q_col.unsqueeze(2) + 1)
+                pair = ((q_idx.unsqueeze(2) + base) * 9 + offset).reshape(-1)
+                logits = (prep["logit_weight"][pair] * hk).sum(-1) + prep["logit_bias"][pair]
+            else:
+                # Sparse queries (training batches): q . (k * imnet_k(...)) per query.
+                m_k = _run_tail(self.imnet_k, hk).view(bsz * nq, 4, -1)
+                qk = prep["keys"][flat].view(bsz * nq, 4, -1) * prep["keys"][q_rows].unsqueeze(1)
+                logits = (qk * m_k).sum(-1)
         else:
             logits = _run_tail(self.imnet_a, hk)[..., 0]
         attn = torch.softmax(logits.view(bsz * nq, 1, 4), dim=-1)
