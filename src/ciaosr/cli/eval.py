@@ -41,12 +41,15 @@ def register(sub) -> None:
 
 
 def _write_json(path: Path, report: dict) -> None:
+    from ..data.benchmark import default_file_mode
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(report, f, indent=2)
             f.write("\n")
+        os.chmod(tmp, default_file_mode())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

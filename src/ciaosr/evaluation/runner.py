@@ -5,15 +5,12 @@ from __future__ import annotations
 import inspect
 import math
 import os
-import tempfile
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
-import numpy as np
 import torch
-from PIL import Image
 
-from ..data.benchmark import BenchmarkSet, scale_label
+from ..data.benchmark import BenchmarkSet, save_png_atomic, scale_label
 from ..data.matlab_bicubic import imresize_uint8
 from ..errors import CiaosrError
 from .protocol import MMEDIT_TILE, MMEDIT_TILE_OVERLAP, METRICS, PROTOCOLS, Protocol
@@ -169,16 +166,8 @@ def _resolve_dataset(root: Path, name: str) -> Path:
 
 def save_png(img: torch.Tensor, path: Path) -> None:
     """(3, H, W) in [0, 1] -> 8-bit PNG, written atomically."""
-    arr = (img.detach().clamp(0, 1) * 255.0).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        Image.fromarray(np.ascontiguousarray(arr), mode="RGB").save(tmp, format="PNG")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    save_png_atomic((img.detach().clamp(0, 1) * 255.0).round().to(torch.uint8), path)
 
 
 def _mean(values: list[float]) -> float:
@@ -188,8 +177,7 @@ def _mean(values: list[float]) -> float:
 def evaluate(model_name: str, data_root: str | os.PathLike, datasets: Sequence[str], scales: Sequence[float], *,
              protocol: str = "liif", metrics: Sequence[str] = METRICS, steps: Sequence[float] | None = None,
              device: str | None = None, save_images: str | os.PathLike | None = None, chunk: int = 30000,
-             progress: bool | None = None, model=None,
-             on_result: Callable[[str, str, dict], None] | None = None) -> dict:
+             progress: bool | None = None, model=None) -> dict:
     """Evaluate and return ``{"protocol", "model", "steps", "results": {set: {scale: ...}}}``.
 
     ``results[set][scale]`` holds the mean ``psnr``/``ssim`` over the set and
@@ -247,8 +235,6 @@ def evaluate(model_name: str, data_root: str | os.PathLike, datasets: Sequence[s
             entry["lr_source"] = bset.lr_source
             entry["per_image"] = per_image
             results[name][label] = entry
-            if on_result is not None:
-                on_result(name, label, entry)
     return {
         "protocol": protocol,
         "model": str(model_name),

@@ -13,7 +13,6 @@ For benchmarks the channel is Y in [0, 255] after the protocol's shave: see
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from .psnr import _batched, liif_y, matlab_y, shave, to_uint8
 
@@ -33,10 +32,21 @@ def gaussian_window(size: int = WIN, sigma: float = SIGMA, *, dtype=torch.float6
 
 
 def _filter_valid(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-    """Separable Gaussian filter of (N, 1, H, W), 'valid' region only."""
-    k = g.numel()
-    x = F.conv2d(x, g.view(1, 1, k, 1))
-    return F.conv2d(x, g.view(1, 1, 1, k))
+    """Separable filter of (..., H, W) by the 1-D kernel ``g``, 'valid' region only.
+
+    A weighted sum of shifted slices: float64 throughout, and much faster on CPU than
+    a float64 convolution.
+    """
+    taps = [float(v) for v in g]
+    k = len(taps)
+    h, w = x.shape[-2:]
+    rows = x[..., 0:h - k + 1, :] * taps[0]
+    for i in range(1, k):
+        rows.add_(x[..., i:h - k + 1 + i, :], alpha=taps[i])
+    out = rows[..., :, 0:w - k + 1] * taps[0]
+    for i in range(1, k):
+        out.add_(rows[..., :, i:w - k + 1 + i], alpha=taps[i])
+    return out
 
 
 def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 255.0):
@@ -63,8 +73,7 @@ def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 255.0):
     c1 = (K1 * data_range) ** 2
     c2 = (K2 * data_range) ** 2
     stacked = torch.cat([x, y, x * x, y * y, x * y], dim=1)  # (B, 5, H, W)
-    b = stacked.shape[0]
-    f = _filter_valid(stacked.reshape(b * 5, 1, *stacked.shape[-2:]), g).reshape(b, 5, -1)
+    f = _filter_valid(stacked, g).flatten(2)
     mx, my, mxx, myy, mxy = f.unbind(1)
     vx = mxx - mx * mx
     vy = myy - my * my

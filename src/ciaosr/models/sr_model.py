@@ -83,12 +83,16 @@ class ImplicitSRModel(nn.Module):
         return torch.cat(outs, dim=1)
 
     @torch.no_grad()
-    def upsample(self, lr: torch.Tensor, size: tuple[int, int], chunk: int = 30000) -> torch.Tensor:
-        """Whole-image super-resolution: (B, 3, H, W) in [0, 1] -> (B, 3, h, w) in [0, 1]."""
+    def upsample(self, lr: torch.Tensor, size: tuple[int, int], chunk: int = 30000,
+                 clamp: bool = True) -> torch.Tensor:
+        """Whole-image super-resolution: (B, 3, H, W) in [0, 1] -> (B, 3, h, w), clamped to
+        [0, 1] unless ``clamp=False`` (e.g. to average tiles before clamping, as mmediting)."""
         b = lr.shape[0]
         h, w = size
         coord = make_coord((h, w), lr.device).unsqueeze(0).expand(b, -1, -1)
         cell = make_cell((h, w), h * w, lr.device).unsqueeze(0).expand(b, -1, -1)
         pred = self.decode_chunked(self.encode(lr), coord, cell, chunk)
-        img = self.to_image(pred).clamp(0, 1)
+        img = self.to_image(pred)
+        if clamp:
+            img = img.clamp(0, 1)
         return img.view(b, h, w, 3).permute(0, 3, 1, 2).contiguous()
