@@ -1,0 +1,144 @@
+"""Training speed of each implicit decoder on the same EDSR-baseline encoder.
+
+One training iteration = forward on a batch of 48x48 LR crops with 2304 queries each
+(the paper's recipe), L1 loss, backward, Adam step. The batch is synthetic but shaped
+exactly like ``SRTrainDataset``'s (scale-2 crops: cells 2/96), so data loading is not
+timed. Each decoder is warmed up, then timed ``--repeats`` times over ``--iters``
+iterations; the table gives the median iterations/s.
+
+    python benchmarks/train_speed.py                    # CPU: batch 2, a few minutes
+    python benchmarks/train_speed.py --device cuda --batch 16 --iters 20
+
+Prints a markdown table with the date, machine, torch version and thread count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+from ciaosr import build_model
+from ciaosr.coords import make_coord
+from ciaosr.models.factory import count_parameters
+
+DECODERS = ["ciaosr", "liif", "lte", "metasr"]
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{cpu_name()} ({os.cpu_count()} logical CPUs)"
+
+
+def make_batch(batch: int, lr_patch: int, queries: int, scale: float, device, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    crop = round(lr_patch * scale)
+    lr = torch.rand(batch, 3, lr_patch, lr_patch, generator=g)
+    grid = make_coord((crop, crop))
+    idx = torch.stack([torch.randperm(crop * crop, generator=g)[:queries] for _ in range(batch)])
+    coord = grid[idx]
+    cell = torch.full((batch, queries, 2), 2.0 / crop)
+    gt = torch.rand(batch, queries, 3, generator=g)
+    return [t.to(device) for t in (lr, coord, cell, gt)]
+
+
+def time_decoder(decoder: str, args, device) -> dict:
+    torch.manual_seed(0)
+    model = build_model(f"{args.encoder}-{decoder}").to(device).train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    lr, coord, cell, gt = make_batch(args.batch, args.lr_patch, args.queries, args.scale, device)
+    amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(args.amp)
+    scaler = torch.amp.GradScaler("cuda") if args.amp == "fp16" else None
+
+    def step():
+        with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
+            pred = model(lr, coord, cell)
+        loss = F.l1_loss(pred.float(), model.normalise_target(gt))
+        opt.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+        else:
+            loss.backward()
+            opt.step()
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    for _ in range(args.warmup):
+        step()
+    sync()
+    rates = []
+    for _ in range(args.repeats):
+        t0 = time.perf_counter()
+        for _ in range(args.iters):
+            step()
+        sync()
+        rates.append(args.iters / (time.perf_counter() - t0))
+    return {"decoder": decoder, "model": f"{args.encoder}-{decoder}", "params": count_parameters(model),
+            "it_s": statistics.median(rates), "min": min(rates), "max": max(rates)}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--encoder", default="edsr-baseline")
+    p.add_argument("--decoders", nargs="+", default=DECODERS, choices=DECODERS)
+    p.add_argument("--batch", type=int, default=2, help="LR crops per iteration (the paper: 16)")
+    p.add_argument("--lr-patch", type=int, default=48)
+    p.add_argument("--queries", type=int, default=2304)
+    p.add_argument("--scale", type=float, default=2.0, help="scale of the synthetic crops (sets the cells)")
+    p.add_argument("--iters", type=int, default=3, help="iterations per timed repeat")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--amp", choices=["none", "bf16", "fp16"], default="none")
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
+    args = p.parse_args(argv)
+    device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    rows = [time_decoder(d, args, device) for d in args.decoders]
+    load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    ref = next((r["it_s"] for r in rows if r["decoder"] == "liif"), None)
+    print(f"- date: {datetime.date.today().isoformat()}")
+    print(f"- machine: {machine(device)}; device: {device}")
+    print(f"- torch {torch.__version__}, {torch.get_num_threads()} threads, Python {platform.python_version()}")
+    if load_before is not None:
+        print(f"- system load average (1 min) before / after: {load_before:.1f} / {load_after:.1f} "
+              f"(other processes on the machine slow the timings down)")
+    print(f"- batch {args.batch} x {args.lr_patch}x{args.lr_patch} LR crops, {args.queries} queries each, "
+          f"amp {args.amp}; median of {args.repeats} repeats of {args.iters} iterations after {args.warmup} warm-up")
+    print()
+    print("| decoder | model | parameters | iterations/s (median) | range | s/iteration | vs LIIF |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    for r in rows:
+        rel = f"{r['it_s'] / ref:.2f}x" if ref else "-"
+        print(f"| {r['decoder']} | {r['model']} | {r['params']:,} | {r['it_s']:.3f} | "
+              f"{r['min']:.3f}-{r['max']:.3f} | {1 / r['it_s']:.2f} | {rel} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

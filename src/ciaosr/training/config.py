@@ -1,0 +1,341 @@
+"""Training configuration: YAML files checked against one schema of defaults.
+
+Every key a config may set is in ``DEFAULTS``; a key that is not there is an error
+(a typo must not silently fall back to a default). ``--set a.b=value`` overrides one
+key, the value read as YAML (``--set train.iterations=500``, ``--set data.scales=[2,3]``).
+Keys under ``model.encoder_args``, ``model.decoder_args`` are free-form: they are
+passed to the model constructors, which check them.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+
+from ..errors import CiaosrError
+
+# Sections whose contents are passed through unchecked (constructor arguments).
+FREE_FORM = {"model.encoder_args", "model.decoder_args"}
+
+DEFAULTS: dict[str, Any] = {
+    "name": None,  # run name; default: the config file's stem
+    "output_dir": "runs",  # run folder = <output_dir>/<name>
+    "data_root": "../shared/datasets",  # data paths below are relative to this
+    "seed": 0,
+    "device": "auto",  # auto, cpu, cuda (under torchrun: cuda:<LOCAL_RANK>)
+    "threads": None,  # CPU threads per process (torch.set_num_threads); null: PyTorch's default
+    "model": {
+        "name": "edsr-baseline-ciaosr",
+        "encoder_args": {},
+        "decoder_args": {},
+    },
+    "init": {
+        "checkpoint": None,  # weights to start from: our .safetensors, an official checkpoint, a state file
+        "parts": ["all"],  # any of: all, encoder, decoder
+    },
+    "freeze_encoder": False,
+    "data": {
+        "train": ["DIV2K-mini/HR"],  # folders of HR images
+        "scale_min": 1.0,
+        "scale_max": 4.0,
+        "scales": None,  # a discrete set instead, e.g. [2, 3, 4]
+        "lr_patch": 48,
+        "num_queries": 2304,
+        "augment": True,
+        "cache": True,  # keep decoded images in memory
+        "num_workers": 4,
+    },
+    "train": {
+        "batch_size": 16,  # per process; effective batch = batch_size x world size
+        "iterations": 1_000_000,
+        "amp": "none",  # none, bf16, fp16 (fp16: GPU only, with a GradScaler)
+        "grad_clip": None,  # max gradient L2 norm
+        "ema_decay": None,  # e.g. 0.999; validation and exported weights then use the EMA
+        "log_every": 100,
+        "save_every": 5000,  # training-state checkpoint period (steps)
+        "keep_states": 2,  # how many training states to keep
+        "progress": "auto",  # tqdm bar: auto (when a terminal), true, false
+    },
+    "optimizer": {
+        "type": "adam",  # adam or adamw
+        "lr": 1.0e-4,
+        "betas": [0.9, 0.999],
+        "weight_decay": 0.0,
+    },
+    "scheduler": {
+        "type": "step",  # step, multistep or constant
+        "step_size": 200_000,  # step: lr x gamma every step_size iterations
+        "milestones": [],  # multistep: lr x gamma at these iterations
+        "gamma": 0.5,
+    },
+    "val": {
+        "every": 0,  # validation period in steps; 0: only at the end; null: never
+        "datasets": [],  # under data_root: benchmark sets (<set>/HR) or folders of HR images
+        "scales": [4],
+        "protocol": "liif",
+        "max_images": None,  # the first N images of each set
+        "chunk": 30000,
+    },
+}
+
+CHOICES = {
+    "train.amp": ("none", "bf16", "fp16"),
+    "optimizer.type": ("adam", "adamw"),
+    "scheduler.type": ("step", "multistep", "constant"),
+    "val.protocol": ("liif", "mmedit"),
+    "init.parts": ("all", "encoder", "decoder"),
+    "train.progress": ("auto", True, False),
+}
+
+
+def _kind(default) -> str | None:
+    if isinstance(default, bool):
+        return "bool"
+    if isinstance(default, int):
+        return "int"
+    if isinstance(default, float):
+        return "float"
+    if isinstance(default, str):
+        return "str"
+    if isinstance(default, list):
+        return "list"
+    if isinstance(default, dict):
+        return "dict"
+    return None  # None default: anything (checked where used)
+
+
+# Keys whose values are checked against CHOICES only (mixed types).
+UNTYPED = {"train.progress"}
+
+
+def _coerce(key: str, value, default):
+    """``value`` checked against the type of ``default`` (YAML gives '1e-4' as a string)."""
+    kind = None if key in UNTYPED else _kind(default)
+    if value is None or kind is None:
+        return value
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+    elif kind == "int":
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif kind == "float":
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif kind == "str":
+        if isinstance(value, str):
+            return value
+    elif kind == "list":
+        if isinstance(value, (list, tuple)):
+            return list(value)
+        if key in ("data.train", "val.datasets", "init.parts") and isinstance(value, str):
+            return [value]
+    elif kind == "dict":
+        if isinstance(value, dict):
+            return value
+    names = {"bool": "true or false", "int": "an integer", "float": "a number", "str": "a string",
+             "list": "a list", "dict": "a mapping"}
+    raise CiaosrError(f"config key '{key}' must be {names[kind]}, got {value!r}")
+
+
+def _merge(base: dict, update: dict, prefix: str, source: str) -> None:
+    for key, value in update.items():
+        if not isinstance(key, str):
+            raise CiaosrError(f"{source}: config keys must be strings, got {key!r}")
+        path = f"{prefix}{key}"
+        if key not in base:
+            raise CiaosrError(f"{source}: unknown config key '{path}'{_suggest(base, key, prefix)}")
+        default = base[key]
+        if isinstance(default, dict) and path not in FREE_FORM:
+            if value is None:
+                value = {}
+            if not isinstance(value, dict):
+                raise CiaosrError(f"{source}: config key '{path}' must be a mapping, got {value!r}")
+            _merge(default, value, path + ".", source)
+        elif path in FREE_FORM:
+            if value is None:
+                value = {}
+            if not isinstance(value, dict):
+                raise CiaosrError(f"{source}: config key '{path}' must be a mapping, got {value!r}")
+            base[key] = dict(value)
+        else:
+            try:
+                base[key] = _coerce(path, value, DEFAULT_LOOKUP.get(path, default))
+            except CiaosrError as exc:
+                raise CiaosrError(f"{source}: {exc}") from None
+
+
+def _suggest(section: dict, key: str, prefix: str) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(key, [k for k in section], n=1)
+    return f" (did you mean '{prefix}{close[0]}'?)" if close else ""
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        out[f"{prefix}{k}"] = v
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+    return out
+
+
+DEFAULT_LOOKUP = _flatten(DEFAULTS)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``'train.lr=1e-3'`` -> (['train', 'lr'], 0.001)."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise CiaosrError(f"--set needs KEY=VALUE, got {text!r}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key.split("."), value
+
+
+def _nest(parts: list[str], value) -> dict:
+    out: Any = value
+    for p in reversed(parts):
+        out = {p: out}
+    return out
+
+
+def read_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise CiaosrError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "syntax error"
+        raise CiaosrError(f"{path}: not valid YAML ({first})") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise CiaosrError(f"{path}: a config must be a mapping of keys, got {type(data).__name__}")
+    return data
+
+
+def build_config(data: dict | None, overrides: Sequence[str] = (), *, source: str = "config",
+                 default_name: str | None = None) -> dict:
+    """Defaults, then ``data`` (a parsed YAML mapping), then ``--set`` overrides; checked."""
+    cfg = copy.deepcopy(DEFAULTS)
+    _merge(cfg, data or {}, "", source)
+    for text in overrides:
+        parts, value = parse_override(text)
+        if len(parts) > 2 and ".".join(parts[:2]) in FREE_FORM:
+            # One constructor argument: set it, keep the others.
+            node = cfg[parts[0]].setdefault(parts[1], {})
+            for p in parts[2:-1]:
+                if not isinstance(node.get(p), dict):
+                    node[p] = {}
+                node = node[p]
+            node[parts[-1]] = value
+            continue
+        _merge(cfg, _nest(parts, value), "", "--set")
+    if not cfg["name"]:
+        cfg["name"] = default_name or "run"
+    validate(cfg)
+    return cfg
+
+
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> dict:
+    path = Path(path)
+    return build_config(read_yaml(path), overrides, source=str(path), default_name=path.stem)
+
+
+def _positive(cfg: dict, key: str, allow_zero: bool = False, allow_none: bool = False) -> None:
+    value = get(cfg, key)
+    if value is None and allow_none:
+        return
+    ok = isinstance(value, (int, float)) and math.isfinite(value) and (value >= 0 if allow_zero else value > 0)
+    if not ok:
+        what = "a number >= 0" if allow_zero else "a positive number"
+        raise CiaosrError(f"config key '{key}' must be {what}, got {value!r}")
+
+
+def get(cfg: dict, dotted: str):
+    node = cfg
+    for part in dotted.split("."):
+        node = node[part]
+    return node
+
+
+def validate(cfg: dict) -> None:
+    """Value checks that do not touch the file system."""
+    for key, allowed in CHOICES.items():
+        value = get(cfg, key)
+        values = value if isinstance(value, list) else [value]
+        for v in values:
+            if v not in allowed:
+                shown = ", ".join(str(a).lower() for a in allowed)
+                raise CiaosrError(f"config key '{key}' must be one of {shown}, got {v!r}")
+    if not isinstance(cfg["name"], str) or not cfg["name"] or "/" in cfg["name"]:
+        raise CiaosrError(f"config key 'name' must be a run name without '/', got {cfg['name']!r}")
+    ckpt = cfg["init"]["checkpoint"]
+    if ckpt is not None and not isinstance(ckpt, str):
+        raise CiaosrError(f"config key 'init.checkpoint' must be a path, got {ckpt!r}")
+    scales = cfg["data"]["scales"]
+    if scales is not None and (not isinstance(scales, list) or not scales
+                               or not all(isinstance(s, (int, float)) and not isinstance(s, bool) for s in scales)):
+        raise CiaosrError(f"config key 'data.scales' must be a list of numbers or null, got {scales!r}")
+    if not cfg["init"]["parts"]:
+        raise CiaosrError("config key 'init.parts' must not be empty")
+    if not isinstance(cfg["seed"], int) or cfg["seed"] < 0:
+        raise CiaosrError(f"config key 'seed' must be an integer >= 0, got {cfg['seed']!r}")
+    for key in ("train.batch_size", "train.iterations", "train.log_every", "train.save_every",
+                "train.keep_states", "data.lr_patch", "optimizer.lr", "val.chunk"):
+        _positive(cfg, key)
+    for key in ("data.num_workers", "optimizer.weight_decay"):
+        _positive(cfg, key, allow_zero=True)
+    _positive(cfg, "data.num_queries", allow_none=True)
+    threads = cfg["threads"]
+    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
+        raise CiaosrError(f"config key 'threads' must be a positive integer or null, got {threads!r}")
+    _positive(cfg, "train.grad_clip", allow_none=True)
+    _positive(cfg, "val.max_images", allow_none=True)
+    _positive(cfg, "val.every", allow_zero=True, allow_none=True)
+    ema = cfg["train"]["ema_decay"]
+    if ema is not None and not (isinstance(ema, (int, float)) and 0 < ema < 1):
+        raise CiaosrError(f"config key 'train.ema_decay' must be in (0, 1), got {ema!r}")
+    sched = cfg["scheduler"]
+    if sched["type"] == "step":
+        _positive(cfg, "scheduler.step_size")
+    if sched["type"] == "multistep" and not sched["milestones"]:
+        raise CiaosrError("config key 'scheduler.milestones' must list iterations for a multistep schedule")
+    if not isinstance(sched["gamma"], (int, float)) or not 0 < sched["gamma"] <= 1:
+        raise CiaosrError(f"config key 'scheduler.gamma' must be in (0, 1], got {sched['gamma']!r}")
+    betas = cfg["optimizer"]["betas"]
+    if len(betas) != 2 or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas):
+        raise CiaosrError(f"config key 'optimizer.betas' must be two numbers in [0, 1), got {betas!r}")
+    if not cfg["data"]["train"]:
+        raise CiaosrError("config key 'data.train' must list at least one folder of HR images")
+    for key in ("data.train", "val.datasets"):
+        for item in get(cfg, key):
+            if not isinstance(item, str) or not item:
+                raise CiaosrError(f"config key '{key}' must list folder names, got {item!r}")
+    if cfg["val"]["datasets"]:
+        for s in cfg["val"]["scales"]:
+            if not isinstance(s, (int, float)) or not math.isfinite(s) or s <= 1:
+                raise CiaosrError(f"config key 'val.scales' must hold scales above 1, got {s!r}")
+    if cfg["train"]["amp"] == "fp16" and str(cfg["device"]).startswith("cpu"):
+        raise CiaosrError("train.amp=fp16 needs a GPU (use bf16 on CPU)")
+
+
+def dump_config(cfg: dict) -> str:
+    return yaml.safe_dump(cfg, sort_keys=False, default_flow_style=None)

@@ -1,0 +1,399 @@
+"""The training loop: L1 on sampled query pixels, Adam, step schedule; resumable to the step.
+
+``Trainer(cfg, resume=...)`` checks everything that can be wrong with a run (config
+values, data folders, validation sets, initial weights, the resume state, the run
+folder) in its constructor, before any process group, file or training step exists.
+``run()`` then trains.
+
+Determinism: sample ``k`` of the data stream depends only on ``(seed, k)``; before each
+step the torch RNG (drop-path in SwinIR) is re-seeded from ``(seed, step, rank)``. With
+the weights, optimiser, scheduler, EMA and GradScaler restored from a state, a resumed
+run therefore repeats the uninterrupted one exactly on CPU (and up to the GPU kernels'
+own non-determinism on GPU).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from ..checkpoints.native import save_checkpoint
+from ..data.train_dataset import SRTrainDataset, StreamSampler
+from ..errors import CiaosrError
+from ..models.factory import build_model
+from . import checkpointing as ckpt
+from .config import dump_config
+from .distributed import (DistInfo, any_flag, barrier, cleanup, dist_info_from_env, init_process_group,
+                          mean_scalar, resolve_device)
+from .ema import EMA
+from .logging import RunLogger
+from .validation import Validator
+
+# Config keys that may change between an interrupted run and its resume without a warning.
+RESUME_FREE_KEYS = ("name", "output_dir", "data_root", "device", "threads", "data.num_workers", "data.cache",
+                    "train.iterations", "train.log_every", "train.save_every", "train.keep_states", "train.progress",
+                    "val.", "init.")
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    step: int
+    interrupted: int | None = None  # the signal that stopped the run, if any
+    last_loss: float | None = None
+    best_psnr: float | None = None
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and not k.endswith("_args"):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _quiet_worker(_worker_id: int) -> None:
+    """DataLoader workers leave SIGINT/SIGTERM to the main process, which finishes its
+    step, saves a state and then shuts them down (a Ctrl-C reaches every process of the
+    terminal's process group; a worker dying of it would abort the save)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def _step_seed(seed: int, step: int, rank: int) -> int:
+    return int(np.random.SeedSequence([seed, 0x57E9, step, rank]).generate_state(1, np.uint64)[0] >> 1)
+
+
+class Trainer:
+    def __init__(self, cfg: dict, *, resume: str | bool | None = None,
+                 step_callback: Callable[["Trainer", int], None] | None = None,
+                 dist_info: DistInfo | None = None):
+        self.cfg = cfg
+        self.info = dist_info or dist_info_from_env()
+        self.step_callback = step_callback
+        self._warnings: list[str] = []
+        tcfg, dcfg = cfg["train"], cfg["data"]
+
+        self.device = resolve_device(cfg["device"], self.info)
+        if tcfg["amp"] == "fp16" and self.device.type != "cuda":
+            raise CiaosrError("train.amp=fp16 needs a GPU (use bf16 on CPU)")
+        if tcfg["amp"] == "bf16" and self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise CiaosrError("train.amp=bf16 is not supported by this GPU (use fp16)")
+
+        self.data_root = Path(cfg["data_root"]).expanduser()
+        self.run_dir = Path(cfg["output_dir"]).expanduser() / cfg["name"]
+
+        # Data: folders exist and hold images; images too small are skipped (warned).
+        self.dataset = SRTrainDataset(
+            [self.data_root / f for f in dcfg["train"]], seed=cfg["seed"], scale_min=dcfg["scale_min"],
+            scale_max=dcfg["scale_max"], scales=dcfg["scales"], lr_patch=dcfg["lr_patch"],
+            num_queries=dcfg["num_queries"], augment=dcfg["augment"], cache=False, warn=self._warnings.append)
+        vcfg = cfg["val"]
+        self.validator = None
+        if vcfg["datasets"] and vcfg["every"] is not None:
+            self.validator = Validator(self.data_root, vcfg["datasets"], vcfg["scales"], protocol=vcfg["protocol"],
+                                       max_images=vcfg["max_images"], chunk=vcfg["chunk"])
+
+        # Resume state: found, readable, and of this very model.
+        self.resume_path = ckpt.resolve_resume(resume, self.run_dir)
+        self.state = ckpt.load_state(self.resume_path) if self.resume_path else None
+        if self.state is None and ckpt.list_states(self.run_dir):
+            raise CiaosrError(f"run folder {self.run_dir} already holds training states: continue it with --resume, "
+                              f"or start a new run with --set name=OTHER")
+
+        init_ckpt = cfg["init"]["checkpoint"]
+        if init_ckpt and not self.state:
+            p = Path(init_ckpt).expanduser()
+            if p.exists():
+                init_ckpt = str(p)
+            elif "/" in init_ckpt or p.suffix:
+                raise CiaosrError(f"init.checkpoint not found: {init_ckpt}")
+
+        # The model (seeded, so every process builds the same weights).
+        torch.manual_seed(cfg["seed"])
+        mcfg = cfg["model"]
+        self.model = build_model(mcfg["name"], mcfg["encoder_args"], mcfg["decoder_args"])
+        if self.state is not None:
+            ckpt.check_state_matches(self.state, self.model.spec, str(self.resume_path))
+            self._compare_configs()
+        elif init_ckpt:
+            ckpt.load_init_weights(self.model, init_ckpt, cfg["init"]["parts"])
+        if cfg["freeze_encoder"]:
+            for p in self.model.encoder.parameters():
+                p.requires_grad_(False)
+        self.trainable = [p for p in self.model.parameters() if p.requires_grad]
+        if not self.trainable:
+            raise CiaosrError("nothing to train: every parameter is frozen")
+        if dcfg["cache"]:
+            self.dataset.enable_cache()
+
+    # ------------------------------------------------------------------------
+    def _compare_configs(self) -> None:
+        try:
+            import yaml
+
+            old = yaml.safe_load(self.state.get("config", "")) or {}
+        except Exception:
+            return
+        a, b = _flat(old), _flat(self.cfg)
+        changed = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)
+                   and not any(k == f or (f.endswith(".") and k.startswith(f)) for f in RESUME_FREE_KEYS)]
+        if changed:
+            self._warnings.append(f"resuming with a config that differs from the saved one in: {', '.join(changed)} "
+                                  f"(the run will not repeat an uninterrupted one exactly)")
+
+    def _make_optimizer(self):
+        ocfg = self.cfg["optimizer"]
+        cls = torch.optim.AdamW if ocfg["type"] == "adamw" else torch.optim.Adam
+        return cls(self.trainable, lr=ocfg["lr"], betas=tuple(ocfg["betas"]), weight_decay=ocfg["weight_decay"])
+
+    def _make_scheduler(self, opt):
+        scfg = self.cfg["scheduler"]
+        if scfg["type"] == "step":
+            return torch.optim.lr_scheduler.StepLR(opt, step_size=int(scfg["step_size"]), gamma=scfg["gamma"])
+        milestones = sorted(int(m) for m in scfg["milestones"]) if scfg["type"] == "multistep" else []
+        return torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=scfg["gamma"])
+
+    def _export_model(self):
+        return self.ema.model if self.ema is not None else self.model
+
+    # ------------------------------------------------------------------------
+    def run(self) -> TrainResult:
+        init_process_group(self.info, self.device)
+        ok = False
+        threads = torch.get_num_threads()
+        if self.cfg["threads"]:
+            torch.set_num_threads(self.cfg["threads"])
+        try:
+            result = self._run()
+            ok = True
+            return result
+        finally:
+            torch.set_num_threads(threads)
+            if hasattr(self, "logger"):
+                self.logger.close()
+            cleanup(self.info, synchronise=ok)
+
+    def _run(self) -> TrainResult:
+        info, cfg, dev = self.info, self.cfg, self.device
+        tcfg = cfg["train"]
+        if dev.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        model = self.model.to(dev)
+        self.ema = EMA(model, tcfg["ema_decay"]) if tcfg["ema_decay"] else None
+        net = model
+        if info.enabled:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            net = DDP(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+        opt = self._make_optimizer()
+        sched = self._make_scheduler(opt)
+        scaler = torch.amp.GradScaler("cuda") if tcfg["amp"] == "fp16" else None
+
+        step, samples_seen, best = 0, 0, None
+        if self.state is not None:
+            st = self.state
+            model.load_state_dict(st["model"])
+            opt.load_state_dict(st["optimizer"])
+            sched.load_state_dict(st["scheduler"])
+            if self.ema is not None:
+                if st.get("ema"):
+                    self.ema.load_state_dict(st["ema"])
+                else:
+                    self.ema.model.load_state_dict(model.state_dict())
+            if scaler is not None and st.get("scaler"):
+                scaler.load_state_dict(st["scaler"])
+            step, samples_seen = int(st["step"]), int(st["samples_seen"])
+            best = st.get("best_psnr")
+            if "rng_torch" in st:
+                torch.set_rng_state(st["rng_torch"])
+            if "rng_cuda" in st and dev.type == "cuda":
+                torch.cuda.set_rng_state(st["rng_cuda"], dev)
+            prev = (int(st.get("batch_size", tcfg["batch_size"])), int(st.get("world_size", info.world_size)))
+            if prev != (tcfg["batch_size"], info.world_size):
+                self._warnings.append(f"resuming with batch {tcfg['batch_size']} x {info.world_size} processes "
+                                      f"(the state was written with {prev[0]} x {prev[1]})")
+            self.state = None  # free the memory
+
+        total = int(tcfg["iterations"])
+        self.logger = RunLogger(self.run_dir, total_steps=total, start_step=min(step, total),
+                                progress=tcfg["progress"], enabled=info.is_main)
+        log = self.logger
+        if info.is_main:
+            (self.run_dir / "config.yaml").write_text(dump_config(cfg))
+        for w in self._warnings:
+            log.warn(w)
+        eff = tcfg["batch_size"] * info.world_size
+        where = f"resuming {self.resume_path} at step {step}" if self.resume_path else "starting"
+        log.info(f"{where}: {cfg['model']['name']} on {dev}"
+                 f"{f' x {info.world_size} processes' if info.enabled else ''}, batch {tcfg['batch_size']}"
+                 f"{f' per process = {eff}' if info.enabled else ''}, {len(self.dataset)} training images, "
+                 f"{total} iterations, run folder {self.run_dir}")
+
+        remaining = max(total - step, 0)
+        bs = tcfg["batch_size"]
+        loader = DataLoader(
+            self.dataset, batch_size=bs,
+            sampler=StreamSampler(samples_seen, remaining, bs, info.rank, info.world_size),
+            num_workers=cfg["data"]["num_workers"], pin_memory=dev.type == "cuda", drop_last=False,
+            worker_init_fn=_quiet_worker if cfg["data"]["num_workers"] > 0 else None,
+        )
+        amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(tcfg["amp"])
+        clip = tcfg["grad_clip"]
+        log_every, save_every = int(tcfg["log_every"]), int(tcfg["save_every"])
+        vevery = cfg["val"]["every"]
+
+        stop = {"signal": None}
+        restore = self._install_signal_handlers(stop)
+        loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
+        n_sum, t_last, last_loss, steps_last = 0, time.time(), None, 0
+
+        def save_all(reason: str) -> None:
+            if info.is_main:
+                state = self._state_dict(step, samples_seen, best, opt, sched, scaler)
+                path = ckpt.save_state(state, ckpt.state_path(self.run_dir, step))
+                ckpt.prune_states(self.run_dir, tcfg["keep_states"])
+                save_checkpoint(self._export_model(), self.run_dir / "last.safetensors",
+                                {"step": step, "trained_by": "ciaosr train", "run": cfg["name"]})
+                log.info(f"step {step}: saved training state {path} ({reason})")
+            barrier(info)
+
+        def validate() -> None:
+            nonlocal best
+            if info.is_main:
+                results, mean, image = self.validator.run(self._export_model(), dev)
+                log.validation(step, results, mean, image)
+                if math.isfinite(mean) and (best is None or mean > best):
+                    best = mean
+                    save_checkpoint(self._export_model(), self.run_dir / "best.safetensors",
+                                    {"step": step, "trained_by": "ciaosr train", "run": cfg["name"],
+                                     "val_psnr": results, "val_psnr_mean": mean})
+            barrier(info)
+
+        try:
+            net.train()
+            for batch in loader:
+                torch.manual_seed(_step_seed(cfg["seed"], step, info.rank))
+                lr = batch["lr"].to(dev, non_blocking=True)
+                coord = batch["coord"].to(dev, non_blocking=True)
+                cell = batch["cell"].to(dev, non_blocking=True)
+                gt = batch["gt"].to(dev, non_blocking=True)
+                with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                    pred = net(lr, coord, cell)
+                loss = F.l1_loss(pred.float(), model.normalise_target(gt))
+                opt.zero_grad(set_to_none=True)
+                if scaler is not None:
+                    scaler.scale(loss).backward()
+                    if clip:
+                        scaler.unscale_(opt)
+                        torch.nn.utils.clip_grad_norm_(self.trainable, clip)
+                    scaler.step(opt)
+                    scaler.update()
+                else:
+                    loss.backward()
+                    if clip:
+                        torch.nn.utils.clip_grad_norm_(self.trainable, clip)
+                    opt.step()
+                sched.step()
+                if self.ema is not None:
+                    self.ema.update(model)
+                step += 1
+                samples_seen += bs * info.world_size
+                loss_sum += loss.detach().double()
+                n_sum += 1
+                log.advance()
+
+                if step % log_every == 0 or step == total:
+                    mean_loss = mean_scalar(float(loss_sum.item()) / n_sum, info, dev)
+                    if not math.isfinite(mean_loss):
+                        raise CiaosrError(f"the loss became {mean_loss} at step {step}; training stopped "
+                                          f"(lower optimizer.lr, set train.grad_clip, or resume from an earlier state)")
+                    now = time.time()
+                    rate = (step - steps_last) / max(now - t_last, 1e-9)
+                    log.scalars(step, mean_loss, opt.param_groups[0]["lr"], rate)
+                    last_loss, t_last, steps_last = mean_loss, now, step
+                    loss_sum.zero_()
+                    n_sum = 0
+
+                if self.step_callback is not None:
+                    self.step_callback(self, step)
+                if any_flag(stop["signal"] is not None, info, dev):
+                    save_all(f"stopped by signal {stop['signal'] or 'on another process'}")
+                    log.info(f"stopped at step {step}; continue with: ciaosr train ... --resume")
+                    return TrainResult(self.run_dir, step, stop["signal"] or signal.SIGTERM, last_loss, best)
+                if step % save_every == 0 and step < total:
+                    save_all("periodic")
+                if self.validator and vevery and step % vevery == 0 and step < total:
+                    validate()
+            if step >= total:
+                if self.validator:
+                    validate()
+                save_all("finished")
+                log.info(f"finished {step} iterations; weights in {self.run_dir / 'last.safetensors'}")
+        finally:
+            restore()
+        return TrainResult(self.run_dir, step, None, last_loss, best)
+
+    # ------------------------------------------------------------------------
+    def _state_dict(self, step, samples_seen, best, opt, sched, scaler) -> dict:
+        model = self.model
+        state = {
+            "format": ckpt.STATE_FORMAT,
+            "step": step,
+            "samples_seen": samples_seen,
+            "batch_size": self.cfg["train"]["batch_size"],
+            "world_size": self.info.world_size,
+            "best_psnr": best,
+            "model_spec": json.dumps(ckpt.canonical_spec(model.spec)),
+            "config": dump_config(self.cfg),
+            "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "scaler": scaler.state_dict() if scaler is not None else None,
+            "rng_torch": torch.get_rng_state(),
+        }
+        if torch.cuda.is_available() and self.device.type == "cuda":
+            state["rng_cuda"] = torch.cuda.get_rng_state(self.device)
+        return state
+
+    def _install_signal_handlers(self, stop: dict):
+        """SIGINT / SIGTERM: finish the current step, save a state, stop. A second
+        signal stops at once."""
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        previous = {}
+
+        def handler(signum, frame):
+            if stop["signal"] is not None:
+                for s, h in previous.items():
+                    signal.signal(s, h)
+                raise KeyboardInterrupt
+            stop["signal"] = signum
+
+        for s in (signal.SIGINT, signal.SIGTERM):
+            previous[s] = signal.getsignal(s)
+            signal.signal(s, handler)
+
+        def restore():
+            for s, h in previous.items():
+                signal.signal(s, h)
+
+        return restore
+
+
+def train(cfg: dict, *, resume: str | bool | None = None, step_callback=None) -> TrainResult:
+    return Trainer(cfg, resume=resume, step_callback=step_callback).run()

@@ -1,0 +1,434 @@
+"""Training: the data pipeline, the loop, resume to the step, DDP, config errors, exports."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import ciaosr
+from ciaosr.cli.main import main
+from ciaosr.data.train_dataset import SRTrainDataset, StreamSampler, downscale_bicubic_u8
+from ciaosr.errors import CiaosrError
+from ciaosr.training import checkpointing as ck
+from ciaosr.training.config import build_config, load_config
+from ciaosr.training.trainer import Trainer
+
+from conftest import REPO, require_shared
+
+SMOKE = REPO / "configs" / "smoke.yaml"
+
+
+@pytest.fixture(scope="module")
+def data_root() -> Path:
+    return require_shared("datasets")
+
+
+@pytest.fixture(scope="module")
+def t91(data_root) -> Path:
+    return data_root / "T91" / "HR"
+
+
+def tiny(data_root: Path, out: Path, *extra: str) -> list[str]:
+    """--set overrides for a fast run of the smoke config: no validation, tiny batches."""
+    return [f"data_root={data_root}", f"output_dir={out}", "val.datasets=[]", "train.batch_size=2",
+            "data.num_queries=64", "train.log_every=1", "train.save_every=1000", "data.num_workers=0",
+            "train.progress=false", *extra]
+
+
+def sets(overrides: list[str]) -> list[str]:
+    return [a for o in overrides for a in ("--set", o)]
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def weights_of(state_file: Path) -> dict:
+    return ck.load_state(state_file)["model"]
+
+
+def assert_same_weights(a: dict, b: dict, atol: float = 0.0) -> None:
+    assert a.keys() == b.keys()
+    worst = max((a[k].double() - b[k].double()).abs().max().item() for k in a)
+    assert worst <= atol, f"weights differ by {worst}"
+
+
+# --- data ---------------------------------------------------------------------------
+
+def test_sample_shapes_ranges_and_determinism(t91):
+    ds = SRTrainDataset([t91], seed=3, lr_patch=16, num_queries=100)
+    assert len(ds) == 91 and not ds.skipped  # 64-pixel crops fit every T91 image
+    s = ds[5]
+    assert s["lr"].shape == (3, 16, 16) and s["lr"].dtype == torch.float32
+    assert s["coord"].shape == (100, 2) and s["cell"].shape == (100, 2) and s["gt"].shape == (100, 3)
+    assert 0 <= s["lr"].min() and s["lr"].max() <= 1 and 0 <= s["gt"].min() and s["gt"].max() <= 1
+    # 8-bit values, as a bicubic-downscaled uint8 image would hold
+    assert torch.allclose((s["lr"] * 255).round(), s["lr"] * 255, atol=1e-3)
+    scale = float(s["scale"])
+    assert 1 <= scale < 4
+    crop = round(16 * scale)
+    assert torch.allclose(s["cell"], torch.full((100, 2), 2.0 / crop))
+    assert s["coord"].abs().max() < 1
+    # coordinates are pixel centres of the crop, all distinct (sampled without replacement)
+    pix = ((s["coord"] + 1) * crop / 2 - 0.5).round().long()
+    assert len({tuple(p) for p in pix.tolist()}) == 100
+    # determinism: same (seed, index) -> same sample, in another instance too
+    again = SRTrainDataset([t91], seed=3, lr_patch=16, num_queries=100)[5]
+    assert all(torch.equal(s[k], again[k]) for k in s)
+    assert not torch.equal(ds[6]["lr"], s["lr"])
+    assert not torch.equal(SRTrainDataset([t91], seed=4, lr_patch=16, num_queries=100)[5]["gt"], s["gt"])
+
+
+def test_query_values_are_the_hr_pixels(tmp_path):
+    # A gradient image whose pixel values encode their position: gt must match the coords.
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, size=(80, 90, 3), dtype=np.uint8)
+    folder = tmp_path / "hr"
+    folder.mkdir()
+    Image.fromarray(img).save(folder / "a.png")
+    ds = SRTrainDataset([folder], lr_patch=8, scales=[4], num_queries=64, augment=False)
+    s = ds[0]
+    # find the crop offset by matching the gt values against the image
+    crop = 32
+    pix = ((s["coord"] + 1) * crop / 2 - 0.5).round().long()
+    gt8 = (s["gt"] * 255).round().to(torch.uint8).numpy()
+    hits = [(y0, x0) for y0 in range(80 - crop + 1) for x0 in range(90 - crop + 1)
+            if np.array_equal(img[pix[:, 0].numpy() + y0, pix[:, 1].numpy() + x0], gt8)]
+    assert len(hits) == 1
+    y0, x0 = hits[0]
+    expect = downscale_bicubic_u8(torch.from_numpy(img[y0:y0 + crop, x0:x0 + crop]).permute(2, 0, 1), (8, 8)) / 255
+    assert torch.equal(s["lr"], expect)
+
+
+def test_lr_is_pil_style_antialiased_bicubic():
+    rng = np.random.default_rng(1)
+    img = rng.integers(0, 256, size=(100, 100, 3), dtype=np.uint8)
+    ours = downscale_bicubic_u8(torch.from_numpy(img).permute(2, 0, 1), (33, 33))
+    pil = np.asarray(Image.fromarray(img).resize((33, 33), Image.BICUBIC)).astype(np.float32)
+    assert np.abs(ours.permute(1, 2, 0).numpy() - pil).max() <= 1
+
+
+def test_discrete_scales(t91):
+    ds = SRTrainDataset([t91], scales=[2, 3, 4], lr_patch=16, num_queries=64)
+    seen = set()
+    for k in range(40):
+        s = ds[k]
+        sc = float(s["scale"])
+        seen.add(sc)
+        assert torch.allclose(s["cell"][0], torch.tensor([2 / (16 * sc)] * 2))
+    assert seen == {2.0, 3.0, 4.0}
+    only3 = SRTrainDataset([t91], scales=[3], lr_patch=16, num_queries=64)
+    assert {float(only3[k]["scale"]) for k in range(5)} == {3.0}
+
+
+def test_workers_give_the_same_batches(t91):
+    ds = SRTrainDataset([t91], lr_patch=16, num_queries=32, cache=True)
+
+    def batches(workers):
+        dl = torch.utils.data.DataLoader(ds, batch_size=3, sampler=StreamSampler(7, 3, 3), num_workers=workers)
+        return [b["gt"] for b in dl]
+
+    for a, b in zip(batches(0), batches(2)):
+        assert torch.equal(a, b)
+
+
+def test_stream_sampler_shards_one_stream():
+    single = list(StreamSampler(10, 4, 6, 0, 1))
+    ranks = [list(StreamSampler(10, 4, 3, r, 2)) for r in range(2)]
+    merged = [i for t in range(4) for r in range(2) for i in ranks[r][3 * t:3 * t + 3]]
+    assert merged == single == list(range(10, 34))
+
+
+def test_small_images_skipped_with_warning(tmp_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.new("RGB", (40, 40)).save(folder / "small.png")
+    Image.new("RGB", (100, 90)).save(folder / "big.jpg")
+    with pytest.warns(UserWarning, match=r"skipping 1 of 2 .*small.png"):
+        ds = SRTrainDataset([folder], lr_patch=16, num_queries=64)
+    assert [p.name for p in ds.files] == ["big.jpg"]
+    assert ds[3]["lr"].shape == (3, 16, 16)
+    with pytest.warns(UserWarning), pytest.raises(CiaosrError, match="no training image is at least"):
+        SRTrainDataset([folder], lr_patch=48, num_queries=64)
+
+
+def test_missing_and_empty_folders(tmp_path):
+    with pytest.raises(CiaosrError, match="not found"):
+        SRTrainDataset([tmp_path / "nope"])
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("x")
+    with pytest.raises(CiaosrError, match="no images"):
+        SRTrainDataset([tmp_path / "empty"])
+
+
+# --- config -------------------------------------------------------------------------
+
+def test_config_overrides_and_types():
+    cfg = load_config(SMOKE, ["train.iterations=7", "optimizer.lr=1e-4", "data.scales=[2, 3]",
+                              "model.encoder_args.num_blocks=1", "val.datasets=Set5"])
+    assert cfg["train"]["iterations"] == 7
+    assert cfg["optimizer"]["lr"] == pytest.approx(1e-4)  # YAML reads '1e-4' as a string
+    assert cfg["data"]["scales"] == [2, 3]
+    assert cfg["model"]["encoder_args"] == {"mid_channels": 16, "num_blocks": 1}  # other args kept
+    assert cfg["val"]["datasets"] == ["Set5"]
+    assert cfg["name"] == "smoke"
+    with pytest.raises(CiaosrError, match="'train.batch_size' must be an integer"):
+        build_config({"train": {"batch_size": "big"}})
+    with pytest.raises(CiaosrError, match="did you mean 'optimizer.lr'"):
+        build_config({"optimizer": {"lrr": 1}})
+    with pytest.raises(CiaosrError, match="fp16 needs a GPU"):
+        build_config({"device": "cpu", "train": {"amp": "fp16"}})
+
+
+def test_every_shipped_config_prepares(data_root, tmp_path):
+    configs = sorted((REPO / "configs").glob("*.yaml"))
+    names = {p.stem for p in configs}
+    assert {"smoke", "edsr-baseline-ciaosr", "rdn-ciaosr", "swinir-ciaosr", "edsr-baseline-liif",
+            "edsr-baseline-lte", "edsr-baseline-metasr"} <= names
+    weights = require_shared("weights/liif-edsr-baseline/edsr-baseline-liif.pth")
+    for path in configs:
+        cfg = load_config(path, [f"data_root={data_root}", f"output_dir={tmp_path}", "data.cache=false"])
+        if cfg["init"]["checkpoint"]:
+            cfg["init"]["checkpoint"] = str(weights)
+        trainer = Trainer(cfg)  # every check passes; nothing is written
+        assert trainer.model.spec["name"] == cfg["model"]["name"]
+        if path.stem != "smoke":
+            assert (cfg["optimizer"]["lr"], cfg["train"]["batch_size"], cfg["scheduler"]["step_size"],
+                    cfg["train"]["iterations"]) == (1e-4, 16, 200_000, 1_000_000)
+    assert not any(tmp_path.iterdir())
+
+
+def _one_line_error(capsys, argv) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    return err
+
+
+def test_errors_come_before_any_work(data_root, tmp_path, capsys):
+    out = tmp_path / "runs"
+    base = ["train", "--config", str(SMOKE), *sets(tiny(data_root, out))]
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text("model:\n  name: edsr-baseline-liif\ntrain:\n  iterashuns: 5\n")
+    assert "unknown config key 'train.iterashuns'" in _one_line_error(capsys, ["train", "--config", str(bad_yaml)])
+    assert "unknown config key 'data.folders'" in _one_line_error(capsys, [*base, "--set", "data.folders=[x]"])
+    assert "training folder not found" in _one_line_error(capsys, [*base, "--set", "data.train=[NoSuchSet/HR]"])
+    (tmp_path / "empty").mkdir()
+    assert "no images" in _one_line_error(capsys, [*base, "--set", f"data.train=[{tmp_path / 'empty'}]"])
+    assert "validation folder not found" in _one_line_error(capsys, [*base, "--set", "val.datasets=[Set0]"])
+    assert "nothing to resume" in _one_line_error(capsys, [*base, "--resume"])
+    liif = require_shared("weights/liif-edsr-baseline/edsr-baseline-liif.pth")
+    assert "does not fit the encoder" in _one_line_error(
+        capsys, [*base, "--set", f"init.checkpoint={liif}", "--set", "init.parts=[encoder]"])
+    assert not out.exists()  # nothing was created by any of these
+
+    # A real state, then resuming it with a config of another model.
+    assert main([*base, "--set", "train.iterations=1"]) == 0
+    run = out / "smoke"
+    lines = len(read_jsonl(run / "metrics.jsonl"))
+    capsys.readouterr()
+    err = _one_line_error(capsys, [*base, "--set", "model.name=edsr-baseline-liif", "--resume"])
+    assert "cannot resume" in err and "edsr-baseline-ciaosr" in err and "edsr-baseline-liif" in err
+    err = _one_line_error(capsys, [*base, "--set", "model.encoder_args.num_blocks=3", "--resume"])
+    assert "cannot resume" in err and "encoder_args" in err
+    assert "already holds training states" in _one_line_error(capsys, base)
+    assert len(read_jsonl(run / "metrics.jsonl")) == lines
+    assert [p.name for p in (run / "states").iterdir()] == ["state_000000001.pt"]
+
+
+# --- training ------------------------------------------------------------------------
+
+def test_smoke_training_loss_falls_and_exports_load(data_root, tmp_path):
+    # A small validation folder of plain HR images (a corner of one Set5 image).
+    val = tmp_path / "val"
+    val.mkdir()
+    Image.open(data_root / "Set5" / "HR" / "bird.png").convert("RGB").crop((0, 0, 96, 96)).save(val / "bird.png")
+    out = tmp_path / "runs"
+    t0 = time.time()
+    # the smoke config as shipped (40 iterations, lr halved after 30), validating on that folder
+    rc = main(["train", "--config", str(SMOKE), "--set", f"data_root={data_root}", "--set", f"output_dir={out}",
+               "--set", f"val.datasets=[{val}]", "--set", "val.every=20", "--set", "train.progress=false"])
+    assert rc == 0
+    run = out / "smoke"
+    rows = read_jsonl(run / "metrics.jsonl")
+    losses = [r["loss"] for r in rows if "loss" in r]
+    assert len(losses) == 8 and all(np.isfinite(losses))
+    assert np.mean(losses[-2:]) < 0.5 * losses[0], losses
+    vals = [r for r in rows if "val" in r]
+    assert [r["step"] for r in vals] == [20, 40] and all(20 < r["val_mean"] < 60 for r in vals)
+    assert [r["lr"] for r in rows if "lr" in r] == [1e-3] * 5 + [5e-4] * 3  # halved after step 30
+    assert (run / "config.yaml").is_file() and (run / "train.log").is_file()
+    assert sorted(p.name for p in (run / "states").iterdir()) == ["state_000000020.pt", "state_000000040.pt"]
+    for name in ("last", "best"):
+        model = ciaosr.load_model(run / f"{name}.safetensors")
+        assert model.spec["name"] == "edsr-baseline-ciaosr" and model.spec["encoder_args"]["num_blocks"] == 2
+        sr = model.upsample(torch.rand(1, 3, 12, 12), (30, 30))
+        assert sr.shape == (1, 3, 30, 30) and torch.isfinite(sr).all()
+    last = ciaosr.load_model(run / "last.safetensors")
+    state = ck.load_state(run / "states" / "state_000000040.pt")
+    assert_same_weights(last.state_dict(), state["model"])
+    assert json.loads(last.metadata["step"]) == 40
+    best = ciaosr.load_model(run / "best.safetensors")
+    assert json.loads(best.metadata["val_psnr_mean"]) == max(r["val_mean"] for r in vals)
+    assert time.time() - t0 < 120
+
+
+def test_resume_repeats_the_uninterrupted_run(data_root, tmp_path):
+    out = tmp_path / "runs"
+    common = tiny(data_root, out, "train.iterations=6", "train.ema_decay=0.9", "scheduler.step_size=4")
+    straight = Trainer(load_config(SMOKE, common + ["name=straight"])).run()
+    assert straight.step == 6 and straight.interrupted is None
+
+    def interrupt(trainer, step):
+        if step == 3:
+            os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C would: finish the step, save, stop
+
+    # with DataLoader workers this time: the data stream must not depend on them
+    cut = common + ["name=cut", "data.num_workers=2"]
+    first = Trainer(load_config(SMOKE, cut), step_callback=interrupt).run()
+    assert (first.step, first.interrupted) == (3, signal.SIGINT)
+    assert [s for s, _ in ck.list_states(out / "cut")] == [3]
+    second = Trainer(load_config(SMOKE, cut), resume=True).run()
+    assert second.step == 6 and second.interrupted is None
+
+    a = ck.load_state(ck.latest_state(out / "straight"))
+    b = ck.load_state(ck.latest_state(out / "cut"))
+    assert_same_weights(a["model"], b["model"])  # bit-exact on CPU
+    assert_same_weights(a["ema"]["weights"], b["ema"]["weights"])
+    assert a["samples_seen"] == b["samples_seen"] == 12
+    assert a["scheduler"]["last_epoch"] == b["scheduler"]["last_epoch"] == 6
+    for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
+        assert torch.equal(sa["exp_avg_sq"], sb["exp_avg_sq"])
+    la = [r["loss"] for r in read_jsonl(out / "straight" / "metrics.jsonl")]
+    lb = [r["loss"] for r in read_jsonl(out / "cut" / "metrics.jsonl")]
+    assert la == lb
+
+
+@pytest.mark.parametrize("how", ["sigterm", "ctrl-c"])
+def test_signal_saves_state_and_cli_resumes(data_root, tmp_path, how):
+    out = tmp_path / "runs"
+    workers = "0" if how == "sigterm" else "2"  # Ctrl-C reaches the DataLoader workers too
+    argv = [sys.executable, "-m", "ciaosr", "train", "--config", str(SMOKE),
+            *sets(tiny(data_root, out, "train.iterations=100000", f"data.num_workers={workers}"))]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    metrics = out / "smoke" / "metrics.jsonl"
+    deadline = time.time() + 60
+    while time.time() < deadline and proc.poll() is None:
+        if metrics.exists() and read_jsonl(metrics):
+            break
+        time.sleep(0.2)
+    if how == "sigterm":
+        proc.send_signal(signal.SIGTERM)
+        expected = 128 + signal.SIGTERM
+    else:
+        os.killpg(proc.pid, signal.SIGINT)  # what a terminal does on Ctrl-C: the whole process group
+        expected = 128 + signal.SIGINT
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == expected, err
+    states = ck.list_states(out / "smoke")
+    assert len(states) == 1 and "saved training state" in err and "Traceback" not in err
+    step = states[0][0]
+    assert step >= 1
+    rc = subprocess.run([*argv, "--set", f"train.iterations={step + 2}", "--resume"], cwd=REPO, env=env,
+                        capture_output=True, text=True, timeout=60)
+    assert rc.returncode == 0, rc.stderr
+    assert f"at step {step}" in rc.stderr
+    assert ck.list_states(out / "smoke")[-1][0] == step + 2
+
+
+def test_init_encoder_from_official_liif_and_freeze(data_root, tmp_path):
+    liif = require_shared("weights/liif-edsr-baseline/edsr-baseline-liif.pth")
+    cfg = load_config(SMOKE, tiny(data_root, tmp_path, "train.iterations=2", "train.batch_size=1",
+                                  f"init.checkpoint={liif}", "init.parts=[encoder]", "freeze_encoder=true",
+                                  "train.amp=bf16", "train.grad_clip=0.5", "train.ema_decay=0.5"))
+    cfg["model"]["encoder_args"] = {}  # the full EDSR-baseline encoder
+    trainer = Trainer(cfg)
+    decoder_before = {k: v.clone() for k, v in trainer.model.decoder.state_dict().items()}
+    result = trainer.run()
+    assert result.step == 2 and np.isfinite(result.last_loss)
+    official = ciaosr.load_model(liif).encoder.state_dict()
+    assert_same_weights(trainer.model.encoder.state_dict(), official)  # loaded, then frozen
+    assert any(not torch.equal(decoder_before[k], v) for k, v in trainer.model.decoder.state_dict().items())
+    exported = ciaosr.load_model(tmp_path / "smoke" / "last.safetensors")  # the EMA weights
+    assert_same_weights(exported.encoder.state_dict(), official)
+
+
+def test_torchrun_two_processes_match_one(data_root, tmp_path):
+    """2 gloo processes x batch 2 == 1 process x batch 4: same samples, averaged gradients."""
+    ddp_out, single_out = tmp_path / "ddp", tmp_path / "single"
+    overrides = tiny(data_root, ddp_out, "train.iterations=3")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "ciaosr", "train", "--config", str(SMOKE), *sets(overrides)]
+    t0 = time.time()
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert time.time() - t0 < 60
+    assert "x 2 processes, batch 2 per process = 4" in proc.stderr
+    run = ddp_out / "smoke"
+    assert len(read_jsonl(run / "metrics.jsonl")) == 3  # rank 0 alone writes
+    state = ck.load_state(ck.latest_state(run))
+    assert (state["world_size"], state["samples_seen"]) == (2, 12)
+
+    single = Trainer(load_config(SMOKE, tiny(data_root, single_out, "train.iterations=3", "train.batch_size=4"))).run()
+    assert single.step == 3
+    assert_same_weights(state["model"], weights_of(ck.latest_state(single_out / "smoke")), atol=1e-6)
+
+
+def test_resume_from_a_state_alone_warns_about_changed_keys(data_root, tmp_path, capsys):
+    out = tmp_path / "runs"
+    assert main(["train", "--config", str(SMOKE), *sets(tiny(data_root, out, "train.iterations=1"))]) == 0
+    run = out / "smoke"
+    capsys.readouterr()
+    # no --config: the state's own config; a changed learning rate is allowed but named
+    assert main(["train", "--resume", str(run), "--set", "train.iterations=2", "--set", "optimizer.lr=5e-4"]) == 0
+    err = capsys.readouterr().err
+    assert "resuming" in err and "differs from the saved one in: optimizer.lr" in err
+    assert [s for s, _ in ck.list_states(run)] == [1, 2]
+    assert "resume checkpoint not found" in _one_line_error(capsys, ["train", "--resume", str(tmp_path / "nowhere")])
+
+
+def test_tensorboard_gets_scalars_and_images_when_installed(tmp_path, monkeypatch):
+    from ciaosr.training import logging as train_logging
+
+    calls = []
+
+    class FakeWriter:
+        def add_scalar(self, tag, value, step):
+            calls.append(("scalar", tag, step))
+
+        def add_image(self, tag, img, step):
+            calls.append(("image", tag, tuple(img.shape)))
+
+        def close(self):
+            calls.append(("close",))
+
+    monkeypatch.setattr(train_logging, "_tensorboard_writer", lambda log_dir: FakeWriter())
+    log = train_logging.RunLogger(tmp_path, total_steps=10, start_step=0, progress=False)
+    log.scalars(5, 0.1, 1e-4, 2.0)
+    log.validation(5, {"Set5 x4": 30.0}, 30.0, torch.rand(3, 8, 8))
+    log.close()
+    assert ("scalar", "train/loss", 5) in calls and ("scalar", "val/psnr/Set5 x4", 5) in calls
+    assert ("image", "val/sample", (3, 8, 8)) in calls and calls[-1] == ("close",)
+    rows = read_jsonl(tmp_path / "metrics.jsonl")
+    assert rows[0]["loss"] == 0.1 and rows[1]["val_mean"] == 30.0
+    # without tensorboard installed (as here) the JSONL log alone is written
+    monkeypatch.undo()
+    plain = train_logging.RunLogger(tmp_path / "b", total_steps=1, start_step=0, progress=False)
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard") is None:
+        assert plain.tb is None
+    plain.close()
