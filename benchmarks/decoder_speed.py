@@ -32,7 +32,7 @@ SETTINGS = [  # (decoder, mode)
 
 
 def run_one(decoder: str, mode: str | None, size: int, precision: str, repeats: int, scale: int,
-            device: str) -> dict:
+            device: str, threads: int | None) -> dict:
     import resource
     import time
 
@@ -40,6 +40,8 @@ def run_one(decoder: str, mode: str | None, size: int, precision: str, repeats: 
 
     import ciaosr
 
+    if threads:
+        torch.set_num_threads(threads)
     torch.manual_seed(0)
     dec_args = {"mode": mode} if mode else {}
     model = ciaosr.build_model(f"edsr-baseline-{decoder}", decoder_args=dec_args).eval().to(device)
@@ -72,9 +74,11 @@ def run_one(decoder: str, mode: str | None, size: int, precision: str, repeats: 
             "median_s": statistics.median(times), "runs": times, "peak_mb": peak_mb}
 
 
-def machine() -> str:
+def machine(threads: int | None = None) -> str:
     import torch
 
+    if threads:
+        torch.set_num_threads(threads)
     cpu = platform.processor() or "unknown CPU"
     try:
         with open("/proc/cpuinfo") as f:
@@ -107,6 +111,7 @@ def main() -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--scale", type=int, default=4)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: PyTorch's)")
     p.add_argument("--write", metavar="MD", help="replace the '## Decoder speed' section of this file")
     p.add_argument("--json", metavar="FILE")
     p.add_argument("--_one", help=argparse.SUPPRESS)
@@ -122,7 +127,8 @@ def main() -> int:
         for precision in args.precisions:
             for decoder, mode in settings:
                 job = dict(decoder=decoder, mode=mode, size=size, precision=precision,
-                           repeats=args.repeats, scale=args.scale, device=args.device)
+                           repeats=args.repeats, scale=args.scale, device=args.device,
+                           threads=args.threads)
                 res = subprocess.run([sys.executable, __file__, "--_one", json.dumps(job)],
                                      capture_output=True, text=True)
                 if res.returncode != 0:
@@ -140,7 +146,7 @@ def main() -> int:
     print("\n" + text)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"machine": machine(), "rows": rows}, f, indent=2)
+            json.dump({"machine": machine(args.threads), "rows": rows}, f, indent=2)
     if args.write:
         _write_section(args.write, "## Decoder speed", text)
     del torch

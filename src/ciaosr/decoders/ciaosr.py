@@ -47,7 +47,10 @@ def _split_first_layer(mlp: MLP, feat_dim: int):
 def _first_layer(table: torch.Tensor, rows: torch.Tensor, pos: torch.Tensor, w_pos: torch.Tensor):
     """Pre-activation of a split first layer: the per-pixel half gathered at ``rows``
     plus the (rel, cell) half, in one fused multiply-add. pos: (N, 4) -> (N, hidden)."""
-    return torch.addmm(table[rows], pos, w_pos.t())
+    gathered = table.index_select(0, rows)
+    if torch.is_grad_enabled():
+        return torch.addmm(gathered, pos, w_pos.t())
+    return gathered.addmm_(pos.to(gathered.dtype), w_pos.t().to(gathered.dtype))
 
 
 def _run_tail(mlp: MLP, h: torch.Tensor, stop: int | None = None) -> torch.Tensor:
@@ -159,22 +162,22 @@ class CiaoSRDecoder(nn.Module):
         prep["keys"] = keys.reshape(b * h * w, key_dim)
         return prep
 
-    def _logit_tables(self, keys: torch.Tensor, h: int, w: int, block: int = 4096):
+    def _logit_tables(self, keys: torch.Tensor, h: int, w: int):
         """``W_last^T (q * k)`` and ``(q * k) . b_last`` of imnet_k for the query at every LR
         pixel p and the neighbour at each of the 3x3 offsets p + d: (B*HW*9, hidden) and
-        (B*HW*9,). Computed in blocks of pixels to bound the temporary ``q * k``."""
+        (B*HW*9,). One offset at a time, so the temporary ``q * k`` is one key map."""
         b, _, key_dim = keys.shape
         last = self.imnet_k.layers[-1]
-        grid = keys.transpose(1, 2).reshape(b, key_dim, h, w)
-        shifted = F.unfold(grid, 3, padding=1).view(b, key_dim, 9, h * w)  # k at p + offset
+        grid = keys.view(b, h, w, key_dim)
+        padded = F.pad(grid, (0, 0, 1, 1, 1, 1))  # zero keys outside the image, as unfolding
         weights, biases = [], []
-        for start in range(0, h * w, block):
-            stop = min(start + block, h * w)
-            qk = keys[:, start:stop].unsqueeze(2) * shifted[..., start:stop].permute(0, 3, 2, 1)  # (B, n, 9, 9C)
-            weights.append(qk @ last.weight)
-            biases.append(qk @ last.bias)
-        return (torch.cat(weights, dim=1).reshape(b * h * w * 9, -1),
-                torch.cat(biases, dim=1).reshape(b * h * w * 9))
+        for dy in range(3):
+            for dx in range(3):
+                qk = grid * padded[:, dy:dy + h, dx:dx + w]
+                weights.append(qk @ last.weight)
+                biases.append(qk @ last.bias)
+        return (torch.stack(weights, dim=3).reshape(b * h * w * 9, -1),
+                torch.stack(biases, dim=3).reshape(b * h * w * 9))
 
     def _query_fast(self, prep: dict, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
         h, w = prep["size"]
@@ -194,7 +197,8 @@ class CiaoSRDecoder(nn.Module):
         # Values: per-pixel first-layer half + per-query position half, then the rest.
         _, _, wv_pos = _split_first_layer(self.imnet_v, prep["values"].shape[-1])
         m_v = _run_tail(self.imnet_v, _first_layer(prep["value_hidden"], flat, pos, wv_pos))
-        v_hat = (prep["values"][flat] * m_v).view(bsz * nq, 4, -1)
+        v = prep["values"].index_select(0, flat)
+        v_hat = (v.mul_(m_v) if not torch.is_grad_enabled() else v * m_v).view(bsz * nq, 4, -1)
 
         net = self.imnet_k if self.attention == "dot" else self.imnet_a
         _, _, wk_pos = _split_first_layer(net, self.in_dim * 9)
