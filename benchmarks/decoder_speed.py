@@ -86,7 +86,7 @@ def machine(threads: int | None = None) -> str:
     except (OSError, StopIteration):
         pass
     return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, "
-            f"{torch.get_num_threads()} threads")
+            f"{torch.get_num_threads()} thread(s)")
 
 
 def table(rows: list[dict]) -> str:
@@ -140,7 +140,7 @@ def main() -> int:
                       f"{r['peak_mb']:.0f} MiB", flush=True)
     import torch
 
-    header = (f"Measured {datetime.date.today().isoformat()} on {machine()} "
+    header = (f"Measured {datetime.date.today().isoformat()} on {machine(args.threads)} "
               f"with `python benchmarks/decoder_speed.py {' '.join(sys.argv[1:])}`.")
     text = header + "\n\n" + table(rows)
     print("\n" + text)

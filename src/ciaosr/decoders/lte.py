@@ -50,6 +50,7 @@ from torch import Tensor, nn
 from ..coords import axis_centres
 from ..errors import CiaosrError
 from .mlp import MLP
+from .official_keys import decoder_part, model_spec as spec_of
 
 _EPS_SHIFT = 1e-6  # LIIF's nudge off pixel borders for the neighbour lookups
 _AREA_EPS = 1e-9
@@ -167,35 +168,16 @@ class LTEDecoder(nn.Module):
 _DECODER_PREFIXES = ("coef.", "freq.", "phase.", "imnet.")
 
 
-def _model_spec(obj: Mapping) -> Mapping:
-    """Accept a full official checkpoint ``{'model': {...}}`` or the model spec itself."""
-    if "model" in obj and isinstance(obj["model"], Mapping):
-        return obj["model"]
-    return obj
-
-
 def official_state_dict_to_decoder(sd: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """Decoder part of an official LTE state dict (keys unchanged, ``encoder.*`` and any
-    ``module.`` prefix removed). Also accepts the checkpoint or its ``model`` spec."""
-    if "sd" in sd or "model" in sd:
-        sd = _model_spec(sd)["sd"]
-    out: dict[str, Tensor] = {}
-    for key, value in sd.items():
-        if key.startswith("module."):
-            key = key[len("module."):]
-        if key.startswith("encoder."):
-            continue
-        if not key.startswith(_DECODER_PREFIXES):
-            raise CiaosrError(f"unexpected key in an LTE state dict: {key!r}")
-        out[key] = value
-    return out
+    """Decoder part of an official LTE state dict: see :func:`official_keys.decoder_part`."""
+    return decoder_part(sd, _DECODER_PREFIXES, "LTE")
 
 
 def args_from_official(model_spec: Mapping, in_dim: int | None = None) -> dict:
     """Constructor kwargs of :class:`LTEDecoder` from an official ``{'name': 'lte',
     'args': {...}}`` spec (or the whole checkpoint). ``in_dim`` (the encoder width) is not
     part of the spec: pass it, or it is read from ``sd['coef.weight']`` when present."""
-    spec = _model_spec(model_spec)
+    spec = spec_of(model_spec)
     if spec.get("name") != "lte":
         raise CiaosrError(f"not an LTE model spec: name={spec.get('name')!r}")
     args = spec.get("args", {})

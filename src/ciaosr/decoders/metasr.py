@@ -39,6 +39,7 @@ from torch import Tensor, nn
 from ..coords import axis_centres
 from ..errors import CiaosrError
 from .mlp import MLP
+from .official_keys import decoder_part, model_spec as spec_of
 
 _EPS_SHIFT = 1e-6
 
@@ -100,28 +101,9 @@ class MetaSRDecoder(nn.Module):
 
 
 # --- official checkpoint helpers ---------------------------------------------
-def _model_spec(obj: Mapping) -> Mapping:
-    if "model" in obj and isinstance(obj["model"], Mapping):
-        return obj["model"]
-    return obj
-
-
 def official_state_dict_to_decoder(sd: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """Decoder part of an official (LIIF-repo) MetaSR state dict: ``imnet.*`` keys
-    unchanged, ``encoder.*`` and any ``module.`` prefix removed. Also accepts the
-    checkpoint or its ``model`` spec."""
-    if "sd" in sd or "model" in sd:
-        sd = _model_spec(sd)["sd"]
-    out: dict[str, Tensor] = {}
-    for key, value in sd.items():
-        if key.startswith("module."):
-            key = key[len("module."):]
-        if key.startswith("encoder."):
-            continue
-        if not key.startswith("imnet."):
-            raise CiaosrError(f"unexpected key in a MetaSR state dict: {key!r}")
-        out[key] = value
-    return out
+    """Decoder part of an official (LIIF-repo) MetaSR state dict: see :func:`official_keys.decoder_part`."""
+    return decoder_part(sd, ("imnet.",), "MetaSR")
 
 
 def args_from_official(model_spec: Mapping, in_dim: int | None = None) -> dict:
@@ -129,7 +111,7 @@ def args_from_official(model_spec: Mapping, in_dim: int | None = None) -> dict:
     'args': {'encoder_spec': ...}}`` spec (or the whole checkpoint). The official class
     hard-codes ``hidden_list=[256]`` and ``out_dim=3``; ``in_dim`` is the encoder width:
     pass it, or it is read from the last imnet layer of ``sd`` when present."""
-    spec = _model_spec(model_spec)
+    spec = spec_of(model_spec)
     if spec.get("name") != "metasr":
         raise CiaosrError(f"not a MetaSR model spec: name={spec.get('name')!r}")
     kwargs: dict = {"hidden": (256,), "out_dim": 3}
