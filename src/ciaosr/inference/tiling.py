@@ -1,0 +1,259 @@
+"""Memory-bounded super-resolution of large images: overlapping LR tiles, blended.
+
+The LR image is cut into a grid of equal, overlapping tiles. Each tile is encoded on
+its own (``model.encode``: the encoder trunk, and for CiaoSR the non-local attention,
+whose memory grows with the square of the tile area), then the output pixels that
+belong to the tile are decoded in chunks of queries.
+
+Coordinates. An output pixel centre at ``u`` LR pixels from the top (``u = (i + 0.5) *
+H / h``) lies at ``-1 + 2 (u - y0) / t`` in the frame of a tile that starts at ``y0``
+and is ``t`` LR pixels tall. The cell is the global output cell ``2 / h`` measured in
+tile units: ``2 / h * H / t``. In LR pixels (what the decoders feed their MLPs,
+``cell * tile size``) it is therefore exactly the untiled ``2 H / h``: every tile sees
+the scale the whole image is upscaled by.
+
+Blending. Along each axis a tile's weight is 1 in its interior and ramps linearly to
+0 towards an edge it shares with a neighbour (edges on the image border keep weight
+1): 0 over the outer quarter of the overlap, where the tile lacks context, then a
+linear ramp over the next half. Since the tiles form a grid, the sum of weights is
+the product of a per-row and a per-column sum, so no full-size weight map is kept.
+Outputs whose weight is 0 are never decoded. An image that fits in one tile is
+upsampled whole, exactly as ``model.upsample`` does.
+
+Tile size. Unless given, the largest tile (a multiple of 16, at least 32) whose
+estimated encode memory fits three quarters of a budget: half the available memory
+(``MemAvailable`` from /proc/meminfo, or free GPU memory), clamped to [256 MiB, 2 GiB].
+Non-local (CiaoSR) models are also capped at 192, the official test tile, and others
+at 512 (wider tiles gain nothing: cost per pixel is constant). The query chunk is
+sized from the remaining quarter, at most 30000 (the official chunk).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+DEFAULT_CHUNK = 30000
+MIN_TILE = 8
+MIN_AUTO_TILE = 32
+MAX_AUTO_TILE = 512
+MAX_AUTO_TILE_NONLOCAL = 192  # the official CiaoSR test tile
+MIB = 1 << 20
+
+
+@dataclass(frozen=True)
+class TilePlan:
+    tile: int  # LR pixels, square
+    overlap: int  # LR pixels between neighbouring tiles, at least
+    chunk: int  # queries decoded at once
+
+
+# --------------------------------------------------------------------------------------
+# Memory
+# --------------------------------------------------------------------------------------
+def available_memory(device: torch.device | str = "cpu") -> int:
+    """Bytes that can be allocated now: free GPU memory, or the OS's MemAvailable."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 4 << 30  # unknown platform: assume a modest machine
+
+
+def memory_budget(device: torch.device | str = "cpu") -> int:
+    device = torch.device(device)
+    avail = available_memory(device)
+    if device.type == "cuda":
+        return max(int(avail * 0.6), 256 * MIB)
+    return min(max(avail // 2, 256 * MIB), 2048 * MIB)
+
+
+def _has_nonlocal(model: nn.Module) -> bool:
+    dec = getattr(model, "decoder", None)
+    return bool(getattr(dec, "non_local", False)) and hasattr(dec, "cs_attn")
+
+
+def _feat_dim(model: nn.Module) -> int:
+    return int(getattr(getattr(model, "encoder", None), "out_dim", 64))
+
+
+def encode_bytes(model: nn.Module, tile: int) -> int:
+    """Estimated peak bytes of ``model.encode`` on one tile x tile fp32 input.
+
+    Per pixel: a few maps of the widest encoder layer, the 3x3-unfolded features (and
+    the decoder's other per-pixel maps), about 20 C floats in all. The non-local
+    attention adds, measured on CPU, about 80 KB per pixel plus three copies of its
+    (t^2 / 4) x t^2 attention map. Deliberately on the high side.
+    """
+    trunk = getattr(model, "encoder", model)
+    widest = max([m.in_channels + m.out_channels for m in trunk.modules() if isinstance(m, nn.Conv2d)]
+                 + [m.in_features + m.out_features for m in trunk.modules() if isinstance(m, nn.Linear)]
+                 + [0])
+    per_px = 4 * (3 * min(widest, 4096) + 20 * _feat_dim(model))
+    px = tile * tile
+    total = per_px * px
+    if _has_nonlocal(model):
+        total += 80 * 1024 * px + 3 * px * px  # 3 copies of (px / 4) x px fp32
+    return total
+
+
+def query_bytes(model: nn.Module) -> int:
+    """Estimated bytes per decoded query: the gathered neighbour features and the MLP
+    activations for the 4 neighbours (measured: ~12 KB for LIIF, ~30 KB for CiaoSR)."""
+    widest_in = max([m.in_features for m in model.modules() if isinstance(m, nn.Linear)] + [9 * _feat_dim(model)])
+    return 4 * 14 * widest_in
+
+
+def auto_tile(model: nn.Module, device: torch.device | str = "cpu", budget: int | None = None) -> int:
+    budget = memory_budget(device) if budget is None else budget
+    cap = MAX_AUTO_TILE_NONLOCAL if _has_nonlocal(model) else MAX_AUTO_TILE
+    best = MIN_AUTO_TILE
+    for t in range(MIN_AUTO_TILE, cap + 1, 16):
+        if encode_bytes(model, t) <= 0.75 * budget:
+            best = t
+    return best
+
+
+def auto_chunk(model: nn.Module, device: torch.device | str = "cpu", budget: int | None = None) -> int:
+    budget = memory_budget(device) if budget is None else budget
+    return int(min(DEFAULT_CHUNK, max(1024, (budget // 4) // query_bytes(model))))
+
+
+def default_overlap(tile: int) -> int:
+    """32 LR pixels (as the official tiling) for big tiles, a quarter of smaller ones."""
+    return max(2, min(32, tile // 4))
+
+
+def plan_tiles(model: nn.Module, device="cpu", tile: int | None = None, overlap: int | None = None,
+               chunk: int | None = None) -> TilePlan:
+    budget = None
+    if tile is None or chunk is None:
+        budget = memory_budget(device)
+    t = auto_tile(model, device, budget) if tile is None else int(tile)
+    if t < MIN_TILE:
+        raise ValueError(f"tile must be at least {MIN_TILE} LR pixels, got {t}")
+    o = default_overlap(t) if overlap is None else int(overlap)
+    if not 0 < o < t // 2 + 1:
+        raise ValueError(f"overlap must be in [1, tile/2], got {o} for tile {t}")
+    c = auto_chunk(model, device, budget) if chunk is None else int(chunk)
+    return TilePlan(t, o, max(1, c))
+
+
+# --------------------------------------------------------------------------------------
+# Geometry
+# --------------------------------------------------------------------------------------
+def tile_starts(n: int, tile: int, overlap: int) -> list[int]:
+    """Starts of equal tiles covering [0, n), neighbours overlapping by >= ``overlap``."""
+    if n <= tile:
+        return [0]
+    k = math.ceil((n - overlap) / (tile - overlap))
+    return [round(i * (n - tile) / (k - 1)) for i in range(k)]
+
+
+def axis_weights(n_lr: int, n_out: int, start: int, stop: int, overlap: int) -> np.ndarray:
+    """(n_out,) blending weight of the tile [start, stop) for every output pixel."""
+    u = (np.arange(n_out, dtype=np.float64) + 0.5) * (n_lr / n_out)
+    d = np.full(n_out, np.inf)
+    if start > 0:
+        d = np.minimum(d, u - start)
+    if stop < n_lr:
+        d = np.minimum(d, stop - u)
+    margin, ramp = overlap / 4.0, overlap / 2.0
+    return np.clip((d - margin) / ramp, 0.0, 1.0)
+
+
+def _tile_frame(n_lr: int, n_out: int, start: int, stop: int, idx: np.ndarray) -> np.ndarray:
+    """Coordinates of output pixels ``idx`` in the [-1, 1] frame of tile [start, stop)."""
+    u = (idx.astype(np.float64) + 0.5) * (n_lr / n_out)
+    return -1.0 + 2.0 * (u - start) / (stop - start)
+
+
+# --------------------------------------------------------------------------------------
+# Inference
+# --------------------------------------------------------------------------------------
+@torch.no_grad()
+def tiled_upsample(model, lr: torch.Tensor, size: tuple[int, int], *, tile: int | None = None,
+                   overlap: int | None = None, chunk: int | None = None, progress: bool | None = False,
+                   plan: TilePlan | None = None) -> torch.Tensor:
+    """(B, 3, H, W) in [0, 1] -> (B, 3, h, w) fp32 in [0, 1], in tiles of at most ``tile``
+    LR pixels (automatic when None). ``progress``: a tqdm bar over tiles (None: only
+    on a terminal)."""
+    b, _, H, W = lr.shape
+    h, w = int(size[0]), int(size[1])
+    if plan is None:
+        plan = plan_tiles(model, lr.device, tile, overlap, chunk)
+    t, o, chunk = plan.tile, plan.overlap, plan.chunk
+    if H <= t and W <= t:
+        return model.upsample(lr, (h, w), chunk=chunk).float()
+
+    rows = [(s, min(s + t, H)) for s in tile_starts(H, t, o)]
+    cols = [(s, min(s + t, W)) for s in tile_starts(W, t, o)]
+    row_w = [axis_weights(H, h, s, e, o) for s, e in rows]
+    col_w = [axis_weights(W, w, s, e, o) for s, e in cols]
+    row_sum = torch.from_numpy(np.sum(row_w, axis=0)).float()
+    col_sum = torch.from_numpy(np.sum(col_w, axis=0)).float()
+
+    out = torch.zeros(b, 3, h, w, dtype=torch.float32)
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(rows) * len(cols), unit="tile", leave=False, desc="tiles",
+               disable=(None if progress is None else not progress))
+    try:
+        for (r0, r1), wr in zip(rows, row_w):
+            ri = np.nonzero(wr > 0)[0]
+            for (c0, c1), wc in zip(cols, col_w):
+                ci = np.nonzero(wc > 0)[0]
+                if len(ri) and len(ci):
+                    block = _decode_tile(model, lr[:, :, r0:r1, c0:c1], (H, W), (h, w),
+                                         (r0, r1, c0, c1), ri, ci, chunk)
+                    weight = torch.from_numpy(np.outer(wr[ri], wc[ci])).float()
+                    out[:, :, ri[0]:ri[-1] + 1, ci[0]:ci[-1] + 1] += block * weight
+                bar.update(1)
+    finally:
+        bar.close()
+    out /= row_sum.view(1, 1, h, 1) * col_sum.view(1, 1, 1, w)
+    return out.clamp_(0, 1)
+
+
+def _decode_tile(model, lr_tile: torch.Tensor, lr_size, out_size, box, ri: np.ndarray, ci: np.ndarray,
+                 chunk: int) -> torch.Tensor:
+    """(B, 3, len(ri), len(ci)) unclamped RGB of output rows ``ri`` x cols ``ci``
+    (both contiguous ranges), from one encoded tile."""
+    (H, W), (h, w), (r0, r1, c0, c1) = lr_size, out_size, box
+    b = lr_tile.shape[0]
+    dev = lr_tile.device
+    enc = model.encode(lr_tile)
+    ty = torch.from_numpy(_tile_frame(H, h, r0, r1, ri)).float().to(dev)
+    tx = torch.from_numpy(_tile_frame(W, w, c0, c1, ci)).float().to(dev)
+    cell_y = 2.0 / h * H / (r1 - r0)
+    cell_x = 2.0 / w * W / (c1 - c0)
+    n, nc = len(ri) * len(ci), len(ci)
+    res = torch.empty(b, n, 3, dtype=torch.float32)
+    for a in range(0, n, chunk):
+        k = torch.arange(a, min(a + chunk, n), device=dev)
+        coord = torch.stack([ty[k // nc], tx[k % nc]], dim=-1).unsqueeze(0).expand(b, -1, -1)
+        cell = torch.tensor([cell_y, cell_x], dtype=torch.float32, device=dev).expand(b, len(k), 2)
+        pred = model.to_image(model.decode(enc, coord, cell))
+        res[:, a:a + len(k)] = pred.float().cpu()
+    del enc
+    return res.view(b, len(ri), nc, 3).permute(0, 3, 1, 2)
+
+
+__all__ = ["TilePlan", "tiled_upsample", "plan_tiles", "auto_tile", "auto_chunk", "available_memory",
+           "memory_budget", "encode_bytes", "query_bytes", "tile_starts", "axis_weights", "default_overlap",
+           "DEFAULT_CHUNK"]
