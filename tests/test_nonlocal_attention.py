@@ -38,3 +38,15 @@ def test_tiles_search_their_own_window_and_average_overlaps():
     assert torch.allclose(y[..., 8:12], (first[..., 8:12] + second[..., 0:4]) / 2, atol=1e-6)
     a.tile = None
     assert not torch.allclose(a(x), y)  # a whole-map search differs: the window matters
+
+
+@torch.no_grad()
+def test_row_bands_compute_the_same_attention():
+    """Query rows are processed in bands to bound memory; the result must not depend on it."""
+    a = _attn(tile=None)
+    x = torch.rand(2, 8, 13, 10)
+    a.band_elements = 10**9
+    whole = a(x)
+    for band_elements in (1, 7 * 5 * 5):  # one row per band; bands of 5 rows
+        a.band_elements = band_elements
+        assert torch.allclose(a(x), whole, atol=1e-5)

@@ -31,6 +31,8 @@ class CrossScaleAttention(nn.Module):
         super().__init__()
         self.tile = tile
         self.tile_overlap = tile_overlap
+        # Attention-map elements computed at once (a band of query rows x all keys).
+        self.band_elements = 2 ** 24
         self.ksize = ksize
         self.scale = scale
         self.softmax_scale = softmax_scale
@@ -90,9 +92,20 @@ class CrossScaleAttention(nn.Module):
         keys = keys[0].t().reshape(n_patches, ref.shape[1], k, k)
         norm = keys.pow(2).sum(dim=(1, 2, 3), keepdim=True).sqrt()
         keys = keys / torch.max(norm, self.escape_NaN.to(keys.dtype))
-        # Correlate every full-resolution neighbourhood with every key; softmax over keys.
-        scores = F.conv2d(match, keys, padding=k // 2)  # (1, L, Hp, Wp)
-        attn = F.softmax(scores * self.softmax_scale, dim=1)
-        # Paste the attended 2x patches back (stride s), then down-sample to the input size.
-        out = F.conv_transpose2d(attn, values, stride=s, padding=s)  # (1, C, s*Hp, s*Wp)
+        # Correlate every full-resolution neighbourhood with every key, softmax over keys,
+        # and paste the attended 2x patches back (stride s): in bands of query rows, since
+        # each row's softmax is independent, so the (L, rows, Wp) map stays bounded.
+        hp, wp = match.shape[-2:]
+        padded = F.pad(match, (k // 2,) * 4)
+        band = max(1, min(hp, self.band_elements // max(n_patches * wp, 1)))
+        full = match.new_zeros(1, c, s * (hp - 1) + big, s * (wp - 1) + big)  # uncropped output
+        for r0 in range(0, hp, band):
+            r1 = min(r0 + band, hp)
+            scores = F.conv2d(padded[:, :, r0:r1 + k - 1], keys)  # (1, L, r1 - r0, Wp)
+            attn = F.softmax(scores.mul_(self.softmax_scale), dim=1)
+            del scores
+            part = F.conv_transpose2d(attn, values, stride=s)  # rows s*r0 ... s*(r1-1) + big
+            full[:, :, s * r0:s * r0 + part.shape[2]] += part
+        out = full[:, :, s:s + s * hp, s:s + s * wp]  # the transposed conv's padding s
+        # Down-sample to the input size.
         return self.down(out) / 6.0
