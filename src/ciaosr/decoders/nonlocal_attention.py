@@ -96,6 +96,7 @@ class CrossScaleAttention(nn.Module):
         # and paste the attended 2x patches back (stride s): in bands of query rows, since
         # each row's softmax is independent, so the (L, rows, Wp) map stays bounded.
         hp, wp = match.shape[-2:]
+        values_mat = values.reshape(n_patches, -1).t()  # (C*big*big, L)
         padded = F.pad(match, (k // 2,) * 4)
         band = max(1, min(hp, self.band_elements // max(n_patches * wp, 1)))
         full = match.new_zeros(1, c, s * (hp - 1) + big, s * (wp - 1) + big)  # uncropped output
@@ -104,7 +105,10 @@ class CrossScaleAttention(nn.Module):
             scores = F.conv2d(padded[:, :, r0:r1 + k - 1], keys)  # (1, L, r1 - r0, Wp)
             attn = F.softmax(scores.mul_(self.softmax_scale), dim=1)
             del scores
-            part = F.conv_transpose2d(attn, values, stride=s)  # rows s*r0 ... s*(r1-1) + big
+            # The transposed convolution as one matrix product and a col2im (PyTorch's CPU
+            # conv_transpose2d has no fast kernel for thousands of input channels).
+            cols = values_mat @ attn.view(n_patches, -1)  # (C*big*big, rows*Wp)
+            part = F.fold(cols.unsqueeze(0), (s * (r1 - r0 - 1) + big, s * (wp - 1) + big), big, stride=s)
             full[:, :, s * r0:s * r0 + part.shape[2]] += part
         out = full[:, :, s:s + s * hp, s:s + s * wp]  # the transposed conv's padding s
         # Down-sample to the input size.
