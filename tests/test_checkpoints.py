@@ -146,3 +146,36 @@ def test_cli_bad_model_is_one_line(argv, needle, capsys, tmp_path):
     err = capsys.readouterr().err.strip()
     assert code != 0
     assert len(err.splitlines()) >= 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("decoder,spec_args", [
+    ("lte", {"hidden_dim": 32, "imnet_spec": {"name": "mlp", "args": {"out_dim": 3, "hidden_list": [16, 16]}}}),
+    ("liif", {"imnet_spec": {"name": "mlp", "args": {"out_dim": 3, "hidden_list": [16, 16]}}}),
+    ("metasr", {}),
+])
+def test_official_liif_family_layout_loads(tmp_path, decoder, spec_args):
+    """A checkpoint in the LIIF code base's format ({'model': {name, args, sd}}, LIIF's EDSR
+    key names) loads through load_model and computes what the model it came from computes."""
+    from ciaosr.decoders.lte import args_from_official as lte_args
+    from ciaosr.decoders.metasr import args_from_official as metasr_args
+
+    spec = {"name": decoder, "args": {"encoder_spec": {"name": "edsr-baseline", "args": {"no_upsampling": True}},
+                                      **spec_args}}
+    dec_args = {"lte": lambda: lte_args({**spec, "sd": {}}, in_dim=16),
+                "metasr": lambda: metasr_args({**spec, "sd": {}}, in_dim=16),
+                "liif": lambda: {"hidden": [16, 16]}}[decoder]()
+    dec_args.pop("in_dim", None)
+    model = ciaosr.build_model(f"edsr-baseline-{decoder}", {"num_blocks": 2, "mid_channels": 16}, dec_args).eval()
+    sd = {}
+    for k, v in model.state_dict().items():  # rename to LIIF's EDSR layout
+        k = k.replace("encoder.conv_first.", "encoder.head.0.").replace("encoder.conv_after_body.", "encoder.body.2.")
+        k = k.replace(".conv1.", ".body.0.").replace(".conv2.", ".body.2.")
+        sd[k.replace("decoder.", "", 1)] = v
+    path = tmp_path / f"{decoder}.pth"
+    torch.save({"model": {**spec, "sd": sd}, "epoch": 1000}, path)
+    loaded = ciaosr.load_model(path)
+    assert loaded.spec["name"] == f"edsr-baseline-{decoder}"
+    lr = torch.rand(1, 3, 8, 9)
+    coord, cell = _queries(19, 30)
+    with torch.no_grad():
+        assert torch.equal(model(lr, coord, cell), loaded(lr, coord, cell))

@@ -46,7 +46,8 @@ def _detect_trunk(sd: dict, source: str) -> tuple[str, dict]:
         from ..encoders.edsr import args_from_state_dict
 
         args = args_from_state_dict(sd)
-        name = "edsr-baseline" if (args["mid_channels"], args["num_blocks"]) == (64, 16) else "edsr"
+        # Narrow trunks (res-scale 1) belong to the EDSR-baseline family, wide ones to EDSR.
+        name = "edsr-baseline" if args["mid_channels"] <= 64 else "edsr"
         return name, args
     if "sfe1.weight" in sd:
         from ..encoders.rdn import args_from_state_dict
@@ -136,6 +137,7 @@ def convert_liif_family(spec: dict, source: str) -> tuple[str, dict, dict, dict]
         dec_args = _liif_decoder_args(spec.get("args") or {})
     else:
         dec_args = module.args_from_official(spec)
+        dec_args.pop("in_dim", None)  # the encoder's width: the factory passes it
     return f"{enc_name}-{decoder}", enc_args, dec_args, ours
 
 
