@@ -61,8 +61,11 @@ def make_batch(batch: int, lr_patch: int, queries: int, scale: float, device, se
 
 
 def time_decoder(decoder: str, args, device) -> dict:
+    """``decoder`` is a decoder name, optionally with a mode: ``ciaosr:reference``."""
     torch.manual_seed(0)
-    model = build_model(f"{args.encoder}-{decoder}").to(device).train()
+    name, _, mode = decoder.partition(":")
+    model = build_model(f"{args.encoder}-{name}", decoder_args={"mode": mode} if mode else None)
+    model = model.to(device).train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     lr, coord, cell, gt = make_batch(args.batch, args.lr_patch, args.queries, args.scale, device)
     amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(args.amp)
@@ -95,7 +98,7 @@ def time_decoder(decoder: str, args, device) -> dict:
             step()
         sync()
         rates.append(args.iters / (time.perf_counter() - t0))
-    return {"decoder": decoder, "model": f"{args.encoder}-{decoder}", "params": count_parameters(model),
+    return {"decoder": decoder, "model": f"{args.encoder}-{name}", "params": count_parameters(model),
             "it_s": statistics.median(rates), "min": min(rates), "max": max(rates)}
 
 
@@ -103,7 +106,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="cpu")
     p.add_argument("--encoder", default="edsr-baseline")
-    p.add_argument("--decoders", nargs="+", default=DECODERS, choices=DECODERS)
+    p.add_argument("--decoders", nargs="+", default=DECODERS,
+                   help="decoder names, optionally with a mode: ciaosr:reference liif:reference")
     p.add_argument("--batch", type=int, default=2, help="LR crops per iteration (the paper: 16)")
     p.add_argument("--lr-patch", type=int, default=48)
     p.add_argument("--queries", type=int, default=2304)

@@ -76,6 +76,9 @@ class CiaoSRDecoder(nn.Module):
         # Queries per LR pixel from which tabulating the logit weights (9 per pixel) beats
         # computing them per query and neighbour (4 per query).
         self.table_density = 2.25
+        # Queries decoded at once: each carries 4 x (10C + 3 x 256) activations; 8192 keeps a
+        # chunk near 200 MB with no loss of speed (measured: benchmarks/decoder_speed.py).
+        self.max_chunk = 8192
         key_dim = 9 * in_dim
         value_dim = 10 * in_dim if non_local else 9 * in_dim
         hidden = tuple(hidden)

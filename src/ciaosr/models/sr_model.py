@@ -78,6 +78,9 @@ class ImplicitSRModel(nn.Module):
 
     # --- convenience ---------------------------------------------------------
     def decode_chunked(self, enc: EncodedImage, coord, cell, chunk: int = 30000) -> torch.Tensor:
+        """Decode in chunks of at most ``chunk`` queries (or the decoder's own, smaller
+        ``max_chunk``: the largest that keeps its activations cache- and memory-friendly)."""
+        chunk = min(chunk, getattr(self.decoder, "max_chunk", chunk))
         outs = [self.decode(enc, coord[:, i:i + chunk], cell[:, i:i + chunk])
                 for i in range(0, coord.shape[1], chunk)]
         return torch.cat(outs, dim=1)
