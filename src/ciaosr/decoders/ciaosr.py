@@ -76,9 +76,6 @@ class CiaoSRDecoder(nn.Module):
         # Queries per LR pixel from which tabulating the logit weights (9 per pixel) beats
         # computing them per query and neighbour (4 per query).
         self.table_density = 2.25
-        # Queries decoded at once: each carries 4 x (10C + 3 x 256) activations; 8192 keeps a
-        # chunk near 200 MB with no loss of speed (measured: benchmarks/decoder_speed.py).
-        self.max_chunk = 8192
         key_dim = 9 * in_dim
         value_dim = 10 * in_dim if non_local else 9 * in_dim
         hidden = tuple(hidden)
@@ -90,6 +87,13 @@ class CiaoSRDecoder(nn.Module):
         self.imnet_v = MLP(value_dim + 4, value_dim, hidden)
         if non_local:
             self.cs_attn = CrossScaleAttention(in_dim)
+
+    @property
+    def max_chunk(self) -> int:
+        """Queries decoded at once. Fast mode: each query carries 4 x (10C + 3 x 256)
+        activations, and 8192 keeps a chunk near 200 MB with no loss of speed. Reference
+        mode: the official 30000 (it recomputes the non-local attention per chunk)."""
+        return 8192 if self.mode == "fast" else 30000
 
     # ------------------------------------------------------------------------
     def prepare(self, feat: torch.Tensor, nonlocal_feat: torch.Tensor | None = None) -> dict:
