@@ -151,6 +151,7 @@ def test_steps_through_cli(shared, tmp_path, capsys):
     (["--steps", "x"], "--steps"),
     (["--protocol", "mmedit", "--scales", "2.5"], "integer"),
     (["--device", "nonsense"], "device"),
+    (["--precision", "fp16", "--device", "cpu"], "fp16 needs a GPU"),
 ])
 def test_bad_inputs_give_one_line_error(shared, capsys, argv, needle):
     root = shared("datasets")
@@ -251,3 +252,24 @@ def test_bicubic_baselines_full_sets(shared, dataset):
     for s, ref in BICUBIC_REF[dataset].items():
         got = rep["results"][dataset][s]["psnr"]
         assert abs(got - ref) < 0.05, (dataset, s, got)
+
+
+def test_bf16_evaluation_stays_close_to_fp32(shared, capsys, tmp_path):
+    """--precision bf16 runs the model under autocast; PSNR moves by a few hundredths of a dB."""
+    src = shared("datasets/Set5")
+    (tmp_path / "Set5" / "HR").mkdir(parents=True)
+    (tmp_path / "Set5" / "LR_bicubic" / "X4").mkdir(parents=True)
+    shutil.copy(src / "HR" / "bird.png", tmp_path / "Set5" / "HR")
+    shutil.copy(src / "LR_bicubic" / "X4" / "birdx4.png", tmp_path / "Set5" / "LR_bicubic" / "X4")
+    values = {}
+    for precision in ("fp32", "bf16"):
+        js = tmp_path / f"{precision}.json"
+        rc, _, _ = _run(capsys, "eval", "--model", "edsr-baseline-liif", "--data-root", str(tmp_path),
+                        "--datasets", "Set5", "--scales", "4", "--metrics", "psnr", "--device", "cpu",
+                        "--precision", precision, "--json", str(js))
+        assert rc == 0
+        rep = json.loads(js.read_text())
+        assert rep["precision"] == precision
+        values[precision] = rep["results"]["Set5"]["4"]["psnr"]
+    assert values["fp32"] != values["bf16"]  # autocast really ran
+    assert abs(values["fp32"] - values["bf16"]) < 0.1

@@ -33,6 +33,8 @@ def register(sub) -> None:
     p.add_argument("--steps", default=None, metavar="S1,S2,...",
                    help="multi-step synthesis, e.g. 2,4,12: upsample x2, then x4, then x12 from the previous output")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32",
+                   help="model precision: fp32 (default), bf16 (autocast), fp16 (GPU only)")
     p.add_argument("--chunk", type=int, default=30000, help="queries decoded at once (default 30000)")
     p.add_argument("--json", metavar="FILE", default=None, help="also write the results, per image, as JSON")
     p.add_argument("--save-images", metavar="DIR", default=None,
@@ -72,7 +74,7 @@ def run(args) -> int:
     report = evaluate(
         model, args.data_root, args.datasets, args.scales, protocol=args.protocol,
         metrics=args.metrics, steps=parse_steps(args.steps), device=args.device,
-        save_images=args.save_images, chunk=args.chunk,
+        save_images=args.save_images, chunk=args.chunk, precision=args.precision,
     )
     steps = f", steps {args.steps}" if args.steps else ""
     print(f"model {report['model']}, {report['protocol']} protocol{steps}")
