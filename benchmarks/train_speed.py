@@ -27,19 +27,9 @@ import torch.nn.functional as F
 from ciaosr import build_model
 from ciaosr.coords import make_coord
 from ciaosr.models.factory import count_parameters
+from machine_info import cpu_name  # benchmarks/ is the script folder, on sys.path
 
 DECODERS = ["ciaosr", "liif", "lte", "metasr"]
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def machine(device: torch.device) -> str:

@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from machine_info import cpu_name  # benchmarks/ is the script folder, on sys.path
 
 
 def synthetic_image(n: int):
@@ -72,17 +73,6 @@ def child(args) -> None:
     }))
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size", type=int, default=1024, help="input side in pixels (default 1024)")
@@ -98,7 +88,7 @@ def main() -> int:
 
     import torch
 
-    print(f"# {time.strftime('%Y-%m-%d')}, nproc {os.cpu_count()}, {cpu_model()}, torch {torch.__version__}",
+    print(f"# {time.strftime('%Y-%m-%d')}, nproc {os.cpu_count()}, {cpu_name()}, torch {torch.__version__}",
           flush=True)
     rows = []
     for tile in args.tiles:
