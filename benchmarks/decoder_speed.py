@@ -19,10 +19,11 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
+
+from machine_info import cpu_name  # benchmarks/ is the script folder, on sys.path
 
 SETTINGS = [  # (decoder, mode)
     ("ciaosr", "reference"), ("ciaosr", "fast"),
@@ -79,13 +80,7 @@ def machine(threads: int | None = None) -> str:
 
     if threads:
         torch.set_num_threads(threads)
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, "
+    return (f"{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, "
             f"{torch.get_num_threads()} thread(s)")
 
 
