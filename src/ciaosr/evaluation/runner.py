@@ -12,6 +12,7 @@ import torch
 
 from ..data.benchmark import BenchmarkSet, save_png_atomic, scale_label
 from ..data.matlab_bicubic import imresize_uint8
+from ..devices import resolve_device
 from ..errors import CiaosrError
 from .protocol import MMEDIT_TILE, MMEDIT_TILE_OVERLAP, METRICS, PROTOCOLS, Protocol
 
@@ -46,18 +47,6 @@ class BicubicModel:
         lr8 = (lr.clamp(0, 1) * 255.0).round().to(torch.uint8)
         out = imresize_uint8(lr8, size=(int(size[0]), int(size[1])))
         return out.to(lr.dtype) / 255.0
-
-
-def resolve_device(device: str | None) -> torch.device:
-    if device in (None, "", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, ValueError):
-        raise CiaosrError(f"unknown device {device!r}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise CiaosrError(f"device {device!r} asked for, but CUDA is not available")
-    return dev
 
 
 def load_eval_model(name_or_path: str, device: torch.device):

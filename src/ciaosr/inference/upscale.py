@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from ..devices import resolve_device
 from ..errors import CiaosrError
 from ..data.image_io import ImageData, pil_to_data, quantise
 from .tiling import TilePlan, plan_tiles, tiled_upsample
@@ -78,34 +79,6 @@ def output_size(in_size: tuple[int, int], scale=None, size=None,
         raise CiaosrError(f"output {w}x{h} has {w * h:,} pixels, over the limit of {max_pixels:,} "
                           f"(raise it with --max-pixels / max_pixels)")
     return w, h
-
-
-def resolve_device(device: str | torch.device | None = "cpu") -> torch.device:
-    """'auto' (CUDA, then MPS, then CPU), 'cpu', 'cuda', 'cuda:N' or 'mps'."""
-    name = "auto" if device is None else str(device)
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        mps = getattr(torch.backends, "mps", None)
-        if mps is not None and mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        dev = torch.device(name)
-    except (RuntimeError, ValueError):
-        raise CiaosrError(f"unknown device '{name}' (use auto, cpu, cuda, cuda:N or mps)") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise CiaosrError("device 'cuda' requested but CUDA is not available (use --device cpu or auto)")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise CiaosrError(f"device '{name}' does not exist ({torch.cuda.device_count()} CUDA device(s))")
-    elif dev.type == "mps":
-        mps = getattr(torch.backends, "mps", None)
-        if mps is None or not mps.is_available():
-            raise CiaosrError("device 'mps' requested but MPS is not available (use --device cpu or auto)")
-    elif dev.type != "cpu":
-        raise CiaosrError(f"unsupported device '{name}' (use auto, cpu, cuda, cuda:N or mps)")
-    return dev
 
 
 def precision_context(device: torch.device, precision: str):

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from ..devices import resolve_device as parse_device
 from ..errors import CiaosrError
 
 
@@ -51,19 +52,13 @@ def resolve_device(requested: str, info: DistInfo) -> torch.device:
     req = str(requested or "auto")
     if req == "auto":
         req = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        dev = torch.device(req)
-    except (RuntimeError, ValueError):
-        raise CiaosrError(f"unknown device {requested!r}") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise CiaosrError(f"device {requested!r} requested but CUDA is not available")
-        if info.enabled or dev.index is None:
-            index = info.local_rank if info.enabled else 0
-            if index >= torch.cuda.device_count():
-                raise CiaosrError(f"LOCAL_RANK {index} but only {torch.cuda.device_count()} GPU(s) visible")
-            dev = torch.device("cuda", index)
-    elif dev.type != "cpu":
+    dev = parse_device(req)
+    if dev.type == "cuda" and (info.enabled or dev.index is None):
+        index = info.local_rank if info.enabled else 0
+        if index >= torch.cuda.device_count():
+            raise CiaosrError(f"LOCAL_RANK {index} but only {torch.cuda.device_count()} GPU(s) visible")
+        dev = torch.device("cuda", index)
+    elif dev.type not in ("cpu", "cuda"):
         raise CiaosrError(f"device {requested!r} is not supported for training (use cpu or cuda)")
     return dev
 
