@@ -50,3 +50,32 @@ def test_row_bands_compute_the_same_attention():
     for band_elements in (1, 7 * 5 * 5):  # one row per band; bands of 5 rows
         a.band_elements = band_elements
         assert torch.allclose(a(x), whole, atol=1e-5)
+
+
+def _straightforward(a: CrossScaleAttention, x: torch.Tensor) -> torch.Tensor:
+    """The attention as the released code writes it: whole map, conv_transpose2d, then down."""
+    import torch.nn.functional as F
+
+    h, w = x.shape[-2:]
+    xp = F.pad(x, (0, w % 2, 0, h % 2), mode="reflect") if (h % 2 or w % 2) else x
+    embed, match = a.conv_assembly(xp), a.conv_match_1(xp)
+    ref = a.conv_match_2(F.interpolate(xp, scale_factor=0.5, mode="bilinear", align_corners=False))
+    outs = []
+    for i in range(x.shape[0]):
+        vals = F.unfold(embed[i:i + 1], 6, padding=2, stride=2)[0].t()
+        vals = vals.reshape(vals.shape[0], -1, 6, 6)
+        keys = F.unfold(ref[i:i + 1], 3, padding=1)[0].t().reshape(vals.shape[0], -1, 3, 3)
+        keys = keys / torch.max(keys.pow(2).sum((1, 2, 3), keepdim=True).sqrt(), a.escape_NaN)
+        attn = F.softmax(F.conv2d(match[i:i + 1], keys, padding=1) * 10, dim=1)
+        outs.append(a.down(F.conv_transpose2d(attn, vals, stride=2, padding=2)) / 6)
+    return torch.cat(outs)[..., :h, :w]
+
+
+@torch.no_grad()
+def test_fused_paste_and_down_equal_the_released_formulation():
+    a = _attn(tile=None)
+    for shape in [(2, 8, 12, 10), (1, 8, 7, 9), (1, 8, 2, 2), (1, 8, 3, 6)]:
+        x = torch.rand(*shape)
+        for band in (10**9, 1):
+            a.band_elements = band
+            assert torch.allclose(a(x), _straightforward(a, x), atol=1e-5), (shape, band)
