@@ -33,7 +33,7 @@ SETTINGS = [  # (decoder, mode)
 
 
 def run_one(decoder: str, mode: str | None, size: int, precision: str, repeats: int, scale: int,
-            device: str, threads: int | None) -> dict:
+            device: str, threads: int | None, compile: bool = False) -> dict:
     import resource
     import time
 
@@ -58,6 +58,12 @@ def run_one(decoder: str, mode: str | None, size: int, precision: str, repeats: 
         return y
 
     once(lr[..., :16, :16], (64, 64))  # warm-up (allocators, kernels)
+    first_s = None
+    if compile:  # compile for exactly the timed shapes, and report that one-off cost
+        model.compile_decoding()
+        t = time.perf_counter()
+        once(lr, out_size)
+        first_s = time.perf_counter() - t
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
@@ -71,8 +77,10 @@ def run_one(decoder: str, mode: str | None, size: int, precision: str, repeats: 
         peak_mb = (torch.cuda.max_memory_allocated() - base) / 2**20
     else:
         peak_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base_rss) / 1024
-    return {"decoder": decoder, "mode": mode or "fast", "size": size, "precision": precision,
-            "median_s": statistics.median(times), "runs": times, "peak_mb": peak_mb}
+    label = (mode or "fast") + ("+compile" if compile else "")
+    return {"decoder": decoder, "mode": label, "size": size, "precision": precision,
+            "median_s": statistics.median(times), "runs": times, "peak_mb": peak_mb,
+            "compile_first_run_s": first_s}
 
 
 def machine(threads: int | None = None) -> str:
@@ -107,6 +115,8 @@ def main() -> int:
     p.add_argument("--scale", type=int, default=4)
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: PyTorch's)")
+    p.add_argument("--compile", action="store_true",
+                   help="also time each fast setting with model.compile_decoding() (torch.compile)")
     p.add_argument("--write", metavar="MD", help="replace the '## Decoder speed' section of this file")
     p.add_argument("--json", metavar="FILE")
     p.add_argument("--_one", help=argparse.SUPPRESS)
@@ -117,13 +127,16 @@ def main() -> int:
     settings = SETTINGS
     if args.decoders:
         settings = [(d.split(":")[0], (d.split(":") + [None])[1]) for d in args.decoders]
+    settings = [(d, m, False) for d, m in settings]
+    if args.compile:
+        settings += [(d, m, True) for d, m, _ in settings if m in (None, "fast")]
     rows = []
     for size in args.sizes:
         for precision in args.precisions:
-            for decoder, mode in settings:
+            for decoder, mode, compile_ in settings:
                 job = dict(decoder=decoder, mode=mode, size=size, precision=precision,
                            repeats=args.repeats, scale=args.scale, device=args.device,
-                           threads=args.threads)
+                           threads=args.threads, compile=compile_)
                 res = subprocess.run([sys.executable, __file__, "--_one", json.dumps(job)],
                                      capture_output=True, text=True)
                 if res.returncode != 0:
