@@ -22,11 +22,11 @@ import statistics
 import time
 
 import torch
-import torch.nn.functional as F
 
 from ciaosr import build_model
 from ciaosr.coords import make_coord
 from ciaosr.models.factory import count_parameters
+from ciaosr.training.step import optimisation_step
 from machine_info import cpu_name  # benchmarks/ is the script folder, on sys.path
 
 DECODERS = ["ciaosr", "liif", "lte", "metasr"]
@@ -62,17 +62,7 @@ def time_decoder(decoder: str, args, device) -> dict:
     scaler = torch.amp.GradScaler("cuda") if args.amp == "fp16" else None
 
     def step():
-        with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
-            pred = model(lr, coord, cell)
-        loss = F.l1_loss(pred.float(), model.normalise_target(gt))
-        opt.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-        else:
-            loss.backward()
-            opt.step()
+        optimisation_step(model, model, opt, (lr, coord, cell, gt), amp_dtype=amp, scaler=scaler)
 
     def sync():
         if device.type == "cuda":

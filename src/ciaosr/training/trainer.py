@@ -25,7 +25,6 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from ..checkpoints.native import save_checkpoint
@@ -34,6 +33,7 @@ from ..errors import CiaosrError
 from ..models.factory import build_model
 from . import checkpointing as ckpt
 from .config import dump_config
+from .step import optimisation_step
 from .distributed import (DistInfo, any_flag, barrier, cleanup, dist_info_from_env, init_process_group,
                           mean_scalar, resolve_device)
 from .ema import EMA
@@ -291,22 +291,8 @@ class Trainer:
                 coord = batch["coord"].to(dev, non_blocking=True)
                 cell = batch["cell"].to(dev, non_blocking=True)
                 gt = batch["gt"].to(dev, non_blocking=True)
-                with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                    pred = net(lr, coord, cell)
-                loss = F.l1_loss(pred.float(), model.normalise_target(gt))
-                opt.zero_grad(set_to_none=True)
-                if scaler is not None:
-                    scaler.scale(loss).backward()
-                    if clip:
-                        scaler.unscale_(opt)
-                        torch.nn.utils.clip_grad_norm_(self.trainable, clip)
-                    scaler.step(opt)
-                    scaler.update()
-                else:
-                    loss.backward()
-                    if clip:
-                        torch.nn.utils.clip_grad_norm_(self.trainable, clip)
-                    opt.step()
+                loss = optimisation_step(net, model, opt, (lr, coord, cell, gt), amp_dtype=amp_dtype,
+                                         scaler=scaler, clip=clip, params=self.trainable)
                 sched.step()
                 if self.ema is not None:
                     self.ema.update(model)
