@@ -90,10 +90,17 @@ class CiaoSRDecoder(nn.Module):
 
     @property
     def max_chunk(self) -> int:
-        """Queries decoded at once. Fast mode: each query carries 4 x (10C + 3 x 256)
-        activations, and 8192 keeps a chunk near 200 MB with no loss of speed. Reference
-        mode: the official 30000 (it recomputes the non-local attention per chunk)."""
+        """Queries decoded at once, at most. Fast mode: each query carries 4 x (10C + 3 x 256)
+        activations, and 8192 keeps a chunk near 200 MB. Reference mode: the official 30000
+        (it recomputes the non-local attention per chunk)."""
         return 8192 if self.mode == "fast" else 30000
+
+    @property
+    def cpu_chunk(self) -> int | None:
+        """Chunk size on the CPU, where smaller is faster (docs/performance.md): with 1024
+        queries the activations (~10 MB) are reused from the heap instead of being mapped
+        fresh, and page-faulted, for every chunk. None in reference mode (official chunks)."""
+        return 1024 if self.mode == "fast" else None
 
     # ------------------------------------------------------------------------
     def prepare(self, feat: torch.Tensor, nonlocal_feat: torch.Tensor | None = None) -> dict:
@@ -152,8 +159,10 @@ class CiaoSRDecoder(nn.Module):
     def _prepare_fast(self, feat: torch.Tensor, nonlocal_feat=None) -> dict:
         b, c, h, w = feat.shape
         maps = self._prepare_maps(feat, nonlocal_feat)
-        keys = maps["keys"].flatten(2).transpose(1, 2)  # (B, HW, 9C)
-        values = maps["values"].flatten(2).transpose(1, 2)  # (B, HW, 10C)
+        # Row-major (pixel, channel) tables: every query gathers whole rows of them, and a
+        # channel-major view would make each row gather touch 10C scattered cache lines.
+        keys = maps["keys"].flatten(2).transpose(1, 2).contiguous()  # (B, HW, 9C)
+        values = maps["values"].flatten(2).transpose(1, 2).contiguous()  # (B, HW, 10C)
         key_dim, value_dim = keys.shape[-1], values.shape[-1]
         prep = {
             "size": (h, w),

@@ -38,6 +38,12 @@ class LIIFDecoder(nn.Module):
         self.latent_dim = in_dim * 9 if feat_unfold else in_dim
         self.imnet = MLP(self.latent_dim + 2 + (2 if cell_decode else 0), out_dim, tuple(hidden))
 
+    @property
+    def cpu_chunk(self) -> int | None:
+        """Chunk size on the CPU in fast mode (see CiaoSRDecoder.cpu_chunk); None in
+        reference mode, which keeps the caller's (LIIF's own code: 30000)."""
+        return 1024 if self.mode == "fast" else None
+
     def prepare(self, feat: torch.Tensor) -> dict:
         latent = unfold3x3(feat) if self.feat_unfold else feat
         prep = {"latent": latent, "feat_coord": feature_coord(feat)}

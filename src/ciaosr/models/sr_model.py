@@ -88,8 +88,12 @@ class ImplicitSRModel(nn.Module):
     # --- convenience ---------------------------------------------------------
     def decode_chunked(self, enc: EncodedImage, coord, cell, chunk: int = 30000) -> torch.Tensor:
         """Decode in chunks of at most ``chunk`` queries (or the decoder's own, smaller
-        ``max_chunk``: the largest that keeps its activations cache- and memory-friendly)."""
-        chunk = min(chunk, getattr(self.decoder, "max_chunk", chunk))
+        ``max_chunk``, a memory bound; and on the CPU its ``cpu_chunk`` when it has one, the
+        size that runs fastest there: large chunks are slower on the CPU, where every fresh
+        large activation buffer is mapped and page-faulted anew)."""
+        chunk = min(chunk, getattr(self.decoder, "max_chunk", None) or chunk)
+        if coord.device.type == "cpu":
+            chunk = min(chunk, getattr(self.decoder, "cpu_chunk", None) or chunk)
         outs = [self.decode(enc, coord[:, i:i + chunk], cell[:, i:i + chunk])
                 for i in range(0, coord.shape[1], chunk)]
         return torch.cat(outs, dim=1)
