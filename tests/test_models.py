@@ -85,3 +85,23 @@ def test_ciaosr_ablation_switches():
         assert m(torch.rand(1, 3, 5, 6), coord, cell).shape == (1, 120, 3)
     with pytest.raises(ciaosr.CiaosrError, match="bad arguments"):
         ciaosr.build_model("edsr-baseline-ciaosr", base, {"attention": "bogus"})
+
+
+@pytest.mark.parametrize("decoder", ["ciaosr", "liif", "lte", "metasr"])
+def test_cpu_decoding_uses_the_decoders_cpu_chunk_with_the_same_result(decoder):
+    """On the CPU, fast decoders decode in their (small) ``cpu_chunk``; the output is the
+    same as decoding every query in one go."""
+    torch.manual_seed(0)
+    small = {"lte": {"hidden_dim": 16, "mlp_hidden": [16]}, "metasr": {"hidden": 16}}.get(decoder, {"hidden": [16, 16]})
+    model = ciaosr.build_model(f"edsr-baseline-{decoder}", {"num_blocks": 1, "mid_channels": 8}, small).eval()
+    model.decoder.cpu_chunk = 50
+    sizes = []
+    original = model.decoder.query
+    model.decoder.query = lambda prep, coord, cell: (sizes.append(coord.shape[1]), original(prep, coord, cell))[1]
+    lr = torch.rand(1, 3, 5, 6)
+    with torch.no_grad():
+        chunked = model.upsample(lr, (13, 17), chunk=30000)
+        model.decoder.cpu_chunk = None
+        whole = model.upsample(lr, (13, 17), chunk=30000)
+    assert sizes == [50] * 4 + [21] + [221]
+    assert torch.allclose(chunked, whole, atol=1e-6)

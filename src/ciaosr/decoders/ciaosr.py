@@ -76,6 +76,11 @@ class CiaoSRDecoder(nn.Module):
         # Queries per LR pixel from which tabulating the logit weights (9 per pixel) beats
         # computing them per query and neighbour (4 per query).
         self.table_density = 2.25
+        # Queries per chunk on the CPU, where smaller is faster (docs/performance.md): with
+        # 1024 queries the activations (~10 MB) are reused from the heap instead of being
+        # mapped fresh, and page-faulted, for every chunk. None in reference mode, which
+        # keeps the official chunks.
+        self.cpu_chunk = 1024 if mode == "fast" else None
         key_dim = 9 * in_dim
         value_dim = 10 * in_dim if non_local else 9 * in_dim
         hidden = tuple(hidden)
@@ -94,13 +99,6 @@ class CiaoSRDecoder(nn.Module):
         activations, and 8192 keeps a chunk near 200 MB. Reference mode: the official 30000
         (it recomputes the non-local attention per chunk)."""
         return 8192 if self.mode == "fast" else 30000
-
-    @property
-    def cpu_chunk(self) -> int | None:
-        """Chunk size on the CPU, where smaller is faster (docs/performance.md): with 1024
-        queries the activations (~10 MB) are reused from the heap instead of being mapped
-        fresh, and page-faulted, for every chunk. None in reference mode (official chunks)."""
-        return 1024 if self.mode == "fast" else None
 
     # ------------------------------------------------------------------------
     def prepare(self, feat: torch.Tensor, nonlocal_feat: torch.Tensor | None = None) -> dict:

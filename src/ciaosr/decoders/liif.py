@@ -35,14 +35,11 @@ class LIIFDecoder(nn.Module):
         self.feat_unfold = feat_unfold
         self.cell_decode = cell_decode
         self.mode = mode
+        # Queries per chunk on the CPU in fast mode (see CiaoSRDecoder); None in reference
+        # mode, which keeps the caller's chunks (LIIF's own code: 30000).
+        self.cpu_chunk = 1024 if mode == "fast" else None
         self.latent_dim = in_dim * 9 if feat_unfold else in_dim
         self.imnet = MLP(self.latent_dim + 2 + (2 if cell_decode else 0), out_dim, tuple(hidden))
-
-    @property
-    def cpu_chunk(self) -> int | None:
-        """Chunk size on the CPU in fast mode (see CiaoSRDecoder.cpu_chunk); None in
-        reference mode, which keeps the caller's (LIIF's own code: 30000)."""
-        return 1024 if self.mode == "fast" else None
 
     def prepare(self, feat: torch.Tensor) -> dict:
         latent = unfold3x3(feat) if self.feat_unfold else feat
