@@ -47,6 +47,11 @@ def decoder_macs_per_query(model) -> dict[str, int]:
         # replaced by a dot product with the tabulated W^T (q * k).
         out["ciaosr fast"] = (4 * (pos + _macs(k[1:-1]) + k[-1].in_features)
                               + 4 * (pos + _macs(v[1:])) + _macs(q))
+        # training (sparse queries, about one per LR pixel): no logit tables, and the
+        # per-LR-pixel feature halves of the first layers shared by ~1 query only.
+        per_pixel = k[0].out_features * (k[0].in_features - 4) + v[0].out_features * (v[0].in_features - 4)
+        out["ciaosr fast, training (1 query per LR pixel)"] = (
+            4 * (pos + _macs(k[1:])) + 4 * (pos + _macs(v[1:])) + _macs(q) + per_pixel)
     else:
         m = _linears(dec.imnet)
         out["liif reference"] = 4 * _macs(m)
