@@ -7,7 +7,9 @@ per-pixel preparation and chunked decoding of every output pixel) as the median 
 
 Modes: ``fast`` is the project's implementation; ``reference`` computes as the official
 code does (CiaoSR: non-local attention and unfolding inside every query chunk, every MLP
-layer per query and neighbour; LIIF: every MLP layer per query and neighbour).
+layer per query and neighbour; LIIF: every MLP layer per query and neighbour), in the
+official 30000-query chunks; the other rows decode in each decoder's own CPU chunk
+(``decoder.cpu_chunk``, 512 or 1024 queries: fastest on the CPU).
 
     python benchmarks/decoder_speed.py                     # 48x48 x4, fp32 and bf16
     python benchmarks/decoder_speed.py --sizes 48 192 --repeats 3 --write docs/performance.md
