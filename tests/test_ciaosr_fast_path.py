@@ -60,6 +60,24 @@ def test_fast_path_on_full_grids_and_borders():
             assert (fast(lr, coord, cell) - ref(lr, coord, cell)).abs().max().item() < 1e-5
 
 
+def test_chunked_upscaling_tabulates_the_logits_whatever_the_chunk_size():
+    """Whole-image upscaling is dense however small the chunks are: the logit tables are
+    built once (decided on all the queries, not on one chunk) and the result is the
+    reference's."""
+    fast, ref = _pair({})
+    fast.decoder.cpu_chunk = 37  # far fewer queries per chunk than LR pixels
+    lr = torch.rand(1, 3, 8, 9)
+    built = []
+    tables = fast.decoder._logit_tables
+    fast.decoder._logit_tables = lambda *a: (built.append(1), tables(*a))[1]
+    with torch.no_grad():
+        out = fast.upsample(lr, (24, 27))
+        assert (out - ref.upsample(lr, (24, 27))).abs().max().item() < 1e-5
+        assert built == [1]
+        fast.upsample(lr, (10, 11))  # 110 queries on 72 LR pixels: sparse, no tables
+    assert built == [1]
+
+
 def test_reference_mode_recomputes_nonlocal_per_chunk():
     """The reference mode runs cs_attn in every query chunk, as the official code does."""
     fast, ref = _pair({})

@@ -193,6 +193,18 @@ class CiaoSRDecoder(nn.Module):
         return (torch.stack(weights, dim=3).reshape(b * h * w * 9, -1),
                 torch.stack(biases, dim=3).reshape(b * h * w * 9))
 
+    def plan_queries(self, prep: dict, num_queries: int) -> None:
+        """Told how many queries per image are coming (all chunks together): when they are
+        dense (more than ``table_density`` per LR pixel, as when upscaling whole images),
+        tabulate ``W^T (q * k)`` once for all of them. ``decode_chunked`` calls this before
+        its first chunk, so the decision does not depend on the chunk size."""
+        if (self.mode != "fast" or self.attention != "dot" or "logit_weight" in prep
+                or num_queries < self.table_density * prep["size"][0] * prep["size"][1]):
+            return
+        h, w = prep["size"]
+        bsz = prep["values"].shape[0] // (h * w)
+        prep["logit_weight"], prep["logit_bias"] = self._logit_tables(prep["keys"].view(bsz, h * w, -1), h, w)
+
     def _query_fast(self, prep: dict, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
         h, w = prep["size"]
         bsz, nq = coord.shape[:2]
@@ -218,10 +230,7 @@ class CiaoSRDecoder(nn.Module):
         _, _, wk_pos = _split_first_layer(net, self.in_dim * 9)
         hk = _first_layer(prep["key_hidden"], flat, pos, wk_pos)
         if self.attention == "dot":
-            if "logit_weight" not in prep and nq >= self.table_density * h * w:
-                # Dense queries (upscaling a whole image): tabulate W^T (q * k) once.
-                prep["logit_weight"], prep["logit_bias"] = self._logit_tables(
-                    prep["keys"].view(bsz, h * w, -1), h, w)
+            self.plan_queries(prep, nq)
             q_rows = (q_idx + base[..., 0]).reshape(-1)
             if "logit_weight" in prep:
                 hk = _run_tail(self.imnet_k, hk, stop=-1)  # up to the last hidden layer

@@ -94,6 +94,9 @@ class ImplicitSRModel(nn.Module):
         chunk = min(chunk, getattr(self.decoder, "max_chunk", None) or chunk)
         if coord.device.type == "cpu":
             chunk = min(chunk, getattr(self.decoder, "cpu_chunk", None) or chunk)
+        plan = getattr(self.decoder, "plan_queries", None)
+        if plan is not None:  # e.g. per-pixel tables worth building for this many queries
+            plan(enc.prepared, coord.shape[1])
         outs = [self.decode(enc, coord[:, i:i + chunk], cell[:, i:i + chunk])
                 for i in range(0, coord.shape[1], chunk)]
         return torch.cat(outs, dim=1)
