@@ -76,6 +76,8 @@ class CiaoSRDecoder(nn.Module):
         # Queries per LR pixel from which tabulating the logit weights (9 per pixel) beats
         # computing them per query and neighbour (4 per query).
         self.table_density = 2.25
+        # Values per band of logit tables (see _logit_band): 2^23 floats, 32 MB.
+        self.table_band_elements = 2 ** 23
         # Queries per chunk on the CPU, where smaller is faster (docs/performance.md): with
         # 1024 queries the activations (~10 MB) are reused from the heap instead of being
         # mapped fresh, and page-faulted, for every chunk. None in reference mode, which
@@ -176,34 +178,59 @@ class CiaoSRDecoder(nn.Module):
         prep["keys"] = keys.reshape(b * h * w, key_dim)
         return prep
 
-    def _logit_tables(self, keys: torch.Tensor, h: int, w: int):
+    def _logit_tables(self, keys: torch.Tensor, h: int, w: int, r0: int = 0, r1: int | None = None):
         """``W_last^T (q * k)`` and ``(q * k) . b_last`` of imnet_k for the query at every LR
-        pixel p and the neighbour at each of the 3x3 offsets p + d: (B*HW*9, hidden) and
-        (B*HW*9,). One offset at a time, so the temporary ``q * k`` is one key map."""
+        pixel p of rows [r0, r1) and the neighbour at each of the 3x3 offsets p + d:
+        (B*(r1-r0)*W*9, hidden) and (B*(r1-r0)*W*9,). One offset at a time, so the
+        temporary ``q * k`` is one band of keys."""
+        r1 = h if r1 is None else r1
         b, _, key_dim = keys.shape
         last = self.imnet_k.layers[-1]
         grid = keys.view(b, h, w, key_dim)
-        padded = F.pad(grid, (0, 0, 1, 1, 1, 1))  # zero keys outside the image, as unfolding
+        lo, hi = max(r0 - 1, 0), min(r1 + 1, h)
+        # Zero keys outside the image, as unfolding: rows r0-1 .. r1 and columns -1 .. w.
+        padded = F.pad(grid[:, lo:hi], (0, 0, 1, 1, int(r0 == 0), int(r1 == h)))
+        rows = r1 - r0
         weights, biases = [], []
         for dy in range(3):
             for dx in range(3):
-                qk = grid * padded[:, dy:dy + h, dx:dx + w]
+                qk = grid[:, r0:r1] * padded[:, dy:dy + rows, dx:dx + w]
                 weights.append(qk @ last.weight)
                 biases.append(qk @ last.bias)
-        return (torch.stack(weights, dim=3).reshape(b * h * w * 9, -1),
-                torch.stack(biases, dim=3).reshape(b * h * w * 9))
+        return (torch.stack(weights, dim=3).reshape(b * rows * w * 9, -1),
+                torch.stack(biases, dim=3).reshape(b * rows * w * 9))
 
     def plan_queries(self, prep: dict, num_queries: int) -> None:
         """Told how many queries per image are coming (all chunks together): when they are
         dense (more than ``table_density`` per LR pixel, as when upscaling whole images),
-        tabulate ``W^T (q * k)`` once for all of them. ``decode_chunked`` calls this before
-        its first chunk, so the decision does not depend on the chunk size."""
-        if (self.mode != "fast" or self.attention != "dot" or "logit_weight" in prep
-                or num_queries < self.table_density * prep["size"][0] * prep["size"][1]):
-            return
+        the logits use tabulated ``W^T (q * k)``. ``decode_chunked`` calls this before its
+        first chunk, so the decision does not depend on the chunk size."""
+        if (self.mode == "fast" and self.attention == "dot" and "logit_band" not in prep
+                and num_queries >= self.table_density * prep["size"][0] * prep["size"][1]):
+            prep["logit_band"] = None  # dense: tables wanted, none built yet
+
+    def _logit_band(self, prep: dict, bsz: int, row_min: int, row_max: int):
+        """The tables for LR rows ``row_min..row_max`` (the rows of a chunk's queries), built
+        in bands of about ``table_band_elements`` values and kept while chunks stay inside
+        them, so that row-ordered queries build each row once and the tables never hold the
+        whole image (9 x hidden values per LR pixel: 340 MB at 192 x 192). Queries in no
+        particular order would rebuild bands again and again; once the rows built reach
+        three times the image's, the whole table is built instead."""
         h, w = prep["size"]
-        bsz = prep["values"].shape[0] // (h * w)
-        prep["logit_weight"], prep["logit_bias"] = self._logit_tables(prep["keys"].view(bsz, h * w, -1), h, w)
+        band = prep["logit_band"]
+        if band is not None and band[0] <= row_min and row_max < band[1]:
+            return band
+        hidden = self.imnet_k.layers[-1].in_features
+        per_row = max(bsz * w * 9 * hidden, 1)
+        rows = max(row_max - row_min + 1, self.table_band_elements // per_row, 1)
+        r0, r1 = row_min, min(h, row_min + rows)
+        built = prep.get("logit_rows_built", 0)
+        if built >= 3 * h:
+            r0, r1 = 0, h
+        prep["logit_rows_built"] = built + (r1 - r0)
+        weight, bias = self._logit_tables(prep["keys"].view(bsz, h * w, -1), h, w, r0, r1)
+        prep["logit_band"] = band = (r0, r1, weight, bias)
+        return band
 
     def _query_fast(self, prep: dict, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
         h, w = prep["size"]
@@ -231,16 +258,18 @@ class CiaoSRDecoder(nn.Module):
         hk = _first_layer(prep["key_hidden"], flat, pos, wk_pos)
         if self.attention == "dot":
             self.plan_queries(prep, nq)
-            q_rows = (q_idx + base[..., 0]).reshape(-1)
-            if "logit_weight" in prep:
+            if "logit_band" in prep:
                 hk = _run_tail(self.imnet_k, hk, stop=-1)  # up to the last hidden layer
                 q_row, q_col = q_idx // w, q_idx % w
+                r0, r1, table_w, table_b = self._logit_band(prep, bsz, int(q_row.min()), int(q_row.max()))
                 n_row, n_col = n_idx // w, n_idx % w
                 offset = (n_row - q_row.unsqueeze(2) + 1) * 3 + (n_col - q_col.unsqueeze(2) + 1)
-                pair = ((q_idx.unsqueeze(2) + base) * 9 + offset).reshape(-1)
-                logits = (prep["logit_weight"][pair] * hk).sum(-1) + prep["logit_bias"][pair]
+                image = torch.arange(bsz, device=coord.device).view(bsz, 1, 1) * (r1 - r0)
+                pair = (((image + (q_row - r0).unsqueeze(2)) * w + q_col.unsqueeze(2)) * 9 + offset).reshape(-1)
+                logits = (table_w[pair] * hk).sum(-1) + table_b[pair]
             else:
                 # Sparse queries (training batches): q . (k * imnet_k(...)) per query.
+                q_rows = (q_idx + base[..., 0]).reshape(-1)
                 m_k = _run_tail(self.imnet_k, hk).view(bsz * nq, 4, -1)
                 qk = prep["keys"][flat].view(bsz * nq, 4, -1) * prep["keys"][q_rows].unsqueeze(1)
                 logits = (qk * m_k).sum(-1)
