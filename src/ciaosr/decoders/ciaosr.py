@@ -158,16 +158,20 @@ class CiaoSRDecoder(nn.Module):
     # --- the restructured computation --------------------------------------------
     def _prepare_fast(self, feat: torch.Tensor, nonlocal_feat=None) -> dict:
         b, c, h, w = feat.shape
-        maps = self._prepare_maps(feat, nonlocal_feat)
         # Row-major (pixel, channel) tables: every query gathers whole rows of them, and a
         # channel-major view would make each row gather touch 10C scattered cache lines.
-        keys = maps["keys"].flatten(2).transpose(1, 2).contiguous()  # (B, HW, 9C)
-        values = maps["values"].flatten(2).transpose(1, 2).contiguous()  # (B, HW, 10C)
+        # Built straight into that layout, so at most one channel-major map (9C) is alive.
+        keys = unfold3x3(feat).flatten(2).transpose(1, 2).contiguous()  # (B, HW, 9C)
+        values = keys
+        if self.non_local:
+            if nonlocal_feat is None:
+                nonlocal_feat = self.cs_attn(feat)
+            values = torch.cat([keys, nonlocal_feat.flatten(2).transpose(1, 2)], dim=-1)  # (B, HW, 10C)
         key_dim, value_dim = keys.shape[-1], values.shape[-1]
         prep = {
             "size": (h, w),
             "values": values.reshape(b * h * w, value_dim),
-            "centres": maps["feat_coord"][0].flatten(1).t().contiguous(),  # (HW, 2)
+            "centres": feature_coord(feat)[0].flatten(1).t().contiguous(),  # (HW, 2)
             "index": torch.arange(h * w, device=feat.device, dtype=torch.float32).view(1, 1, h, w).expand(b, 1, h, w),
         }
         wv, bv, _ = _split_first_layer(self.imnet_v, value_dim)
