@@ -76,8 +76,8 @@ class CiaoSRDecoder(nn.Module):
         # Queries per LR pixel from which tabulating the logit weights (9 per pixel) beats
         # computing them per query and neighbour (4 per query).
         self.table_density = 2.25
-        # Values per band of logit tables (see _logit_band): 2^23 floats, 32 MB.
-        self.table_band_elements = 2 ** 23
+        # Values per band of logit tables (see _logit_band): 2^22 floats, 16 MB.
+        self.table_band_elements = 2 ** 22
         # Queries per chunk on the CPU, where smaller is faster (docs/performance.md): with
         # 1024 queries the activations (~10 MB) are reused from the heap instead of being
         # mapped fresh, and page-faulted, for every chunk. None in reference mode, which
@@ -185,8 +185,9 @@ class CiaoSRDecoder(nn.Module):
     def _logit_tables(self, keys: torch.Tensor, h: int, w: int, r0: int = 0, r1: int | None = None):
         """``W_last^T (q * k)`` and ``(q * k) . b_last`` of imnet_k for the query at every LR
         pixel p of rows [r0, r1) and the neighbour at each of the 3x3 offsets p + d:
-        (B*(r1-r0)*W*9, hidden) and (B*(r1-r0)*W*9,). One offset at a time, so the
-        temporary ``q * k`` is one band of keys."""
+        (9 * B*(r1-r0)*W, hidden) and (9 * B*(r1-r0)*W,), offset-major (row
+        ``d * B*(r1-r0)*W + pixel``). One offset at a time into the preallocated tables,
+        so the temporaries are one offset's worth."""
         r1 = h if r1 is None else r1
         b, _, key_dim = keys.shape
         last = self.imnet_k.layers[-1]
@@ -195,14 +196,17 @@ class CiaoSRDecoder(nn.Module):
         # Zero keys outside the image, as unfolding: rows r0-1 .. r1 and columns -1 .. w.
         padded = F.pad(grid[:, lo:hi], (0, 0, 1, 1, int(r0 == 0), int(r1 == h)))
         rows = r1 - r0
-        weights, biases = [], []
+        n = b * rows * w
+        weight = bias = None
         for dy in range(3):
             for dx in range(3):
-                qk = grid[:, r0:r1] * padded[:, dy:dy + rows, dx:dx + w]
-                weights.append(qk @ last.weight)
-                biases.append(qk @ last.bias)
-        return (torch.stack(weights, dim=3).reshape(b * rows * w * 9, -1),
-                torch.stack(biases, dim=3).reshape(b * rows * w * 9))
+                qk = (grid[:, r0:r1] * padded[:, dy:dy + rows, dx:dx + w]).view(n, key_dim)
+                wd, bd = qk @ last.weight, qk @ last.bias
+                if weight is None:  # in the products' dtype (bf16 under autocast)
+                    weight = wd.new_empty(9, n, wd.shape[-1])
+                    bias = bd.new_empty(9, n)
+                weight[dy * 3 + dx], bias[dy * 3 + dx] = wd, bd
+        return weight.view(9 * n, -1), bias.view(9 * n)
 
     def plan_queries(self, prep: dict, num_queries: int) -> None:
         """Told how many queries per image are coming (all chunks together): when they are
@@ -269,7 +273,8 @@ class CiaoSRDecoder(nn.Module):
                 n_row, n_col = n_idx // w, n_idx % w
                 offset = (n_row - q_row.unsqueeze(2) + 1) * 3 + (n_col - q_col.unsqueeze(2) + 1)
                 image = torch.arange(bsz, device=coord.device).view(bsz, 1, 1) * (r1 - r0)
-                pair = (((image + (q_row - r0).unsqueeze(2)) * w + q_col.unsqueeze(2)) * 9 + offset).reshape(-1)
+                pixel = (image + (q_row - r0).unsqueeze(2)) * w + q_col.unsqueeze(2)
+                pair = (offset * (bsz * (r1 - r0) * w) + pixel).reshape(-1)
                 logits = (table_w[pair] * hk).sum(-1) + table_b[pair]
             else:
                 # Sparse queries (training batches): q . (k * imnet_k(...)) per query.

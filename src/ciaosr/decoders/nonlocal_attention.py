@@ -85,10 +85,9 @@ class CrossScaleAttention(nn.Module):
         c = embed.shape[1]
         big = s * k  # value patch size (6)
         pad_v = (big - s) // 2  # 'same' padding at stride s (2)
-        # Value patches: (L, C, 6, 6), one per 2x2 block, as transposed-conv kernels.
-        values = F.unfold(embed, big, padding=pad_v, stride=s)  # (1, C*36, L)
-        n_patches = values.shape[-1]
-        values = values[0].t().reshape(n_patches, c, big, big)
+        # Value patches: (C*36, L), one 6x6 patch per 2x2 block, as transposed-conv kernels.
+        patches = F.unfold(embed, big, padding=pad_v, stride=s)[0]
+        n_patches = patches.shape[-1]
         # Key kernels: 3x3 patches of the downscaled map, L2-normalised.
         keys = F.unfold(ref, k, padding=k // 2)  # (1, C/2*9, L)
         keys = keys[0].t().reshape(n_patches, ref.shape[1], k, k)
@@ -104,10 +103,15 @@ class CrossScaleAttention(nn.Module):
         # (each row's softmax is independent), so the (L, rows, Wp) map stays bounded.
         hp, wp = match.shape[-2:]
         w_down = self.down.weight
-        fused = F.conv2d(F.pad(values, (1, 2, 1, 2)), w_down, stride=2)  # (L, C, 4, 4)
-        fused_mat = fused.reshape(n_patches, -1).t()  # (C*16, L)
-        row_mat = values[:, :, 1, :].reshape(n_patches, -1).t()  # patch row 1: (C*6, L)
-        col_mat = values[:, :, :, 1].reshape(n_patches, -1).t()  # patch column 1
+        fused_mat = patches.new_empty(c * 16, n_patches)  # the 4x4 kernels: (C*16, L)
+        row_mat = patches.new_empty(c * big, n_patches)  # patch row 1: (C*6, L)
+        col_mat = patches.new_empty(c * big, n_patches)  # patch column 1
+        for k0 in range(0, n_patches, 1024):  # in blocks of keys: the padded patches are 2.25x larger
+            blk = patches[:, k0:k0 + 1024].t().reshape(-1, c, big, big)
+            fused_mat[:, k0:k0 + 1024] = F.conv2d(F.pad(blk, (1, 2, 1, 2)), w_down, stride=2).flatten(1).t()
+            row_mat[:, k0:k0 + 1024] = blk[:, :, 1, :].flatten(1).t()
+            col_mat[:, k0:k0 + 1024] = blk[:, :, :, 1].flatten(1).t()
+        del patches
         padded = F.pad(match, (k // 2,) * 4)
         key_mat = keys.reshape(n_patches, -1)  # (L, C/2*9)
         band = max(1, min(hp, self.band_elements // max(n_patches * wp, 1)))
@@ -121,8 +125,12 @@ class CrossScaleAttention(nn.Module):
             # softmax over keys runs along contiguous memory (a convolution with L output
             # channels computes the same, 2x slower, and leaves keys as the strided dim).
             neigh = F.unfold(padded[:, :, r0:r1 + k - 1], k)[0]  # (C/2*9, rows*Wp)
-            scores = torch.mm(neigh.t(), key_mat.t())
-            attn = torch.softmax(scores.mul_(self.softmax_scale), dim=-1)  # (rows*Wp, L)
+            scores = torch.mm(neigh.t(), key_mat.t()).mul_(self.softmax_scale)
+            if torch.is_grad_enabled():
+                attn = torch.softmax(scores, dim=-1)  # (rows*Wp, L)
+            else:  # the same softmax in place: one band buffer instead of two
+                attn = scores.sub_(scores.amax(dim=-1, keepdim=True)).exp_()
+                attn.div_(attn.sum(dim=-1, keepdim=True))
             del scores
             # Transposed convolutions as a matrix product plus col2im (PyTorch's CPU
             # conv_transpose2d has no fast kernel for thousands of input channels).
@@ -132,6 +140,7 @@ class CrossScaleAttention(nn.Module):
             if r0 == 0:
                 edge_row = F.fold((row_mat @ attn[0].t()).unsqueeze(0), (1, 2 * wp + 4), (1, big), stride=(1, s))
             col_parts.append((r0, col_mat @ attn[:, 0].t()))
+            del attn, cols  # before the next band's buffers are allocated
         edge_col = out.new_zeros(1, c, 2 * hp + 4, 1)
         for r0, part in col_parts:
             n = part.shape[1]
