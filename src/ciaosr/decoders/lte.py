@@ -99,11 +99,11 @@ class LTEDecoder(nn.Module):
         self.phase = nn.Linear(2, hidden_dim // 2, bias=False)
         self.imnet = MLP(hidden_dim, out_dim, tuple(mlp_hidden))
 
-    # --- per-LR-pixel work ---------------------------------------------------
     # Queries per chunk on the CPU, where small chunks run fastest (see
     # CiaoSRDecoder.cpu_chunk; 512 measured best for this decoder, docs/performance.md).
     cpu_chunk = 512
 
+    # --- per-LR-pixel work ---------------------------------------------------
     def prepare(self, feat: Tensor) -> dict[str, Tensor]:
         """Amplitude and frequency maps plus the LR pixel centres, packed into one
         (B, 2*hidden_dim + 2, H, W) table so each neighbour needs a single lookup."""

@@ -64,11 +64,11 @@ class MetaSRDecoder(nn.Module):
         widths = (hidden,) if isinstance(hidden, int) else tuple(hidden)
         self.imnet = MLP(3, in_dim * 9 * out_dim, widths)
 
-    # --- per-LR-pixel work ---------------------------------------------------
     # Queries per chunk on the CPU, where small chunks run fastest (see
     # CiaoSRDecoder.cpu_chunk; 512 measured best for this decoder, docs/performance.md).
     cpu_chunk = 512
 
+    # --- per-LR-pixel work ---------------------------------------------------
     def prepare(self, feat: Tensor) -> dict[str, Tensor]:
         """3x3-unfolded features and the LR pixel corners, packed into one
         (B, 9C + 2, H, W) table so a query needs a single lookup."""
