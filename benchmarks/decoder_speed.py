@@ -88,10 +88,8 @@ def run_one(decoder: str, mode: str | None, size: int, precision: str, repeats: 
 def machine(threads: int | None = None) -> str:
     import torch
 
-    if threads:
-        torch.set_num_threads(threads)
     return (f"{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-            f"{torch.get_num_threads()} thread(s)")
+            f"{threads or torch.get_num_threads()} thread(s)")
 
 
 def table(rows: list[dict]) -> str:
