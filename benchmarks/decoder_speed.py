@@ -46,8 +46,11 @@ def run_one(decoder: str, mode: str | None, size: int, precision: str, repeats: 
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(0)
-    dec_args = {"mode": mode} if mode else {}
-    model = ciaosr.build_model(f"edsr-baseline-{decoder}", decoder_args=dec_args).eval().to(device)
+    from ciaosr.decoders.reference import reference_model
+
+    model = ciaosr.build_model(f"edsr-baseline-{decoder}").eval().to(device)
+    if mode == "reference":
+        model = reference_model(model)
     lr = torch.rand(1, 3, size, size, device=device)
     out_size = (size * scale, size * scale)
     dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]

@@ -25,6 +25,7 @@ import torch
 
 from ciaosr import build_model
 from ciaosr.coords import make_coord
+from ciaosr.decoders.reference import reference_model
 from ciaosr.models.factory import count_parameters
 from ciaosr.training.step import optimisation_step
 from machine_info import cpu_name  # benchmarks/ is the script folder, on sys.path
@@ -54,7 +55,11 @@ def time_decoder(decoder: str, args, device) -> dict:
     """``decoder`` is a decoder name, optionally with a mode: ``ciaosr:reference``."""
     torch.manual_seed(0)
     name, _, mode = decoder.partition(":")
-    model = build_model(f"{args.encoder}-{name}", decoder_args={"mode": mode} if mode else None)
+    model = build_model(f"{args.encoder}-{name}")
+    if mode == "reference":
+        model = reference_model(model)
+    elif mode:
+        raise SystemExit(f"unknown mode {mode!r} (reference, or none for the project's own)")
     model = model.to(device).train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     lr, coord, cell, gt = make_batch(args.batch, args.lr_patch, args.queries, args.scale, device)

@@ -157,15 +157,9 @@ def test_cli_bad_model_is_one_line(model_arg, needle, capsys, tmp_path):
 def test_official_liif_family_layout_loads(tmp_path, decoder, spec_args):
     """A checkpoint in the LIIF code base's format ({'model': {name, args, sd}}, LIIF's EDSR
     key names) loads through load_model and computes what the model it came from computes."""
-    from ciaosr.decoders.lte import args_from_official as lte_args
-    from ciaosr.decoders.metasr import args_from_official as metasr_args
-
     spec = {"name": decoder, "args": {"encoder_spec": {"name": "edsr-baseline", "args": {"no_upsampling": True}},
                                       **spec_args}}
-    dec_args = {"lte": lambda: lte_args({**spec, "sd": {}}, in_dim=16),
-                "metasr": lambda: metasr_args({**spec, "sd": {}}, in_dim=16),
-                "liif": lambda: {"hidden": [16, 16]}}[decoder]()
-    dec_args.pop("in_dim", None)
+    dec_args = {"lte": {"hidden_dim": 32, "mlp_hidden": [16, 16]}, "metasr": {}, "liif": {"hidden": [16, 16]}}[decoder]
     model = ciaosr.build_model(f"edsr-baseline-{decoder}", {"num_blocks": 2, "mid_channels": 16}, dec_args).eval()
     sd = {}
     for k, v in model.state_dict().items():  # rename to LIIF's EDSR layout

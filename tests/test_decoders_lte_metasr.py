@@ -11,14 +11,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ciaosr.coords import make_cell, make_coord, target_size
-from ciaosr.decoders import lte as lte_mod
-from ciaosr.decoders import metasr as metasr_mod
 from ciaosr.decoders.lte import LTEDecoder
 from ciaosr.decoders.metasr import MetaSRDecoder
 from ciaosr.errors import CiaosrError
 from ciaosr.models.sr_model import ImplicitSRModel
 
-torch.set_num_threads(1)
 
 C, H, W = 16, 9, 11
 SCALES = [2.0, 3.7, (2.0, 3.5)]
@@ -282,26 +279,16 @@ def test_metasr_scale_input_is_row_scale(feat):
     assert not torch.allclose(a, c)
 
 
-# --- official checkpoint layout ----------------------------------------------------
-def _fake_encoder_keys(c):
-    return {
-        "encoder.head.0.weight": torch.randn(c, 3, 3, 3),
-        "encoder.head.0.bias": torch.randn(c),
-        "encoder.body.16.weight": torch.randn(c, c, 3, 3),
-        "encoder.sub_mean.weight": torch.randn(3, 3, 1, 1),
-    }
+# --- official checkpoint layout (the units' own detection; whole files: test_checkpoints) ---
+LTE_SPEC_ARGS = {
+    "encoder_spec": {"name": "edsr-baseline", "args": {"no_upsampling": True}},
+    "imnet_spec": {"name": "mlp", "args": {"out_dim": 3, "hidden_list": [256, 256, 256]}},
+    "hidden_dim": 256,
+}
 
 
 def test_lte_official_layout_loads():
     c = 64
-    spec = {
-        "name": "lte",
-        "args": {
-            "encoder_spec": {"name": "edsr-baseline", "args": {"no_upsampling": True}},
-            "imnet_spec": {"name": "mlp", "args": {"out_dim": 3, "hidden_list": [256, 256, 256]}},
-            "hidden_dim": 256,
-        },
-    }
     sd = {
         "coef.weight": torch.randn(256, c, 3, 3), "coef.bias": torch.randn(256),
         "freq.weight": torch.randn(256, c, 3, 3), "freq.bias": torch.randn(256),
@@ -311,20 +298,15 @@ def test_lte_official_layout_loads():
     for i, (fan_in, fan_out) in enumerate(zip(dims, dims[1:])):
         sd[f"imnet.layers.{2 * i}.weight"] = torch.randn(fan_out, fan_in)
         sd[f"imnet.layers.{2 * i}.bias"] = torch.randn(fan_out)
-    ckpt = {"model": {**spec, "sd": {**_fake_encoder_keys(c), **sd}}, "epoch": 1000}
-
-    kwargs = lte_mod.args_from_official(ckpt)
-    assert kwargs == {"hidden_dim": 256, "mlp_hidden": (256, 256, 256), "out_dim": 3, "in_dim": c}
-    assert lte_mod.args_from_official(spec, in_dim=c) == kwargs
-    dec = LTEDecoder(**kwargs)
-    assert set(dec.state_dict()) == set(sd)
-    dec.load_state_dict(lte_mod.official_state_dict_to_decoder(ckpt["model"]["sd"]), strict=True)
+    kwargs = LTEDecoder.official_args(sd, LTE_SPEC_ARGS)
+    assert kwargs == {"hidden_dim": 256, "mlp_hidden": (256, 256, 256), "out_dim": 3}
+    dec = LTEDecoder(c, **kwargs)
+    dec.load_state_dict(sd, strict=True)
     assert torch.equal(dec.phase.weight, sd["phase.weight"])
-    # DataParallel-style prefixes are accepted too
-    prefixed = {"module." + k: v for k, v in ckpt["model"]["sd"].items()}
-    assert set(lte_mod.official_state_dict_to_decoder(prefixed)) == set(sd)
-    with pytest.raises(CiaosrError):
-        lte_mod.args_from_official({"name": "liif", "args": {}})
+    assert all(k.startswith(LTEDecoder.official_prefixes) for k in sd)
+    with pytest.raises(CiaosrError, match="imnet_spec"):
+        LTEDecoder.official_args(sd, {})  # the MLP widths are not all in the weights
+    assert LTEDecoder.official_args({"imnet.layers.0.weight": torch.zeros(256, 580)}, LTE_SPEC_ARGS) is None
 
 
 def test_metasr_official_layout_loads():
@@ -333,18 +315,13 @@ def test_metasr_official_layout_loads():
         "imnet.layers.0.weight": torch.randn(256, 3), "imnet.layers.0.bias": torch.randn(256),
         "imnet.layers.2.weight": torch.randn(c * 27, 256), "imnet.layers.2.bias": torch.randn(c * 27),
     }
-    ckpt = {"model": {"name": "metasr",
-                      "args": {"encoder_spec": {"name": "edsr-baseline", "args": {"no_upsampling": True}}},
-                      "sd": {**_fake_encoder_keys(c), **sd}}}
-    kwargs = metasr_mod.args_from_official(ckpt)
-    assert kwargs == {"hidden": (256,), "out_dim": 3, "in_dim": c}
-    dec = MetaSRDecoder(**kwargs)
-    assert set(dec.state_dict()) == set(sd)
-    dec.load_state_dict(metasr_mod.official_state_dict_to_decoder(ckpt), strict=True)
+    kwargs = MetaSRDecoder.official_args(sd)
+    assert kwargs == {"hidden": (256,), "out_dim": 3}
+    dec = MetaSRDecoder(c, **kwargs)
+    dec.load_state_dict(sd, strict=True)
     assert torch.equal(dec.imnet.layers[2].bias, sd["imnet.layers.2.bias"])
-    with pytest.raises(CiaosrError):
-        metasr_mod.official_state_dict_to_decoder({"imnet.layers.0.weight": sd["imnet.layers.0.weight"],
-                                                   "cs_attn.down.weight": torch.zeros(1)})
+    # LIIF's first layer takes the 9C-wide latent code, MetaSR's only (rel, 1/s)
+    assert MetaSRDecoder.official_args({"imnet.layers.0.weight": torch.zeros(256, 580)}) is None
 
 
 def test_default_sizes_match_official():

@@ -10,8 +10,9 @@ from pathlib import Path
 import torch
 
 from ..errors import CiaosrError
-from ..models.factory import ENCODERS, DECODERS, build_model, split_name
+from ..models.factory import build_model
 from ..models.pretrained import DEFAULT_MODEL, shipped
+from ..models.registry import split_name
 from .native import load_native, load_weights
 from .official import convert_official
 
@@ -57,6 +58,7 @@ def load_model(path_or_name: str | os.PathLike | None = None, device: str | torc
     entry = shipped(key)
     if entry is not None:
         model = load_native(entry.path)
+        model.pretrained = entry
     elif os.path.exists(key) or os.sep in key or key.endswith((".pth", ".pt", ".safetensors", ".ckpt")):
         model = load_checkpoint_file(key)
     else:
@@ -66,4 +68,4 @@ def load_model(path_or_name: str | os.PathLike | None = None, device: str | torc
     return model.to(device).eval()
 
 
-__all__ = ["load_model", "load_checkpoint_file", "build_model", "ENCODERS", "DECODERS"]
+__all__ = ["load_model", "load_checkpoint_file"]

@@ -6,8 +6,9 @@ import json
 
 import torch
 
-from ..models.factory import DECODERS, ENCODERS, build_model, count_parameters, split_name
+from ..models.factory import build_model, count_parameters
 from ..models.pretrained import DEFAULT_MODEL, PRETRAINED, shipped
+from ..models.registry import list_models, split_name
 
 
 def register(sub) -> None:
@@ -27,19 +28,18 @@ def _param_count(name: str) -> int:
 
 def model_table() -> list[dict]:
     rows = []
-    for enc in ENCODERS:
-        for dec in DECODERS:
-            name = f"{enc}-{dec}"
-            entry = shipped(name)
-            rows.append({
-                "name": name,
-                "encoder": enc,
-                "decoder": dec,
-                "params": _param_count(name),
-                "weights": entry is not None,
-                "default": name == DEFAULT_MODEL,
-                "trained_on": entry.trained_on if entry else None,
-            })
+    for name in list_models():
+        enc, dec = split_name(name)
+        entry = shipped(name)
+        rows.append({
+            "name": name,
+            "encoder": enc.name,
+            "decoder": dec.name,
+            "params": _param_count(name),
+            "weights": entry is not None,
+            "default": name == DEFAULT_MODEL,
+            "trained_on": entry.trained_on if entry else None,
+        })
     return rows
 
 

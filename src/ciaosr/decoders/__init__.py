@@ -1,0 +1,3 @@
+"""Implicit decoders; importing this package registers them (``models.registry``)."""
+
+from . import ciaosr, liif, lte, metasr  # noqa: F401

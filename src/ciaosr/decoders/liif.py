@@ -5,10 +5,10 @@ four nearest latent codes each predict and are blended by the area of the opposi
 sub-rectangle. Feature unfolding, local ensemble and cell decoding can each be
 switched off, as in the LIIF paper's ablations.
 
-``mode='fast'`` (default) computes the latent-code half of the MLP's first layer once
-per LR pixel in ``prepare`` and only the small (rel, cell) half per query, with the
-four neighbours batched; ``mode='reference'`` evaluates every layer per query and
-neighbour, as LIIF's own code does (for benchmarks and tests).
+The latent-code half of the MLP's first layer is computed once per LR pixel in
+``prepare`` and only the small (rel, cell) half per query, with the four neighbours
+batched. LIIF's own computation (every layer per query and neighbour) is
+:func:`ciaosr.decoders.reference.liif_query`.
 """
 
 from __future__ import annotations
@@ -17,85 +17,70 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
+from ..models.registry import register_decoder
+from .base import Decoder
 from .mlp import MLP
-from .sampling import feature_coord, sample_nearest, shifted_coords, unfold3x3
+from .sampling import area_blend, feature_coord, sample_nearest, shifted_coords, unfold3x3
 
 
-class LIIFDecoder(nn.Module):
+@register_decoder("liif", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), residual=False,
+                  description="local implicit image function")
+class LIIFDecoder(Decoder):
+    cpu_chunk = 1024  # see Decoder.cpu_chunk (docs/performance.md)
+    official_prefixes = ("imnet.",)
+    liif_name = "liif"
+
+    @classmethod
+    def official_args(cls, sd: dict, spec_args: dict | None = None) -> dict | None:
+        first = sd.get("imnet.layers.0.weight")
+        if first is None or first.shape[-1] == 3 or "coef.weight" in sd:  # MetaSR's or LTE's
+            return None
+        args = spec_args or {}
+        imnet_args = (args.get("imnet_spec") or {}).get("args", {}) or {}
+        out = {key: bool(args.get(key, True)) for key in ("local_ensemble", "feat_unfold", "cell_decode")}
+        out["hidden"] = list(imnet_args.get("hidden_list", [256, 256, 256, 256]))
+        out["out_dim"] = int(imnet_args.get("out_dim", 3))
+        return out
+
     def __init__(self, in_dim: int, hidden: Sequence[int] = (256, 256, 256, 256), out_dim: int = 3,
-                 local_ensemble: bool = True, feat_unfold: bool = True, cell_decode: bool = True,
-                 mode: str = "fast"):
-        super().__init__()
-        if mode not in ("fast", "reference"):
-            raise ValueError(f"mode must be 'fast' or 'reference', not {mode!r}")
-        self.in_dim = in_dim
+                 local_ensemble: bool = True, feat_unfold: bool = True, cell_decode: bool = True):
+        super().__init__(in_dim)
         self.local_ensemble = local_ensemble
         self.feat_unfold = feat_unfold
         self.cell_decode = cell_decode
-        self.mode = mode
-        # Queries per chunk on the CPU in fast mode (see CiaoSRDecoder); None in reference
-        # mode, which keeps the caller's chunks (LIIF's own code: 30000).
-        self.cpu_chunk = 1024 if mode == "fast" else None
         self.latent_dim = in_dim * 9 if feat_unfold else in_dim
         self.imnet = MLP(self.latent_dim + 2 + (2 if cell_decode else 0), out_dim, tuple(hidden))
 
     def prepare(self, feat: torch.Tensor) -> dict:
         latent = unfold3x3(feat) if self.feat_unfold else feat
-        prep = {"latent": latent, "feat_coord": feature_coord(feat)}
-        if self.mode == "fast":
-            first = self.imnet.layers[0]
-            b, _, h, w = latent.shape
-            prep["hidden"] = F.linear(latent.flatten(2).transpose(1, 2), first.weight[:, :self.latent_dim],
-                                      first.bias).reshape(b * h * w, -1)
-            prep["index"] = torch.arange(h * w, device=feat.device, dtype=torch.float32).view(1, 1, h, w).expand(b, 1, h, w)
-        return prep
+        first = self.imnet.layers[0]
+        b, _, h, w = latent.shape
+        return {
+            "latent": latent,
+            "centres": feature_coord(feat)[0].flatten(1).t(),  # (HW, 2)
+            "hidden": F.linear(latent.flatten(2).transpose(1, 2), first.weight[:, :self.latent_dim],
+                               first.bias).reshape(b * h * w, -1),
+            "index": torch.arange(h * w, device=feat.device, dtype=torch.float32).view(1, 1, h, w).expand(b, 1, h, w),
+        }
 
-    def _positions(self, coord: torch.Tensor, h: int, w: int) -> list[torch.Tensor]:
+    def positions(self, coord: torch.Tensor, h: int, w: int) -> list[torch.Tensor]:
+        """Where the latent codes are looked up: the four neighbours, or the nearest."""
         if self.local_ensemble:
             return shifted_coords(coord, 1.0 / h, 1.0 / w)  # one LR pixel = 2/h
         return [coord.clamp(-1 + 1e-6, 1 - 1e-6)]
 
-    def _blend(self, preds: list, rels: list) -> torch.Tensor:
-        if not self.local_ensemble:
-            return preds[0]
-        areas = [(rel[..., 0] * rel[..., 1]).abs() + 1e-9 for rel in rels]
-        total = torch.stack(areas).sum(dim=0)
-        # Each prediction is weighted by the area of the diagonally opposite rectangle.
-        areas = [areas[3], areas[2], areas[1], areas[0]]
-        out = 0
-        for pred, area in zip(preds, areas):
-            out = out + pred * (area / total).unsqueeze(-1)
-        return out
+    def blend(self, preds: list, rels: list) -> torch.Tensor:
+        return area_blend(preds, rels) if self.local_ensemble else preds[0]
 
     def query(self, prep: dict, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
-        if self.mode == "fast":
-            return self._query_fast(prep, coord, cell)
-        latent, feat_coord = prep["latent"], prep["feat_coord"]
-        h, w = latent.shape[-2:]
-        scale_hw = torch.tensor([h, w], dtype=coord.dtype, device=coord.device)
-        preds, rels = [], []
-        for c in self._positions(coord, h, w):
-            z = sample_nearest(latent, c)
-            rel = (coord - sample_nearest(feat_coord, c)) * scale_hw
-            inp = [z, rel]
-            if self.cell_decode:
-                inp.append(cell * scale_hw)
-            preds.append(self.imnet(torch.cat(inp, dim=-1)))
-            rels.append(rel)
-        return self._blend(preds, rels)
-
-    def _query_fast(self, prep: dict, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
-        latent, feat_coord = prep["latent"], prep["feat_coord"]
-        b, _, h, w = latent.shape
+        b, _, h, w = prep["latent"].shape
         nq = coord.shape[1]
         scale_hw = torch.tensor([h, w], dtype=coord.dtype, device=coord.device)
-        positions = self._positions(coord, h, w)
+        positions = self.positions(coord, h, w)
         n = len(positions)
         idx = torch.stack([sample_nearest(prep["index"], c)[..., 0] for c in positions], dim=2).long()
-        centres = feat_coord[0].flatten(1).t()  # (HW, 2)
-        rel = (coord.unsqueeze(2) - centres[idx]) * scale_hw  # (B, Q, n, 2)
+        rel = (coord.unsqueeze(2) - prep["centres"][idx]) * scale_hw  # (B, Q, n, 2)
         pos = [rel]
         if self.cell_decode:
             pos.append((cell * scale_hw).unsqueeze(2).expand(-1, -1, n, -1))
@@ -107,4 +92,4 @@ class LIIFDecoder(nn.Module):
         for layer in list(self.imnet.layers)[2:]:
             hid = layer(hid)
         out = hid.view(b, nq, n, -1)
-        return self._blend([out[:, :, i] for i in range(n)], [rel[:, :, i] for i in range(n)])
+        return self.blend([out[:, :, i] for i in range(n)], [rel[:, :, i] for i in range(n)])

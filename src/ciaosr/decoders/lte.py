@@ -34,8 +34,7 @@ the input) this equals the official ``cell * max(s / 4, 1)``.
 
 Parameter names follow the official checkpoint (``coef.*``, ``freq.*``,
 ``phase.weight``, ``imnet.layers.*``), so the decoder part of an official
-``{'model': {'name': 'lte', 'args': ..., 'sd': ...}}`` loads directly; see
-:func:`official_state_dict_to_decoder` and :func:`args_from_official`.
+``{'model': {'name': 'lte', 'args': ..., 'sd': ...}}`` loads directly.
 """
 
 from __future__ import annotations
@@ -44,35 +43,18 @@ import math
 from collections.abc import Mapping, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..coords import axis_centres
 from ..errors import CiaosrError
+from ..models.registry import register_decoder
+from .base import Decoder
 from .mlp import MLP
-from .official_keys import decoder_part, model_spec as spec_of
-
-_EPS_SHIFT = 1e-6  # LIIF's nudge off pixel borders for the neighbour lookups
-_AREA_EPS = 1e-9
+from .sampling import area_blend, feature_coord, sample_nearest, shifted_coords
 
 
-def _centre_map(feat: Tensor) -> Tensor:
-    """(B, 2, H, W) map of the (row, col) centre coordinate of every LR pixel."""
-    b, _, h, w = feat.shape
-    rows = axis_centres(h, feat.device, feat.dtype)
-    cols = axis_centres(w, feat.device, feat.dtype)
-    grid = torch.stack(torch.meshgrid(rows, cols, indexing="ij"), dim=0)
-    return grid.unsqueeze(0).expand(b, 2, h, w)
-
-
-def _nearest(table: Tensor, coord: Tensor) -> Tensor:
-    """Nearest-neighbour lookup of a (B, D, H, W) table at (B, Q, 2) (row, col) coords
-    -> (B, Q, D). Uses grid_sample itself so border ties round as in the official code."""
-    out = F.grid_sample(table, coord.flip(-1).unsqueeze(1), mode="nearest", align_corners=False)
-    return out[:, :, 0, :].permute(0, 2, 1)
-
-
-class LTEDecoder(nn.Module):
+@register_decoder("lte", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), residual=True,
+                  description="local texture estimator")
+class LTEDecoder(Decoder):
     """LTE implicit decoder. ``in_dim`` is the encoder's channel count C.
 
     ``mlp_hidden`` defaults to the official configs' ``hidden_list: [256, 256, 256]``
@@ -87,10 +69,9 @@ class LTEDecoder(nn.Module):
         out_dim: int = 3,
         max_train_scale: float | None = 4.0,
     ):
-        super().__init__()
+        super().__init__(in_dim)
         if hidden_dim % 2:
             raise CiaosrError(f"LTE hidden_dim must be even, got {hidden_dim}")
-        self.in_dim = in_dim
         self.hidden_dim = hidden_dim
         self.out_dim = out_dim
         self.max_train_scale = max_train_scale
@@ -99,15 +80,30 @@ class LTEDecoder(nn.Module):
         self.phase = nn.Linear(2, hidden_dim // 2, bias=False)
         self.imnet = MLP(hidden_dim, out_dim, tuple(mlp_hidden))
 
-    # Queries per chunk on the CPU, where small chunks run fastest (see
-    # CiaoSRDecoder.cpu_chunk; 512 measured best for this decoder, docs/performance.md).
-    cpu_chunk = 512
+    cpu_chunk = 512  # see Decoder.cpu_chunk; measured best for this decoder (docs/performance.md)
+    official_prefixes = ("coef.", "freq.", "phase.", "imnet.")
+    liif_name = "lte"
+
+    @classmethod
+    def official_args(cls, sd: dict, spec_args: dict | None = None) -> dict | None:
+        """From the official spec's ``hidden_dim`` and ``imnet_spec`` (which the file
+        must have: the MLP widths are not all visible in the weights)."""
+        if "coef.weight" not in sd:
+            return None
+        args = spec_args or {}
+        imnet = args.get("imnet_spec")
+        if not imnet or imnet.get("name") != "mlp":
+            raise CiaosrError("LTE checkpoint without an 'mlp' imnet_spec in its model args")
+        imnet_args = imnet.get("args", {})
+        return {"hidden_dim": int(args.get("hidden_dim", 256)),
+                "mlp_hidden": tuple(int(v) for v in imnet_args["hidden_list"]),
+                "out_dim": int(imnet_args.get("out_dim", 3))}
 
     # --- per-LR-pixel work ---------------------------------------------------
     def prepare(self, feat: Tensor) -> dict[str, Tensor]:
         """Amplitude and frequency maps plus the LR pixel centres, packed into one
         (B, 2*hidden_dim + 2, H, W) table so each neighbour needs a single lookup."""
-        table = torch.cat([self.coef(feat), self.freq(feat), _centre_map(feat)], dim=1)
+        table = torch.cat([self.coef(feat), self.freq(feat), feature_coord(feat, feat.dtype)], dim=1)
         return {"table": table}
 
     # --- per-query work ------------------------------------------------------
@@ -135,69 +131,16 @@ class LTEDecoder(nn.Module):
         rel_cell = self._rel_cell(cell, h, w)
         phase = self.phase(rel_cell.reshape(bs * q, 2)).view(bs, q, hd // 2)
 
-        r_row, r_col = 1.0 / h, 1.0 / w  # half an LR pixel, as LIIF
-        preds, areas = [], []
-        for v_row in (-1, 1):
-            for v_col in (-1, 1):
-                shifted = coord.clone()
-                shifted[..., 0] += v_row * r_row + _EPS_SHIFT
-                shifted[..., 1] += v_col * r_col + _EPS_SHIFT
-                shifted.clamp_(-1 + 1e-6, 1 - 1e-6)
-                looked = _nearest(table, shifted)
-                q_coef = looked[..., :hd]
-                q_freq = looked[..., hd:2 * hd]
-                centre = looked[..., 2 * hd:]
-                rel = (coord - centre) * scale_hw  # (B, Q, 2) in LR pixels
-
-                # frequency k has components (channel 2k, channel 2k+1) = (row, col)
-                x = (q_freq.view(bs, q, hd // 2, 2) * rel.unsqueeze(-2)).sum(dim=-1)
-                x = x + phase
-                x = torch.cat([torch.cos(math.pi * x), torch.sin(math.pi * x)], dim=-1)
-                pred = self.imnet((q_coef * x).reshape(bs * q, hd)).view(bs, q, -1)
-                preds.append(pred)
-                areas.append(torch.abs(rel[..., 0] * rel[..., 1]) + _AREA_EPS)
-
-        total = torch.stack(areas).sum(dim=0)
-        out = 0
-        # each prediction is weighted by the area of the diagonally opposite neighbour
-        for pred, area in zip(preds, reversed(areas)):
-            out = out + pred * (area / total).unsqueeze(-1)
-        return out
-
-    def forward(self, feat: Tensor, coord: Tensor, cell: Tensor) -> Tensor:
-        return self.query(self.prepare(feat), coord, cell)
-
-
-# --- official checkpoint helpers ---------------------------------------------
-_DECODER_PREFIXES = ("coef.", "freq.", "phase.", "imnet.")
-
-
-def official_state_dict_to_decoder(sd: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """Decoder part of an official LTE state dict: see :func:`official_keys.decoder_part`."""
-    return decoder_part(sd, _DECODER_PREFIXES, "LTE")
-
-
-def args_from_official(model_spec: Mapping, in_dim: int | None = None) -> dict:
-    """Constructor kwargs of :class:`LTEDecoder` from an official ``{'name': 'lte',
-    'args': {...}}`` spec (or the whole checkpoint). ``in_dim`` (the encoder width) is not
-    part of the spec: pass it, or it is read from ``sd['coef.weight']`` when present."""
-    spec = spec_of(model_spec)
-    if spec.get("name") != "lte":
-        raise CiaosrError(f"not an LTE model spec: name={spec.get('name')!r}")
-    args = spec.get("args", {})
-    imnet = args.get("imnet_spec")
-    if not imnet or imnet.get("name") != "mlp":
-        raise CiaosrError("LTE spec needs an 'mlp' imnet_spec")
-    imnet_args = imnet.get("args", {})
-    kwargs = {
-        "hidden_dim": int(args.get("hidden_dim", 256)),
-        "mlp_hidden": tuple(int(v) for v in imnet_args["hidden_list"]),
-        "out_dim": int(imnet_args.get("out_dim", 3)),
-    }
-    if in_dim is None and "sd" in spec:
-        key = next((k for k in spec["sd"] if k.endswith("coef.weight")), None)
-        if key is not None:
-            in_dim = int(spec["sd"][key].shape[1])
-    if in_dim is not None:
-        kwargs["in_dim"] = int(in_dim)
-    return kwargs
+        preds, rels = [], []
+        for shifted in shifted_coords(coord, 1.0 / h, 1.0 / w):  # half an LR pixel, as LIIF
+            looked = sample_nearest(table, shifted)
+            q_coef = looked[..., :hd]
+            q_freq = looked[..., hd:2 * hd]
+            rel = (coord - looked[..., 2 * hd:]) * scale_hw  # from the neighbour's centre, in LR pixels
+            # frequency k has components (channel 2k, channel 2k+1) = (row, col)
+            x = (q_freq.view(bs, q, hd // 2, 2) * rel.unsqueeze(-2)).sum(dim=-1)
+            x = x + phase
+            x = torch.cat([torch.cos(math.pi * x), torch.sin(math.pi * x)], dim=-1)
+            preds.append(self.imnet((q_coef * x).reshape(bs * q, hd)).view(bs, q, -1))
+            rels.append(rel)
+        return area_blend(preds, rels)

@@ -33,48 +33,49 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
-from ..coords import axis_centres
-from ..errors import CiaosrError
+from ..models.registry import register_decoder
+from .base import Decoder
 from .mlp import MLP
-from .official_keys import decoder_part, model_spec as spec_of
-
-_EPS_SHIFT = 1e-6
+from .sampling import feature_coord, sample_nearest, unfold3x3
 
 
-def _corner_map(feat: Tensor) -> Tensor:
-    """(B, 2, H, W) map of the (row, col) coordinate of every LR pixel's top-left corner."""
-    b, _, h, w = feat.shape
-    rows = axis_centres(h, feat.device, feat.dtype) - (2 / h) / 2
-    cols = axis_centres(w, feat.device, feat.dtype) - (2 / w) / 2
-    grid = torch.stack(torch.meshgrid(rows, cols, indexing="ij"), dim=0)
-    return grid.unsqueeze(0).expand(b, 2, h, w)
-
-
-class MetaSRDecoder(nn.Module):
+@register_decoder("metasr", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), residual=False,
+                  description="meta-upscale")
+class MetaSRDecoder(Decoder):
     """Meta-upscale decoder. ``in_dim`` is the encoder's channel count C; ``hidden`` is the
     width (or list of widths) of the weight-prediction MLP's hidden layers."""
 
     def __init__(self, in_dim: int, hidden: int | Sequence[int] = 256, out_dim: int = 3):
-        super().__init__()
-        self.in_dim = in_dim
+        super().__init__(in_dim)
         self.out_dim = out_dim
         widths = (hidden,) if isinstance(hidden, int) else tuple(hidden)
         self.imnet = MLP(3, in_dim * 9 * out_dim, widths)
 
-    # Queries per chunk on the CPU, where small chunks run fastest (see
-    # CiaoSRDecoder.cpu_chunk; 512 measured best for this decoder, docs/performance.md).
-    cpu_chunk = 512
+    cpu_chunk = 512  # see Decoder.cpu_chunk; measured best for this decoder (docs/performance.md)
+    official_prefixes = ("imnet.",)
+    liif_name = "metasr"
+
+    @classmethod
+    def official_args(cls, sd: dict, spec_args: dict | None = None) -> dict | None:
+        """The LIIF code base's MetaSR: an MLP from (rel, 1/s) (3 inputs) to a 9C x 3
+        matrix; the official class hard-codes ``out_dim=3``."""
+        first = sd.get("imnet.layers.0.weight")
+        if first is None or first.shape[-1] != 3:
+            return None
+        weights = sorted((k for k in sd if k.startswith("imnet.layers.") and k.endswith(".weight")),
+                         key=lambda k: int(k.split(".")[2]))
+        return {"hidden": tuple(int(sd[k].shape[0]) for k in weights[:-1]), "out_dim": 3}
 
     # --- per-LR-pixel work ---------------------------------------------------
     def prepare(self, feat: Tensor) -> dict[str, Tensor]:
         """3x3-unfolded features and the LR pixel corners, packed into one
         (B, 9C + 2, H, W) table so a query needs a single lookup."""
-        b, c, h, w = feat.shape
-        unfolded = F.unfold(feat, 3, padding=1).view(b, c * 9, h, w)
-        return {"table": torch.cat([unfolded, _corner_map(feat)], dim=1)}
+        h, w = feat.shape[-2:]
+        half_pixel = torch.tensor([1 / h, 1 / w], dtype=feat.dtype, device=feat.device).view(1, 2, 1, 1)
+        corners = feature_coord(feat, feat.dtype) - half_pixel  # each LR pixel's top-left corner
+        return {"table": torch.cat([unfold3x3(feat), corners], dim=1)}
 
     # --- per-query work ------------------------------------------------------
     def query(self, prep: Mapping[str, Tensor], coord: Tensor, cell: Tensor) -> Tensor:
@@ -86,9 +87,7 @@ class MetaSRDecoder(nn.Module):
         cell = cell.to(table.dtype)
 
         corner_q = coord - cell / 2
-        lookup = (corner_q + _EPS_SHIFT).clamp(-1 + 1e-6, 1 - 1e-6)
-        looked = F.grid_sample(table, lookup.flip(-1).unsqueeze(1), mode="nearest",
-                               align_corners=False)[:, :, 0, :].permute(0, 2, 1)
+        looked = sample_nearest(table, (corner_q + 1e-6).clamp(-1 + 1e-6, 1 - 1e-6))
         q_feat = looked[..., :d]
         corner = looked[..., d:]
 
@@ -99,36 +98,3 @@ class MetaSRDecoder(nn.Module):
         # contiguous: bmm on a strided view falls back to one tiny product per query
         pred = torch.bmm(q_feat.reshape(bs * q, 1, d).contiguous(), weights)
         return pred.view(bs, q, self.out_dim)
-
-    def forward(self, feat: Tensor, coord: Tensor, cell: Tensor) -> Tensor:
-        return self.query(self.prepare(feat), coord, cell)
-
-
-# --- official checkpoint helpers ---------------------------------------------
-def official_state_dict_to_decoder(sd: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """Decoder part of an official (LIIF-repo) MetaSR state dict: see :func:`official_keys.decoder_part`."""
-    return decoder_part(sd, ("imnet.",), "MetaSR")
-
-
-def args_from_official(model_spec: Mapping, in_dim: int | None = None) -> dict:
-    """Constructor kwargs of :class:`MetaSRDecoder` from an official ``{'name': 'metasr',
-    'args': {'encoder_spec': ...}}`` spec (or the whole checkpoint). The official class
-    hard-codes ``hidden_list=[256]`` and ``out_dim=3``; ``in_dim`` is the encoder width:
-    pass it, or it is read from the last imnet layer of ``sd`` when present."""
-    spec = spec_of(model_spec)
-    if spec.get("name") != "metasr":
-        raise CiaosrError(f"not a MetaSR model spec: name={spec.get('name')!r}")
-    kwargs: dict = {"hidden": (256,), "out_dim": 3}
-    sd = spec.get("sd")
-    if sd is not None:
-        weights = sorted(
-            (k for k in sd if k.startswith("imnet.layers.") and k.endswith(".weight")),
-            key=lambda k: int(k.split(".")[2]),
-        )
-        if weights:
-            kwargs["hidden"] = tuple(int(sd[k].shape[0]) for k in weights[:-1])
-            if in_dim is None:
-                in_dim = int(sd[weights[-1]].shape[0]) // (9 * 3)
-    if in_dim is not None:
-        kwargs["in_dim"] = int(in_dim)
-    return kwargs

@@ -1,4 +1,6 @@
-"""Nearest-LR-pixel lookups shared by the local implicit decoders.
+"""Neighbour sampling shared by the local implicit decoders: nearest-LR-pixel lookups,
+the pixel-centre map, 3x3 unfolding, the four 2x2-neighbour positions of LIIF's local
+ensemble and its area blend.
 
 Every lookup goes through ``grid_sample`` itself: at non-integer scales query
 positions fall exactly on LR pixel borders, and the official implementations settle
@@ -20,10 +22,10 @@ def sample_nearest(feat: torch.Tensor, coord: torch.Tensor) -> torch.Tensor:
     return out[:, :, 0, :].permute(0, 2, 1)
 
 
-def feature_coord(feat: torch.Tensor) -> torch.Tensor:
+def feature_coord(feat: torch.Tensor, dtype=torch.float32) -> torch.Tensor:
     """(B, 2, H, W) map of the LR pixel-centre coordinates of ``feat``."""
     b, _, h, w = feat.shape
-    grid = make_coord((h, w), feat.device).view(h, w, 2).permute(2, 0, 1)
+    grid = make_coord((h, w), feat.device, dtype).view(h, w, 2).permute(2, 0, 1)
     return grid.unsqueeze(0).expand(b, 2, h, w)
 
 
@@ -44,4 +46,17 @@ def shifted_coords(coord: torch.Tensor, ry, rx, eps: float = 1e-6):
             c[:, :, 1] += vx * rx + eps
             c.clamp_(-1 + 1e-6, 1 - 1e-6)
             out.append(c)
+    return out
+
+
+def area_blend(preds: list[torch.Tensor], rels: list[torch.Tensor]) -> torch.Tensor:
+    """LIIF's local-ensemble blend of the four neighbours' (B, Q, D) predictions, in the
+    order of :func:`shifted_coords`: each weighted by the area of the rectangle between
+    the query and the diagonally opposite neighbour's centre (``rels``: (B, Q, 2)
+    offsets in LR pixels)."""
+    areas = [(rel[..., 0] * rel[..., 1]).abs() + 1e-9 for rel in rels]
+    total = torch.stack(areas).sum(dim=0)
+    out = 0
+    for pred, area in zip(preds, reversed(areas)):
+        out = out + pred * (area / total).unsqueeze(-1)
     return out

@@ -6,8 +6,12 @@ Parameter names follow the mmediting layout that the official CiaoSR checkpoints
 
 from __future__ import annotations
 
+import re
+
 import torch
 from torch import nn
+
+from ..models.registry import register_encoder
 
 
 class ResidualBlock(nn.Module):
@@ -35,6 +39,9 @@ class ResidualBlock(nn.Module):
         return x + out
 
 
+@register_encoder("edsr-baseline", description="EDSR-baseline: 16 residual blocks, 64 channels")
+@register_encoder("edsr", defaults={"mid_channels": 256, "num_blocks": 32, "res_scale": 0.1},
+                  description="EDSR: 32 residual blocks, 256 channels, res-scale 0.1")
 class EDSR(nn.Module):
     """EDSR trunk: ``conv_first``, ``num_blocks`` residual blocks, ``conv_after_body``,
     long skip from the ``conv_first`` output. Output: ``mid_channels`` features at
@@ -57,17 +64,38 @@ class EDSR(nn.Module):
         return x + self.conv_after_body(self.body(x))
 
 
-def args_from_state_dict(sd: dict[str, torch.Tensor]) -> dict:
-    """Constructor arguments from a trunk-level state dict (``conv_first.weight``...).
+    # --- official checkpoints ------------------------------------------------------
+    @staticmethod
+    def from_liif_keys(sd: dict) -> dict:
+        """LIIF's EDSR names (head.0, body.i.body.{0,2}, body.N) -> conv_first /
+        body.i.conv{1,2} / conv_after_body; other state dicts unchanged."""
+        if "head.0.weight" not in sd:
+            return sd
+        blocks = [int(m.group(1)) for k in sd if (m := re.match(r"body\.(\d+)\.body\.0\.weight$", k))]
+        last = max(blocks) + 1 if blocks else 0
+        out = {}
+        for k, v in sd.items():
+            if k.startswith(("sub_mean.", "add_mean.", "tail.")):
+                continue
+            k = re.sub(r"^head\.0\.", "conv_first.", k)
+            k = re.sub(rf"^body\.{last}\.", "conv_after_body.", k)
+            k = re.sub(r"^body\.(\d+)\.body\.0\.", r"body.\1.conv1.", k)
+            k = re.sub(r"^body\.(\d+)\.body\.2\.", r"body.\1.conv2.", k)
+            out[k] = v
+        return out
 
-    ``res_scale`` is not visible in the weights: 64-channel trunks are taken as
-    EDSR-baseline (1.0), wider ones as full EDSR (0.1), the published settings.
-    """
-    mid, in_ch = sd["conv_first.weight"].shape[:2]
-    blocks = {int(k.split(".")[1]) for k in sd if k.startswith("body.") and k.endswith("conv1.weight")}
-    return {
-        "in_channels": int(in_ch),
-        "mid_channels": int(mid),
-        "num_blocks": len(blocks),
-        "res_scale": 1.0 if mid <= 64 else 0.1,
-    }
+    @staticmethod
+    def detect(sd: dict, spec_args: dict | None = None) -> tuple[str, dict] | None:
+        """(registered name, constructor args) of a trunk state dict in our key layout,
+        or None if it is not an EDSR trunk. ``res_scale`` is not visible in the weights:
+        it is taken from the official spec's arguments when given, else 1.0 for 64-channel
+        trunks (EDSR-baseline) and 0.1 for wider ones (EDSR), the published settings."""
+        if "body.0.conv1.weight" not in sd:
+            return None
+        mid, in_ch = sd["conv_first.weight"].shape[:2]
+        blocks = {int(k.split(".")[1]) for k in sd if k.startswith("body.") and k.endswith("conv1.weight")}
+        args = {"in_channels": int(in_ch), "mid_channels": int(mid), "num_blocks": len(blocks),
+                "res_scale": 1.0 if mid <= 64 else 0.1}
+        if spec_args and "res_scale" in spec_args:
+            args["res_scale"] = float(spec_args["res_scale"])
+        return ("edsr-baseline" if mid <= 64 else "edsr"), args

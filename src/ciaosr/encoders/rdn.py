@@ -27,6 +27,8 @@ from torch import nn
 
 from ciaosr.errors import CiaosrError
 
+from ..models.registry import register_encoder
+
 __all__ = ["RDN", "args_from_state_dict"]
 
 
@@ -55,6 +57,7 @@ class _RDB(nn.Module):
         return x + self.lff(self.layers(x))
 
 
+@register_encoder("rdn", description="RDN: 16 residual dense blocks x 8 layers, 64 channels")
 class RDN(nn.Module):
     """RDN trunk without the upsampling tail; output has ``mid_channels`` channels.
 
@@ -113,6 +116,31 @@ class RDN(nn.Module):
             x = block(x)
             block_outputs.append(x)
         return self.gff(torch.cat(block_outputs, dim=1)) + shallow
+
+
+    # --- official checkpoints ------------------------------------------------------
+    @staticmethod
+    def from_liif_keys(sd: dict) -> dict:
+        """LIIF's RDN names (SFENet, RDBs.i.convs.j.conv.0, LFF, GFF) -> the mmediting
+        names; other state dicts unchanged."""
+        if "SFENet1.weight" not in sd:
+            return sd
+        out = {}
+        for k, v in sd.items():
+            if k.startswith(("UPNet.", "sub_mean.", "add_mean.")):
+                continue
+            k = re.sub(r"^SFENet1\.", "sfe1.", k)
+            k = re.sub(r"^SFENet2\.", "sfe2.", k)
+            k = re.sub(r"^RDBs\.(\d+)\.convs\.(\d+)\.conv\.0\.", r"rdbs.\1.layers.\2.conv.", k)
+            k = re.sub(r"^RDBs\.(\d+)\.LFF\.", r"rdbs.\1.lff.", k)
+            k = re.sub(r"^GFF\.", "gff.", k)
+            out[k] = v
+        return out
+
+    @staticmethod
+    def detect(sd: dict, spec_args: dict | None = None) -> tuple[str, dict] | None:
+        """("rdn", constructor args) of a trunk state dict in our layout, or None."""
+        return ("rdn", args_from_state_dict(sd)) if "sfe1.weight" in sd else None
 
 
 _RDB_LAYER = re.compile(r"^rdbs\.(\d+)\.layers\.(\d+)\.conv\.weight$")

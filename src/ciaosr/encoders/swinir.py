@@ -31,6 +31,8 @@ from torch import nn
 
 from ciaosr.errors import CiaosrError
 
+from ..models.registry import register_encoder
+
 __all__ = ["SwinIR", "args_from_state_dict", "relative_position_index", "shifted_window_mask"]
 
 _MASK_FILL = -100.0
@@ -283,6 +285,7 @@ def _reflect_pad_bottom_right(x: torch.Tensor, pad_h: int, pad_w: int) -> torch.
     return x
 
 
+@register_encoder("swinir", description="SwinIR (classical SR): 180 channels, 6x6 Swin blocks, window 8")
 class SwinIR(nn.Module):
     """SwinIR trunk as used by CiaoSR; output has ``embed_dim`` channels.
 
@@ -413,6 +416,23 @@ class SwinIR(nn.Module):
         body = tokens.transpose(1, 2).reshape(b, c, hp, wp)
         out = self.conv_after_body(body) + x
         return out[:, :, :h, :w]
+
+
+    # --- official checkpoints ------------------------------------------------------
+    @staticmethod
+    def from_liif_keys(sd: dict) -> dict:
+        """The LIIF code base's SwinIR without its upsampler (conv_last, upsample,
+        conv_before_upsample)."""
+        if "patch_embed.norm.weight" not in sd and "layers.0.residual_group.blocks.0.norm1.weight" not in sd:
+            return sd
+        return {k: v for k, v in sd.items() if not k.startswith(("conv_last.", "upsample.", "conv_before_upsample."))}
+
+    @staticmethod
+    def detect(sd: dict, spec_args: dict | None = None) -> tuple[str, dict] | None:
+        """("swinir", constructor args) of a trunk state dict in our layout, or None."""
+        if "patch_embed.norm.weight" in sd or "layers.0.residual_group.blocks.0.norm1.weight" in sd:
+            return "swinir", args_from_state_dict(sd)
+        return None
 
 
 _BLOCK_KEY = re.compile(r"^layers\.(\d+)\.residual_group\.blocks\.(\d+)\.attn\.qkv\.weight$")

@@ -41,8 +41,7 @@ from torch import nn
 DEFAULT_CHUNK = 30000
 MIN_TILE = 8
 MIN_AUTO_TILE = 32
-MAX_AUTO_TILE = 512
-MAX_AUTO_TILE_NONLOCAL = 192  # the official CiaoSR test tile
+MAX_AUTO_TILE = 512  # or the decoder's max_tile (CiaoSR: 192, the official test tile)
 MIB = 1 << 20
 
 
@@ -83,45 +82,34 @@ def memory_budget(device: torch.device | str = "cpu") -> int:
     return min(max(avail // 2, 256 * MIB), 2048 * MIB)
 
 
-def _has_nonlocal(model: nn.Module) -> bool:
-    dec = getattr(model, "decoder", None)
-    return bool(getattr(dec, "non_local", False)) and hasattr(dec, "cs_attn")
-
-
-def _feat_dim(model: nn.Module) -> int:
-    return int(getattr(getattr(model, "encoder", None), "out_dim", 64))
-
-
 def encode_bytes(model: nn.Module, tile: int) -> int:
     """Estimated peak bytes of ``model.encode`` on one tile x tile fp32 input.
 
     Per pixel: a few maps of the widest encoder layer, the 3x3-unfolded features (and
-    the decoder's other per-pixel maps), about 20 C floats in all. The non-local
-    attention adds, measured on CPU, about 80 KB per pixel plus three copies of its
-    (t^2 / 4) x t^2 attention map. Deliberately on the high side.
+    the decoder's other per-pixel maps), about 20 C floats in all, plus what the
+    decoder's ``prepare`` declares (CiaoSR's non-local attention). Deliberately on the
+    high side.
     """
-    trunk = getattr(model, "encoder", model)
+    trunk = model.encoder
     widest = max([m.in_channels + m.out_channels for m in trunk.modules() if isinstance(m, nn.Conv2d)]
                  + [m.in_features + m.out_features for m in trunk.modules() if isinstance(m, nn.Linear)]
                  + [0])
-    per_px = 4 * (3 * min(widest, 4096) + 20 * _feat_dim(model))
+    per_px = 4 * (3 * min(widest, 4096) + 20 * model.encoder.out_dim)
     px = tile * tile
-    total = per_px * px
-    if _has_nonlocal(model):
-        total += 80 * 1024 * px + 3 * px * px  # 3 copies of (px / 4) x px fp32
-    return total
+    return per_px * px + model.decoder.prepare_bytes(px)
 
 
 def query_bytes(model: nn.Module) -> int:
     """Estimated bytes per decoded query: the gathered neighbour features and the MLP
     activations for the 4 neighbours (measured: ~12 KB for LIIF, ~30 KB for CiaoSR)."""
-    widest_in = max([m.in_features for m in model.modules() if isinstance(m, nn.Linear)] + [9 * _feat_dim(model)])
+    widest_in = max([m.in_features for m in model.modules() if isinstance(m, nn.Linear)]
+                    + [9 * model.encoder.out_dim])
     return 4 * 14 * widest_in
 
 
 def auto_tile(model: nn.Module, device: torch.device | str = "cpu", budget: int | None = None) -> int:
     budget = memory_budget(device) if budget is None else budget
-    cap = MAX_AUTO_TILE_NONLOCAL if _has_nonlocal(model) else MAX_AUTO_TILE
+    cap = min(MAX_AUTO_TILE, model.decoder.max_tile or MAX_AUTO_TILE)
     best = MIN_AUTO_TILE
     for t in range(MIN_AUTO_TILE, cap + 1, 16):
         if encode_bytes(model, t) <= 0.75 * budget:
@@ -242,16 +230,11 @@ def _decode_tile(model, lr_tile: torch.Tensor, lr_size, out_size, box, ri: np.nd
     tx = torch.from_numpy(_tile_frame(W, w, c0, c1, ci)).float().to(dev)
     cell_y = 2.0 / h * H / (r1 - r0)
     cell_x = 2.0 / w * W / (c1 - c0)
-    n, nc = len(ri) * len(ci), len(ci)
-    res = torch.empty(b, n, 3, dtype=torch.float32)
-    for a in range(0, n, chunk):
-        k = torch.arange(a, min(a + chunk, n), device=dev)
-        coord = torch.stack([ty[k // nc], tx[k % nc]], dim=-1).unsqueeze(0).expand(b, -1, -1)
-        cell = torch.tensor([cell_y, cell_x], dtype=torch.float32, device=dev).expand(b, len(k), 2)
-        pred = model.to_image(model.decode(enc, coord, cell))
-        res[:, a:a + len(k)] = pred.float().cpu()
+    coord = torch.stack(torch.meshgrid(ty, tx, indexing="ij"), dim=-1).view(1, -1, 2).expand(b, -1, -1)
+    cell = torch.tensor([cell_y, cell_x], dtype=torch.float32, device=dev).expand(b, coord.shape[1], 2)
+    res = model.to_image(model.decode_chunked(enc, coord, cell, chunk)).float().cpu()
     del enc
-    return res.view(b, len(ri), nc, 3).permute(0, 3, 1, 2)
+    return res.view(b, len(ri), len(ci), 3).permute(0, 3, 1, 2)
 
 
 __all__ = ["TilePlan", "tiled_upsample", "plan_tiles", "auto_tile", "auto_chunk", "available_memory",

@@ -8,13 +8,15 @@ recomputes anything that does not depend on the query.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..coords import make_cell, make_coord
+from ..decoders.base import Decoder
 
 
 @dataclass
@@ -23,7 +25,7 @@ class EncodedImage:
 
     lr_norm: torch.Tensor  # (B, 3, H, W) normalised input
     feat: torch.Tensor  # (B, C, H, W) encoder output
-    prepared: dict = field(default_factory=dict)  # decoder's per-LR-pixel tensors
+    prepared: Any = None  # the decoder's per-image prepared object (see decoders.base)
 
 
 class ImplicitSRModel(nn.Module):
@@ -34,8 +36,16 @@ class ImplicitSRModel(nn.Module):
     ``to_image`` maps them back to [0, 1] RGB.
     """
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, *, mean, std, residual: bool):
+    def __init__(self, encoder: nn.Module, decoder: Decoder, *, mean, std, residual: bool,
+                 spec: dict | None = None):
         super().__init__()
+        #: What rebuilds this model: {"name", "encoder_args", "decoder_args"} (None when
+        #: assembled by hand); saved in checkpoints.
+        self.spec = spec
+        #: The shipped-weights entry (``models.pretrained.Pretrained``) it was loaded
+        #: from, if any, and the metadata of the checkpoint file it was loaded from.
+        self.pretrained = None
+        self.metadata: dict = {}
         # Channels-last convolutions run about 1.5-2x faster on CPU (oneDNN) and on GPU.
         self.encoder = encoder.to(memory_format=torch.channels_last)
         self.decoder = decoder
@@ -56,14 +66,20 @@ class ImplicitSRModel(nn.Module):
         return pred * self.std.view(1, 1, 3).to(pred.dtype) + self.mean.view(1, 1, 3).to(pred.dtype)
 
     # --- the two halves ------------------------------------------------------
-    def encode(self, lr: torch.Tensor, **prepare_kwargs) -> EncodedImage:
+    def encode(self, lr: torch.Tensor) -> EncodedImage:
         """``lr``: (B, 3, H, W) RGB in [0, 1]."""
         x = self.normalise(lr)
         feat = self.encoder(x.contiguous(memory_format=torch.channels_last))
-        return EncodedImage(x, feat, self.decoder.prepare(feat, **prepare_kwargs))
+        return EncodedImage(x, feat, self.decoder.prepare(feat))
+
+    def plan(self, enc: EncodedImage, num_queries: int) -> None:
+        """Tell the decoder how many queries per image ``enc`` will be asked in all."""
+        self.decoder.plan(enc.prepared, num_queries)
 
     def decode(self, enc: EncodedImage, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
-        """(B, Q, 2) coordinates and cells -> (B, Q, 3) normalised prediction."""
+        """(B, Q, 2) coordinates and cells -> (B, Q, 3) normalised prediction, for one
+        chunk of queries (``plan`` first, or ``decode_chunked``, to let the decoder use
+        work that pays off for dense queries)."""
         pred = self.decoder.query(enc.prepared, coord, cell)
         if self.residual:
             base = F.grid_sample(
@@ -74,7 +90,9 @@ class ImplicitSRModel(nn.Module):
         return pred
 
     def forward(self, lr: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
-        return self.decode(self.encode(lr), coord, cell)
+        enc = self.encode(lr)
+        self.plan(enc, coord.shape[1])
+        return self.decode(enc, coord, cell)
 
     def compile_decoding(self) -> "ImplicitSRModel":
         """Compile the per-query decoding with ``torch.compile`` (fuses the elementwise work
@@ -92,12 +110,10 @@ class ImplicitSRModel(nn.Module):
         ``max_chunk``, a memory bound; and on the CPU its ``cpu_chunk`` when it has one, the
         size that runs fastest there: large chunks are slower on the CPU, where every fresh
         large activation buffer is mapped and page-faulted anew)."""
-        chunk = min(chunk, getattr(self.decoder, "max_chunk", None) or chunk)
+        chunk = min(chunk, self.decoder.max_chunk or chunk)
         if coord.device.type == "cpu":
-            chunk = min(chunk, getattr(self.decoder, "cpu_chunk", None) or chunk)
-        plan = getattr(self.decoder, "plan_queries", None)
-        if plan is not None:  # e.g. per-pixel tables worth building for this many queries
-            plan(enc.prepared, coord.shape[1])
+            chunk = min(chunk, self.decoder.cpu_chunk or chunk)
+        self.plan(enc, coord.shape[1])
         outs = [self.decode(enc, coord[:, i:i + chunk], cell[:, i:i + chunk])
                 for i in range(0, coord.shape[1], chunk)]
         return torch.cat(outs, dim=1)

@@ -1,0 +1,74 @@
+"""The contract every implicit decoder follows.
+
+A decoder turns an encoder's feature map into colours at arbitrary continuous
+coordinates, in two halves:
+
+* ``prepare(feat)``: all per-LR-pixel work, once per image (or tile); returns the
+  decoder's own prepared object (plain tensors, plus any caches as explicit objects);
+* ``query(prepared, coord, cell)``: per-query work only, once per chunk of queries.
+  It never changes ``prepared``'s tensors, so chunks can come in any order and size.
+
+``plan(prepared, num_queries)`` is told, before the first chunk, how many queries per
+image are coming in all: a decoder may then decide on work that pays off only for dense
+queries (CiaoSR's logit tables). The chunk hints and the tiling hints are declared
+class attributes that callers read directly.
+
+The straightforward computations of the official code, kept for tests and benchmarks,
+live in :mod:`ciaosr.decoders.reference`, not in the production classes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+
+class Decoder(nn.Module):
+    #: Queries decoded at once, at most (a memory bound); None: no bound of its own.
+    max_chunk: int | None = None
+    #: Queries per chunk on the CPU, where small chunks run fastest (large activation
+    #: buffers are mapped and page-faulted afresh for every chunk); None: the caller's.
+    cpu_chunk: int | None = None
+    #: The largest LR tile ``prepare`` should be given (None: any); CiaoSR's non-local
+    #: attention searches the whole tile, at a cost that grows with its area squared.
+    max_tile: int | None = None
+
+    #: Key prefixes of this decoder's tensors in official state dicts (in the mmediting
+    #: layout nothing else tells them from the encoder's).
+    official_prefixes: tuple[str, ...] = ()
+    #: Its name in the LIIF code base's checkpoints (``{'model': {'name': ...}}``).
+    liif_name: str | None = None
+
+    @classmethod
+    def official_args(cls, sd: dict, spec_args: dict | None = None) -> dict | None:
+        """Constructor arguments (all but ``in_dim``) for the decoder part ``sd`` of an
+        official checkpoint (keys without prefix), given the official spec's arguments
+        when the file has them; None when ``sd`` is not this decoder's."""
+        return None
+
+    def __init__(self, in_dim: int):
+        super().__init__()
+        self.in_dim = in_dim
+
+    def prepare(self, feat: torch.Tensor) -> Any:
+        """(B, C, H, W) features -> the decoder's per-image prepared object."""
+        raise NotImplementedError
+
+    def query(self, prepared: Any, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
+        """(B, Q, 2) coordinates and cells -> (B, Q, out_dim) predictions."""
+        raise NotImplementedError
+
+    def plan(self, prepared: Any, num_queries: int) -> None:
+        """Told how many queries per image will be asked of ``prepared`` (all chunks)."""
+
+    def prepare_bytes(self, pixels: int) -> int:
+        """Estimated peak bytes of ``prepare`` beyond the per-pixel feature maps, for an
+        input of ``pixels`` LR pixels (what a tiler must budget for)."""
+        return 0
+
+    def forward(self, feat: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
+        prepared = self.prepare(feat)
+        self.plan(prepared, coord.shape[1])
+        return self.query(prepared, coord, cell)
