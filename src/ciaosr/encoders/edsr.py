@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ..models.registry import register_encoder
+from .keys import rename_keys
 
 
 class ResidualBlock(nn.Module):
@@ -63,7 +64,6 @@ class EDSR(nn.Module):
         x = self.conv_first(x)
         return x + self.conv_after_body(self.body(x))
 
-
     # --- official checkpoints ------------------------------------------------------
     @staticmethod
     def from_liif_keys(sd: dict) -> dict:
@@ -73,16 +73,10 @@ class EDSR(nn.Module):
             return sd
         blocks = [int(m.group(1)) for k in sd if (m := re.match(r"body\.(\d+)\.body\.0\.weight$", k))]
         last = max(blocks) + 1 if blocks else 0
-        out = {}
-        for k, v in sd.items():
-            if k.startswith(("sub_mean.", "add_mean.", "tail.")):
-                continue
-            k = re.sub(r"^head\.0\.", "conv_first.", k)
-            k = re.sub(rf"^body\.{last}\.", "conv_after_body.", k)
-            k = re.sub(r"^body\.(\d+)\.body\.0\.", r"body.\1.conv1.", k)
-            k = re.sub(r"^body\.(\d+)\.body\.2\.", r"body.\1.conv2.", k)
-            out[k] = v
-        return out
+        return rename_keys(sd, [(r"^head\.0\.", "conv_first."), (rf"^body\.{last}\.", "conv_after_body."),
+                                (r"^body\.(\d+)\.body\.0\.", r"body.\1.conv1."),
+                                (r"^body\.(\d+)\.body\.2\.", r"body.\1.conv2.")],
+                           drop=("sub_mean.", "add_mean.", "tail."))
 
     @staticmethod
     def detect(sd: dict, spec_args: dict | None = None) -> tuple[str, dict] | None:

@@ -28,6 +28,7 @@ from torch import nn
 from ciaosr.errors import CiaosrError
 
 from ..models.registry import register_encoder
+from .keys import rename_keys
 
 __all__ = ["RDN", "args_from_state_dict"]
 
@@ -117,7 +118,6 @@ class RDN(nn.Module):
             block_outputs.append(x)
         return self.gff(torch.cat(block_outputs, dim=1)) + shallow
 
-
     # --- official checkpoints ------------------------------------------------------
     @staticmethod
     def from_liif_keys(sd: dict) -> dict:
@@ -125,17 +125,10 @@ class RDN(nn.Module):
         names; other state dicts unchanged."""
         if "SFENet1.weight" not in sd:
             return sd
-        out = {}
-        for k, v in sd.items():
-            if k.startswith(("UPNet.", "sub_mean.", "add_mean.")):
-                continue
-            k = re.sub(r"^SFENet1\.", "sfe1.", k)
-            k = re.sub(r"^SFENet2\.", "sfe2.", k)
-            k = re.sub(r"^RDBs\.(\d+)\.convs\.(\d+)\.conv\.0\.", r"rdbs.\1.layers.\2.conv.", k)
-            k = re.sub(r"^RDBs\.(\d+)\.LFF\.", r"rdbs.\1.lff.", k)
-            k = re.sub(r"^GFF\.", "gff.", k)
-            out[k] = v
-        return out
+        return rename_keys(sd, [(r"^SFENet1\.", "sfe1."), (r"^SFENet2\.", "sfe2."),
+                                (r"^RDBs\.(\d+)\.convs\.(\d+)\.conv\.0\.", r"rdbs.\1.layers.\2.conv."),
+                                (r"^RDBs\.(\d+)\.LFF\.", r"rdbs.\1.lff."), (r"^GFF\.", "gff.")],
+                           drop=("UPNet.", "sub_mean.", "add_mean."))
 
     @staticmethod
     def detect(sd: dict, spec_args: dict | None = None) -> tuple[str, dict] | None:

@@ -417,7 +417,6 @@ class SwinIR(nn.Module):
         out = self.conv_after_body(body) + x
         return out[:, :, :h, :w]
 
-
     # --- official checkpoints ------------------------------------------------------
     @staticmethod
     def from_liif_keys(sd: dict) -> dict:
