@@ -12,7 +12,7 @@ import torch
 
 from ..data.benchmark import BenchmarkSet, save_png_atomic, scale_label
 from ..data.matlab_bicubic import imresize_uint8
-from ..devices import resolve_device
+from ..runtime import resolve_device
 from ..errors import CiaosrError
 from .protocol import MMEDIT_TILE, MMEDIT_TILE_OVERLAP, METRICS, PROTOCOLS, Protocol
 

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ..devices import resolve_device
+from ..runtime import resolve_device
 from ..errors import CiaosrError
 from ..data.image_io import ImageData, pil_to_data, quantise
 from .tiling import TilePlan, plan_tiles, tiled_upsample
