@@ -1,4 +1,5 @@
-"""The runtime module: device names -> torch devices (inference and training rules)."""
+"""The runtime module: device names -> torch devices (inference and training rules), and
+the one precision type."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import pytest
 import torch
 
 from ciaosr.errors import CiaosrError
-from ciaosr.runtime import resolve_device
+from ciaosr.runtime import PRECISIONS, Precision, resolve_device
 from ciaosr.training.distributed import DistInfo, resolve_device as training_device
 
 
@@ -84,3 +85,67 @@ def test_training_refuses_other_devices(machine, name, message):
     with pytest.raises(CiaosrError) as err:
         training_device(name, DistInfo())
     assert str(err.value) == message
+
+
+# --- precision -----------------------------------------------------------------------
+
+FP16_ON_CPU = "fp16 needs a GPU (on the CPU it is slow and inaccurate): use bf16 or fp32"
+
+
+@pytest.mark.parametrize("name, expected, dtype", [
+    ("fp32", Precision.FP32, None),
+    ("bf16", Precision.BF16, torch.bfloat16),
+    ("fp16", Precision.FP16, torch.float16),
+    ("none", Precision.FP32, None),  # old training configs' train.amp: none
+])
+def test_parse_each_name(name, expected, dtype):
+    p = Precision.parse(name)
+    assert p is expected and p.dtype == dtype
+    assert Precision.parse(p) is p
+    assert p.value in PRECISIONS
+
+
+def test_names_for_choices():
+    assert PRECISIONS == ("fp32", "bf16", "fp16")
+
+
+@pytest.mark.parametrize("name", ["fp64", "FP32", "", "amp", None, 16])
+def test_parse_refuses_other_names(name):
+    with pytest.raises(CiaosrError) as err:
+        Precision.parse(name)
+    assert str(err.value) == f"unknown precision {name!r} (choose from fp32, bf16, fp16)"
+
+
+def test_fp16_refused_on_cpu_with_one_message():
+    with pytest.raises(CiaosrError) as err:
+        Precision.FP16.check(torch.device("cpu"))
+    assert str(err.value) == FP16_ON_CPU
+    assert Precision.BF16.check(torch.device("cpu")) is Precision.BF16
+    assert Precision.FP32.check(torch.device("cpu")) is Precision.FP32
+
+
+def test_bf16_refused_on_a_gpu_without_it(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    with pytest.raises(CiaosrError) as err:
+        Precision.BF16.check(torch.device("cuda", 0))
+    assert str(err.value) == "bf16 is not supported by this GPU: use fp16 or fp32"
+    assert Precision.FP16.check(torch.device("cuda", 0)) is Precision.FP16
+
+
+def test_autocast_runs_in_the_precision_dtype():
+    a, b = torch.rand(4, 8), torch.rand(8, 3)
+    cpu = torch.device("cpu")
+    with Precision.BF16.autocast(cpu):
+        assert (a @ b).dtype == torch.bfloat16
+    with Precision.FP32.autocast(cpu):
+        assert (a @ b).dtype == torch.float32
+
+
+@pytest.mark.parametrize("argv", [["eval", "--data-root", ".", "--precision", "fp64"],
+                                  ["upscale", "x.png", "--precision", "amp"]])
+def test_cli_precision_choices(argv, capsys):
+    from ciaosr.cli.main import main
+
+    with pytest.raises(SystemExit):
+        main(argv)
+    assert "fp32" in capsys.readouterr().err

@@ -1,11 +1,16 @@
-"""Where a model runs: the device (``resolve_device``), for the CLI, the Python API,
-evaluation, training and the benchmarks alike.
+"""Where and how a model runs: the device (``resolve_device``) and the numeric
+precision (``Precision``), for the CLI, the Python API, evaluation, training and the
+benchmarks alike.
 
-A device name is checked once, where it comes in (command-line arguments, an API call,
-a training config); the code below that boundary gets a ``torch.device``.
+Both are checked once, where a name comes in (command-line arguments, an API call, a
+training config); the code below that boundary gets a ``torch.device`` and a
+``Precision`` and checks nothing again.
 """
 
 from __future__ import annotations
+
+import contextlib
+import enum
 
 import torch
 
@@ -75,4 +80,58 @@ def resolve_device(device: str | torch.device | None = "cpu", *, allowed: tuple[
     return dev
 
 
-__all__ = ["DEVICE_TYPES", "resolve_device"]
+# --------------------------------------------------------------------------------------
+# Precision
+# --------------------------------------------------------------------------------------
+#: Old names still read: ``train.amp: none`` in training configs and states.
+_ALIASES = {"none": "fp32"}
+
+
+class Precision(enum.Enum):
+    """The precision a model runs in: ``fp32``; ``bf16`` or ``fp16`` through
+    ``torch.autocast`` (the weights stay fp32; metrics and losses are computed in fp32).
+
+    ``fp16`` needs a GPU: on the CPU half-precision kernels are slow or missing and lose
+    accuracy (use bf16 there). ``bf16`` runs on the CPU and on GPUs that support it.
+    """
+
+    FP32 = "fp32"
+    BF16 = "bf16"
+    FP16 = "fp16"
+
+    @classmethod
+    def parse(cls, name: str | Precision) -> Precision:
+        """``'fp32'``, ``'bf16'`` or ``'fp16'`` (or a ``Precision``) -> the ``Precision``.
+        ``'none'`` is a deprecated alias of ``fp32`` (old training configs' ``train.amp``)."""
+        if isinstance(name, cls):
+            return name
+        try:
+            return cls(_ALIASES.get(name, name))
+        except (ValueError, TypeError):
+            raise CiaosrError(f"unknown precision {name!r} (choose from {', '.join(PRECISIONS)})") from None
+
+    def check(self, device: torch.device) -> Precision:
+        """``self`` if it can run on ``device``; else a ``CiaosrError`` saying why."""
+        if self is Precision.FP16 and device.type == "cpu":
+            raise CiaosrError("fp16 needs a GPU (on the CPU it is slow and inaccurate): use bf16 or fp32")
+        if self is Precision.BF16 and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise CiaosrError("bf16 is not supported by this GPU: use fp16 or fp32")
+        return self
+
+    @property
+    def dtype(self) -> torch.dtype | None:
+        """The autocast dtype (None for fp32: no autocast)."""
+        return {Precision.FP32: None, Precision.BF16: torch.bfloat16, Precision.FP16: torch.float16}[self]
+
+    def autocast(self, device: torch.device):
+        """The context to run the model in on ``device``: ``torch.autocast`` to
+        ``dtype``, or a null context for fp32."""
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=device.type, dtype=self.dtype)
+
+
+#: Precision names, for argparse ``choices`` and config checks.
+PRECISIONS = tuple(p.value for p in Precision)
+
+__all__ = ["DEVICE_TYPES", "PRECISIONS", "Precision", "resolve_device"]
