@@ -149,3 +149,12 @@ def test_cli_precision_choices(argv, capsys):
     with pytest.raises(SystemExit):
         main(argv)
     assert "fp32" in capsys.readouterr().err
+
+
+def test_only_fp16_training_gets_a_grad_scaler():
+    import warnings
+
+    assert Precision.FP32.grad_scaler() is None and Precision.BF16.grad_scaler() is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # 'CUDA is not available. Disabling' on a CPU-only machine
+        assert isinstance(Precision.FP16.grad_scaler(), torch.amp.GradScaler)

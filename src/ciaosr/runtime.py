@@ -130,6 +130,11 @@ class Precision(enum.Enum):
             return contextlib.nullcontext()
         return torch.autocast(device_type=device.type, dtype=self.dtype)
 
+    def grad_scaler(self) -> torch.amp.GradScaler | None:
+        """For training: fp16 gradients underflow without loss scaling, so fp16 (GPU
+        only) gets a ``GradScaler``; the other precisions need none."""
+        return torch.amp.GradScaler("cuda") if self is Precision.FP16 else None
+
 
 #: Precision names, for argparse ``choices`` and config checks.
 PRECISIONS = tuple(p.value for p in Precision)
