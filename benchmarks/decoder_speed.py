@@ -42,6 +42,7 @@ def run_one(decoder: str, mode: str | None, size: int, precision: str, repeats: 
     import torch
 
     import ciaosr
+    from ciaosr.runtime import Precision
 
     if threads:
         torch.set_num_threads(threads)
@@ -53,12 +54,12 @@ def run_one(decoder: str, mode: str | None, size: int, precision: str, repeats: 
         model = reference_model(model)
     lr = torch.rand(1, 3, size, size, device=device)
     out_size = (size * scale, size * scale)
-    dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    dev, prec = torch.device(device), Precision.parse(precision)
 
     def once(x, shape):
-        with torch.no_grad(), torch.autocast(device_type=device, dtype=dtype, enabled=dtype is not None):
+        with torch.no_grad(), prec.autocast(dev):
             y = model.upsample(x, shape)
-        if device == "cuda":
+        if dev.type == "cuda":
             torch.cuda.synchronize()
         return y
 
@@ -69,7 +70,7 @@ def run_one(decoder: str, mode: str | None, size: int, precision: str, repeats: 
         t = time.perf_counter()
         once(lr, out_size)
         first_s = time.perf_counter() - t
-    if device == "cuda":
+    if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
     base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -78,7 +79,7 @@ def run_one(decoder: str, mode: str | None, size: int, precision: str, repeats: 
         t = time.perf_counter()
         once(lr, out_size)
         times.append(time.perf_counter() - t)
-    if device == "cuda":
+    if dev.type == "cuda":
         peak_mb = (torch.cuda.max_memory_allocated() - base) / 2**20
     else:
         peak_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base_rss) / 1024
@@ -110,9 +111,11 @@ def table(rows: list[dict]) -> str:
 
 
 def main() -> int:
+    from ciaosr.runtime import PRECISIONS, Precision, resolve_device
+
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[48])
-    p.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16", "fp16"])
+    p.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=PRECISIONS)
     p.add_argument("--decoders", nargs="+", default=None, help="subset, e.g. ciaosr:fast liif:reference")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--scale", type=int, default=4)
@@ -127,6 +130,9 @@ def main() -> int:
     if args._one:
         print(json.dumps(run_one(**json.loads(args._one))))
         return 0
+    device = resolve_device(args.device)  # checked here, once, before any subprocess
+    for precision in args.precisions:
+        Precision.parse(precision).check(device)
     settings = SETTINGS
     if args.decoders:
         settings = [(d.split(":")[0], (d.split(":") + [None])[1]) for d in args.decoders]
@@ -138,7 +144,7 @@ def main() -> int:
         for precision in args.precisions:
             for decoder, mode, compile_ in settings:
                 job = dict(decoder=decoder, mode=mode, size=size, precision=precision,
-                           repeats=args.repeats, scale=args.scale, device=args.device,
+                           repeats=args.repeats, scale=args.scale, device=str(device),
                            threads=args.threads, compile=compile_)
                 res = subprocess.run([sys.executable, __file__, "--_one", json.dumps(job)],
                                      capture_output=True, text=True)
@@ -180,4 +186,9 @@ def _write_section(path: str, heading: str, body: str) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from ciaosr import CiaosrError
+
+    try:
+        sys.exit(main())
+    except CiaosrError as exc:  # a bad --device or precision: one line, as the CLI
+        sys.exit(f"error: {exc}")

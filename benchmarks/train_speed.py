@@ -23,10 +23,11 @@ import time
 
 import torch
 
-from ciaosr import build_model
+from ciaosr import CiaosrError, build_model
 from ciaosr.coords import make_coord
 from ciaosr.decoders.reference import reference_model
 from ciaosr.models.factory import count_parameters
+from ciaosr.runtime import PRECISIONS, Precision, resolve_device
 from ciaosr.training.step import optimisation_step
 from machine_info import cpu_name  # benchmarks/ is the script folder, on sys.path
 
@@ -51,7 +52,7 @@ def make_batch(batch: int, lr_patch: int, queries: int, scale: float, device, se
     return [t.to(device) for t in (lr, coord, cell, gt)]
 
 
-def time_decoder(decoder: str, args, device) -> dict:
+def time_decoder(decoder: str, args, device, precision: Precision) -> dict:
     """``decoder`` is a decoder name, optionally with a mode: ``ciaosr:reference``."""
     torch.manual_seed(0)
     name, _, mode = decoder.partition(":")
@@ -63,11 +64,10 @@ def time_decoder(decoder: str, args, device) -> dict:
     model = model.to(device).train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     lr, coord, cell, gt = make_batch(args.batch, args.lr_patch, args.queries, args.scale, device)
-    amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(args.amp)
-    scaler = torch.amp.GradScaler("cuda") if args.amp == "fp16" else None
+    scaler = precision.grad_scaler()
 
     def step():
-        optimisation_step(model, model, opt, (lr, coord, cell, gt), amp_dtype=amp, scaler=scaler)
+        optimisation_step(model, model, opt, (lr, coord, cell, gt), precision=precision, scaler=scaler)
 
     def sync():
         if device.type == "cuda":
@@ -100,15 +100,16 @@ def main(argv=None) -> int:
     p.add_argument("--iters", type=int, default=3, help="iterations per timed repeat")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--amp", choices=["none", "bf16", "fp16"], default="none")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
     args = p.parse_args(argv)
-    device = torch.device(args.device)
+    device = resolve_device(args.device)
+    precision = Precision.parse(args.precision).check(device)
     if args.threads:
         torch.set_num_threads(args.threads)
 
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    rows = [time_decoder(d, args, device) for d in args.decoders]
+    rows = [time_decoder(d, args, device, precision) for d in args.decoders]
     load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     ref = next((r["it_s"] for r in rows if r["decoder"] == "liif"), None)
     print(f"- date: {datetime.date.today().isoformat()}")
@@ -118,7 +119,8 @@ def main(argv=None) -> int:
         print(f"- system load average (1 min) before / after: {load_before:.1f} / {load_after:.1f} "
               f"(other processes on the machine slow the timings down)")
     print(f"- batch {args.batch} x {args.lr_patch}x{args.lr_patch} LR crops, {args.queries} queries each, "
-          f"amp {args.amp}; median of {args.repeats} repeats of {args.iters} iterations after {args.warmup} warm-up")
+          f"precision {args.precision}; median of {args.repeats} repeats of {args.iters} iterations "
+          f"after {args.warmup} warm-up")
     print()
     print("| decoder | model | parameters | iterations/s (median) | range | s/iteration | vs LIIF |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
@@ -130,4 +132,7 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except CiaosrError as exc:  # a bad --device or --precision: one line, as the CLI
+        raise SystemExit(f"error: {exc}") from None

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from PIL import Image
 
 import ciaosr
@@ -20,7 +21,7 @@ from ciaosr.cli.main import main
 from ciaosr.data.train_dataset import SRTrainDataset, StreamSampler, downscale_bicubic_u8
 from ciaosr.errors import CiaosrError
 from ciaosr.training import checkpointing as ck
-from ciaosr.training.config import build_config, load_config
+from ciaosr.training.config import build_config, dump_config, load_config
 from ciaosr.training.trainer import Trainer
 
 from conftest import REPO, require_shared
@@ -187,7 +188,49 @@ def test_config_overrides_and_types():
     with pytest.raises(CiaosrError, match="did you mean 'optimizer.lr'"):
         build_config({"optimizer": {"lrr": 1}})
     with pytest.raises(CiaosrError, match="fp16 needs a GPU"):
+        build_config({"device": "cpu", "train": {"precision": "fp16"}})
+    with pytest.raises(CiaosrError, match="'train.precision' must be one of fp32, bf16, fp16, got 'none'"):
+        build_config({"train": {"precision": "none"}})  # 'none' is train.amp's old name only
+
+
+@pytest.mark.parametrize("amp, precision", [("none", "fp32"), ("bf16", "bf16"), ("fp16", "fp16")])
+def test_old_amp_key_is_read_as_precision(amp, precision):
+    """Configs and training states written with ``train.amp`` still build, as train.precision."""
+    cfg = build_config({"train": {"amp": amp, "batch_size": 3}})
+    assert cfg["train"]["precision"] == precision and "amp" not in cfg["train"]
+    assert cfg["train"]["batch_size"] == 3  # the rest of the section kept
+    cfg = build_config({}, [f"train.amp={amp}"])
+    assert cfg["train"]["precision"] == precision and "amp" not in cfg["train"]
+    assert "amp" not in dump_config(cfg)
+
+
+def test_old_amp_key_errors():
+    with pytest.raises(CiaosrError, match="fp16 needs a GPU"):
         build_config({"device": "cpu", "train": {"amp": "fp16"}})
+    with pytest.raises(CiaosrError, match="'train.precision' must be one of fp32, bf16, fp16, got 'fp8'"):
+        build_config({"train": {"amp": "fp8"}})
+    with pytest.raises(CiaosrError, match=r"^x.yaml: give train.precision only \(train.amp is its old name\)$"):
+        build_config({"train": {"amp": "none", "precision": "bf16"}}, source="x.yaml")
+
+
+def test_resume_a_state_written_with_train_amp(data_root, tmp_path, capsys):
+    """``--resume STATE`` without --config rebuilds the state's own config: one saved as
+    ``train.amp: none`` resumes as fp32, with no warning that the config changed."""
+    out = tmp_path / "runs"
+    Trainer(load_config(SMOKE, tiny(data_root, out, "train.iterations=1"))).run()
+    path = ck.latest_state(out / "smoke")
+    state = ck.load_state(path)
+    old = yaml.safe_load(state["config"])
+    assert old["train"].pop("precision") == "fp32"
+    old["train"]["amp"] = "none"  # as older versions wrote it
+    state["config"] = yaml.safe_dump(old, sort_keys=False, default_flow_style=None)
+    ck.save_state(state, path)
+    capsys.readouterr()
+    assert main(["train", "--resume", str(path), "--set", "train.iterations=2"]) == 0
+    err = capsys.readouterr().err
+    assert "at step 1" in err and "differs" not in err, err
+    assert ck.list_states(out / "smoke")[-1][0] == 2
+    assert "precision: fp32" in (out / "smoke" / "config.yaml").read_text()
 
 
 def test_every_shipped_config_prepares(data_root, tmp_path):
@@ -352,7 +395,7 @@ def test_init_encoder_from_official_liif_and_freeze(data_root, tmp_path):
     liif = require_shared("weights/liif-edsr-baseline/edsr-baseline-liif.pth")
     cfg = load_config(SMOKE, tiny(data_root, tmp_path, "train.iterations=2", "train.batch_size=1",
                                   f"init.checkpoint={liif}", "init.parts=[encoder]", "freeze_encoder=true",
-                                  "train.amp=bf16", "train.grad_clip=0.5", "train.ema_decay=0.5"))
+                                  "train.precision=bf16", "train.grad_clip=0.5", "train.ema_decay=0.5"))
     cfg["model"]["encoder_args"] = {}  # the full EDSR-baseline encoder
     trainer = Trainer(cfg)
     decoder_before = {k: v.clone() for k, v in trainer.model.decoder.state_dict().items()}

@@ -15,6 +15,8 @@ DEFAULT_SCALES = [2.0, 3.0, 4.0]
 
 
 def register(sub) -> None:
+    from ..runtime import PRECISIONS
+
     p = sub.add_parser(
         "eval", help="benchmark a model (PSNR/SSIM) under the LIIF or mmediting protocol",
         description="Evaluate a model on benchmark sets (<data-root>/<Set>/HR, optional "
@@ -33,7 +35,7 @@ def register(sub) -> None:
     p.add_argument("--steps", default=None, metavar="S1,S2,...",
                    help="multi-step synthesis, e.g. 2,4,12: upsample x2, then x4, then x12 from the previous output")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
-    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32",
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
                    help="model precision: fp32 (default), bf16 (autocast), fp16 (GPU only)")
     p.add_argument("--chunk", type=int, default=30000, help="queries decoded at once (default 30000)")
     p.add_argument("--json", metavar="FILE", default=None, help="also write the results, per image, as JSON")

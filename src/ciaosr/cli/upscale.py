@@ -23,6 +23,7 @@ _SIZE_RE = re.compile(r"^\s*(\S+?)\s*[xX\u00d7]\s*(\S+)\s*$")
 
 def register(sub) -> None:
     from ..inference.upscale import DEFAULT_MAX_PIXELS
+    from ..runtime import PRECISIONS
 
     p = sub.add_parser(
         "upscale", help="super-resolve images to any scale or size",
@@ -38,7 +39,7 @@ def register(sub) -> None:
     p.add_argument("--model", "-m", default=None, metavar="NAME_OR_PATH",
                    help="model name with shipped weights or checkpoint file (default: the default model)")
     p.add_argument("--device", default="auto", help="auto (default: CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS,
                    help="fp32 (default), bf16 (autocast) or fp16 (GPU only; refused on CPU)")
     p.add_argument("--tile", type=int, default=None, metavar="N",
                    help="LR tile size in pixels (default: chosen from available memory)")
@@ -153,8 +154,9 @@ def run(args) -> int:
     from tqdm.auto import tqdm
 
     from ..data.image_io import check_writable_folder, output_format, read_image, write_image
-    from ..inference.upscale import get_model, output_size, precision_context, resolve_device, upscale_data
+    from ..inference.upscale import get_model, output_size, upscale_data
     from ..inference.tiling import MIN_TILE
+    from ..runtime import Precision, resolve_device
 
     # Everything that does not depend on one image is checked before any work.
     if args.scale is not None and args.size is not None:
@@ -168,7 +170,7 @@ def run(args) -> int:
     if args.max_pixels < 1:
         raise CiaosrError(f"--max-pixels must be positive, got {args.max_pixels}")
     device = resolve_device(args.device)
-    precision_context(device, args.precision)
+    precision = Precision.parse(args.precision).check(device)
 
     files, many = collect_inputs(args.inputs)
     if not files:
@@ -217,7 +219,7 @@ def run(args) -> int:
             if model is None:  # loaded on the first image that needs it; a bad model stops the run
                 model = get_model(args.model, device)
             try:
-                result = upscale_data(data, (w, h), model, device=device, precision=args.precision,
+                result = upscale_data(data, (w, h), model, device=device, precision=precision,
                                       tile=args.tile, progress=None)
                 write_image(dst, result, args.bit_depth, args.overwrite)
             except CiaosrError as exc:

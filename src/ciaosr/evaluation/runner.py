@@ -12,7 +12,7 @@ import torch
 
 from ..data.benchmark import BenchmarkSet, save_png_atomic, scale_label
 from ..data.matlab_bicubic import imresize_uint8
-from ..devices import resolve_device
+from ..runtime import Precision, resolve_device
 from ..errors import CiaosrError
 from .protocol import MMEDIT_TILE, MMEDIT_TILE_OVERLAP, METRICS, PROTOCOLS, Protocol
 
@@ -166,7 +166,7 @@ def _mean(values: list[float]) -> float:
 def evaluate(model_name: str, data_root: str | os.PathLike, datasets: Sequence[str], scales: Sequence[float], *,
              protocol: str = "liif", metrics: Sequence[str] = METRICS, steps: Sequence[float] | None = None,
              device: str | None = None, save_images: str | os.PathLike | None = None, chunk: int = 30000,
-             progress: bool | None = None, model=None, precision: str = "fp32") -> dict:
+             progress: bool | None = None, model=None, precision: str | Precision = "fp32") -> dict:
     """Evaluate and return ``{"protocol", "model", "steps", "results": {set: {scale: ...}}}``.
 
     ``results[set][scale]`` holds the mean ``psnr``/``ssim`` over the set and
@@ -201,12 +201,7 @@ def evaluate(model_name: str, data_root: str | os.PathLike, datasets: Sequence[s
         d = _resolve_dataset(root, name)
         sets[name] = {s: BenchmarkSet(d, s, protocol) for s in scales}
     dev = resolve_device(device)
-    dtypes = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-    if precision not in dtypes:
-        raise CiaosrError(f"unknown precision {precision!r} (choose from fp32, bf16, fp16)")
-    if precision == "fp16" and dev.type == "cpu":
-        raise CiaosrError("fp16 needs a GPU; use bf16 on the CPU")
-    amp = dtypes[precision]
+    precision = Precision.parse(precision).check(dev)
     if model is None:
         model = load_eval_model(model_name, dev)
     save_root = Path(save_images) if save_images else None
@@ -220,7 +215,7 @@ def evaluate(model_name: str, data_root: str | os.PathLike, datasets: Sequence[s
             for pair in tqdm(bset, total=len(bset), desc=f"{name} x{label}", unit="img",
                              disable=(not progress) if progress is not None else None, leave=False):
                 lr = (pair.lr.to(dev, torch.float32) / 255.0).unsqueeze(0)
-                with torch.no_grad(), torch.autocast(dev.type, dtype=amp, enabled=amp is not None):
+                with torch.no_grad(), precision.autocast(dev):
                     sr = super_resolve(model, lr, tuple(pair.hr.shape[-2:]), s, proto, steps, chunk)[0]
                 sr = sr.float()
                 sr = proto.finalize(sr)
@@ -236,7 +231,7 @@ def evaluate(model_name: str, data_root: str | os.PathLike, datasets: Sequence[s
         "protocol": protocol,
         "model": str(model_name),
         "steps": list(steps) if steps else None,
-        "precision": precision,
+        "precision": precision.value,
         "metrics": metrics,
         "results": results,
     }

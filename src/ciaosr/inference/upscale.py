@@ -13,7 +13,6 @@ accuracy; use bf16 there).
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Sequence
 
@@ -22,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ..devices import resolve_device
+from ..runtime import Precision, resolve_device
 from ..errors import CiaosrError
 from ..data.image_io import ImageData, pil_to_data, quantise
 from .tiling import TilePlan, plan_tiles, tiled_upsample
@@ -30,8 +29,6 @@ from .tiling import TilePlan, plan_tiles, tiled_upsample
 #: Largest output, in pixels, made unless the caller raises the limit (``--max-pixels``):
 #: 2**28 = 268 million pixels (16384 x 16384); the fp32 result alone is 3 GiB.
 DEFAULT_MAX_PIXELS = 2 ** 28
-
-PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 # --------------------------------------------------------------------------------------
@@ -81,18 +78,6 @@ def output_size(in_size: tuple[int, int], scale=None, size=None,
     return w, h
 
 
-def precision_context(device: torch.device, precision: str):
-    """The autocast context for ``precision`` on ``device`` (a null context for fp32)."""
-    if precision not in PRECISIONS:
-        raise CiaosrError(f"precision must be one of {', '.join(PRECISIONS)}, got '{precision}'")
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    if precision == "fp16" and device.type == "cpu":
-        raise CiaosrError("fp16 is not supported on CPU (slow and inaccurate there): use bf16 or fp32")
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
 def get_model(model=None, device: torch.device | str = "cpu"):
     """A model in eval mode on ``device``: None (the default model), a name or file, or
     a model object (moved to ``device``)."""
@@ -114,7 +99,7 @@ def resize_alpha(alpha: torch.Tensor, size_hw: tuple[int, int]) -> torch.Tensor:
 
 
 def upscale_tensor(colour: torch.Tensor, size_hw: tuple[int, int], model, *, device: torch.device,
-                   precision: str = "fp32", tile: int | None = None, plan: TilePlan | None = None,
+                   precision: Precision = Precision.FP32, tile: int | None = None, plan: TilePlan | None = None,
                    progress: bool | None = False) -> torch.Tensor:
     """(B, 1 or 3, H, W) float in [0, 1] on the CPU -> (B, same, h, w) fp32 on the CPU."""
     grey = colour.shape[1] == 1
@@ -124,14 +109,15 @@ def upscale_tensor(colour: torch.Tensor, size_hw: tuple[int, int], model, *, dev
             plan = plan_tiles(model, device, tile)
         except ValueError as exc:
             raise CiaosrError(str(exc)) from None
-    with precision_context(device, precision):
+    with precision.autocast(device):
         out = tiled_upsample(model, rgb.float().to(device), size_hw, plan=plan, progress=progress)
     out = out.float().cpu()
     return out.mean(dim=1, keepdim=True) if grey else out
 
 
 def upscale_data(data: ImageData, size_wh: tuple[int, int], model, *, device: torch.device,
-                 precision: str = "fp32", tile: int | None = None, progress: bool | None = False) -> ImageData:
+                 precision: Precision = Precision.FP32, tile: int | None = None,
+                 progress: bool | None = False) -> ImageData:
     """One image (``ImageData``) -> the upscaled ``ImageData`` at ``size_wh``."""
     size_hw = (size_wh[1], size_wh[0])
     colour = torch.from_numpy(np.ascontiguousarray(data.pixels)).permute(2, 0, 1).unsqueeze(0)
@@ -200,7 +186,7 @@ def _pil_out(data: ImageData, mode: str) -> Image.Image:
 
 
 def upscale(image, scale=None, size=None, model=None, tile: int | None = None, device: str = "cpu",
-            precision: str = "fp32", max_pixels: int | None = DEFAULT_MAX_PIXELS, progress: bool = False):
+            precision: str | Precision = "fp32", max_pixels: int | None = DEFAULT_MAX_PIXELS, progress: bool = False):
     """Super-resolve ``image`` to ``scale`` or ``size``, returning the same kind.
 
     ``image``: a PIL image; a NumPy array (H, W) or (H, W, C) of uint8, uint16 or float
@@ -214,7 +200,7 @@ def upscale(image, scale=None, size=None, model=None, tile: int | None = None, d
     The output is a new object of the input's kind (PIL mode, dtype, layout, device).
     """
     dev = resolve_device(device)
-    precision_context(dev, precision)  # validate before any work
+    precision = Precision.parse(precision).check(dev)  # checked before any work
 
     if isinstance(image, Image.Image):
         mode = image.mode
@@ -271,5 +257,5 @@ def upscale(image, scale=None, size=None, model=None, tile: int | None = None, d
     raise CiaosrError(f"unsupported image type {type(image).__name__} (use a PIL image, NumPy array or tensor)")
 
 
-__all__ = ["upscale", "upscale_data", "upscale_tensor", "output_size", "resolve_device", "precision_context",
-           "get_model", "resize_alpha", "DEFAULT_MAX_PIXELS", "PRECISIONS"]
+__all__ = ["upscale", "upscale_data", "upscale_tensor", "output_size", "get_model", "resize_alpha",
+           "DEFAULT_MAX_PIXELS"]

@@ -5,6 +5,10 @@ Every key a config may set is in ``DEFAULTS``; a key that is not there is an err
 key, the value read as YAML (``--set train.iterations=500``, ``--set data.scales=[2,3]``).
 Keys under ``model.encoder_args``, ``model.decoder_args`` are free-form: they are
 passed to the model constructors, which check them.
+
+Old names are still read (``upgrade``): ``train.amp: none|bf16|fp16``, in configs and
+training states written before ``train.precision``, means ``train.precision:
+fp32|bf16|fp16``.
 """
 
 from __future__ import annotations
@@ -14,9 +18,11 @@ import math
 from pathlib import Path
 from typing import Any, Sequence
 
+import torch
 import yaml
 
 from ..errors import CiaosrError
+from ..runtime import PRECISIONS, Precision
 
 # Sections whose contents are passed through unchecked (constructor arguments).
 FREE_FORM = {"model.encoder_args", "model.decoder_args"}
@@ -52,7 +58,7 @@ DEFAULTS: dict[str, Any] = {
     "train": {
         "batch_size": 16,  # per process; effective batch = batch_size x world size
         "iterations": 1_000_000,
-        "amp": "none",  # none, bf16, fp16 (fp16: GPU only, with a GradScaler)
+        "precision": "fp32",  # fp32, bf16, fp16 (autocast; fp16: GPU only, with a GradScaler)
         "grad_clip": None,  # max gradient L2 norm
         "ema_decay": None,  # e.g. 0.999; validation and exported weights then use the EMA
         "log_every": 100,
@@ -83,7 +89,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 CHOICES = {
-    "train.amp": ("none", "bf16", "fp16"),
+    "train.precision": PRECISIONS,
     "optimizer.type": ("adam", "adamw"),
     "scheduler.type": ("step", "multistep", "constant"),
     "val.protocol": ("liif", "mmedit"),
@@ -215,6 +221,23 @@ def _nest(parts: list[str], value) -> dict:
     return out
 
 
+def upgrade(data: dict, source: str = "config") -> dict:
+    """A parsed config (or part of one) with the old key ``train.amp`` (none, bf16, fp16)
+    renamed to ``train.precision`` (fp32, bf16, fp16); other keys are left as they are."""
+    train = data.get("train") if isinstance(data, dict) else None
+    if not isinstance(train, dict) or "amp" not in train:
+        return data
+    if "precision" in train:
+        raise CiaosrError(f"{source}: give train.precision only (train.amp is its old name)")
+    train = dict(train)
+    amp = train.pop("amp")
+    try:
+        train["precision"] = Precision.parse(amp).value
+    except CiaosrError:
+        train["precision"] = amp  # validate() reports it as a bad train.precision
+    return {**data, "train": train}
+
+
 def read_yaml(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
@@ -235,7 +258,7 @@ def build_config(data: dict | None, overrides: Sequence[str] = (), *, source: st
                  default_name: str | None = None) -> dict:
     """Defaults, then ``data`` (a parsed YAML mapping), then ``--set`` overrides; checked."""
     cfg = copy.deepcopy(DEFAULTS)
-    _merge(cfg, data or {}, "", source)
+    _merge(cfg, upgrade(data or {}, source), "", source)
     for text in overrides:
         parts, value = parse_override(text)
         if len(parts) > 2 and ".".join(parts[:2]) in FREE_FORM:
@@ -247,7 +270,7 @@ def build_config(data: dict | None, overrides: Sequence[str] = (), *, source: st
                 node = node[p]
             node[parts[-1]] = value
             continue
-        _merge(cfg, _nest(parts, value), "", "--set")
+        _merge(cfg, upgrade(_nest(parts, value), "--set"), "", "--set")
     if not cfg["name"]:
         cfg["name"] = default_name or "run"
     validate(cfg)
@@ -333,8 +356,8 @@ def validate(cfg: dict) -> None:
         for s in cfg["val"]["scales"]:
             if not isinstance(s, (int, float)) or not math.isfinite(s) or s <= 1:
                 raise CiaosrError(f"config key 'val.scales' must hold scales above 1, got {s!r}")
-    if cfg["train"]["amp"] == "fp16" and str(cfg["device"]).startswith("cpu"):
-        raise CiaosrError("train.amp=fp16 needs a GPU (use bf16 on CPU)")
+    if str(cfg["device"]).startswith("cpu"):  # other devices: checked once resolved (Trainer)
+        Precision.parse(cfg["train"]["precision"]).check(torch.device("cpu"))
 
 
 def dump_config(cfg: dict) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from ..devices import resolve_device as parse_device
+from .. import runtime
 from ..errors import CiaosrError
 
 
@@ -46,21 +46,12 @@ def dist_info_from_env() -> DistInfo:
     return DistInfo(rank, local, world)
 
 
-def resolve_device(requested: str, info: DistInfo) -> torch.device:
-    """``auto`` -> the process's GPU if there is one, else CPU; under torchrun each
-    process takes ``cuda:<LOCAL_RANK>``."""
-    req = str(requested or "auto")
-    if req == "auto":
-        req = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = parse_device(req)
-    if dev.type == "cuda" and (info.enabled or dev.index is None):
-        index = info.local_rank if info.enabled else 0
-        if index >= torch.cuda.device_count():
-            raise CiaosrError(f"LOCAL_RANK {index} but only {torch.cuda.device_count()} GPU(s) visible")
-        dev = torch.device("cuda", index)
-    elif dev.type not in ("cpu", "cuda"):
-        raise CiaosrError(f"device {requested!r} is not supported for training (use cpu or cuda)")
-    return dev
+def resolve_device(requested: str | None, info: DistInfo) -> torch.device:
+    """The training device, through the one resolver (``ciaosr.runtime.resolve_device``):
+    cpu or cuda only; ``auto`` -> this process's GPU if there is one, else the CPU (never
+    MPS); under torchrun each process takes ``cuda:<LOCAL_RANK>``."""
+    return runtime.resolve_device(requested or "auto", allowed=("cpu", "cuda"), purpose="training",
+                                  local_rank=info.local_rank if info.enabled else None)
 
 
 def init_process_group(info: DistInfo, device: torch.device) -> None:

@@ -7,13 +7,16 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..runtime import Precision
 
-def optimisation_step(net, model, opt, batch, *, amp_dtype=None, scaler=None, clip=None,
+
+def optimisation_step(net, model, opt, batch, *, precision: Precision = Precision.FP32, scaler=None, clip=None,
                       params=None) -> torch.Tensor:
     """``net`` is what runs forward (``model`` or its DDP wrapper); ``batch`` is
-    (lr, coord, cell, gt). Returns the loss (attached to nothing after the step)."""
+    (lr, coord, cell, gt); ``scaler`` is ``precision.grad_scaler()``. Returns the loss
+    (attached to nothing after the step)."""
     lr, coord, cell, gt = batch
-    with torch.autocast(lr.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+    with precision.autocast(lr.device):
         pred = net(lr, coord, cell)
     loss = F.l1_loss(pred.float(), model.normalise_target(gt))
     opt.zero_grad(set_to_none=True)

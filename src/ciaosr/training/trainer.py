@@ -31,8 +31,9 @@ from ..checkpoints.native import save_checkpoint
 from ..data.train_dataset import SRTrainDataset, StreamSampler
 from ..errors import CiaosrError
 from ..models.factory import build_model
+from ..runtime import Precision
 from . import checkpointing as ckpt
-from .config import dump_config
+from .config import dump_config, upgrade
 from .step import optimisation_step
 from .distributed import (DistInfo, any_flag, barrier, cleanup, dist_info_from_env, init_process_group,
                           mean_scalar, resolve_device)
@@ -88,10 +89,7 @@ class Trainer:
         tcfg, dcfg = cfg["train"], cfg["data"]
 
         self.device = resolve_device(cfg["device"], self.info)
-        if tcfg["amp"] == "fp16" and self.device.type != "cuda":
-            raise CiaosrError("train.amp=fp16 needs a GPU (use bf16 on CPU)")
-        if tcfg["amp"] == "bf16" and self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
-            raise CiaosrError("train.amp=bf16 is not supported by this GPU (use fp16)")
+        self.precision = Precision.parse(tcfg["precision"]).check(self.device)
 
         self.data_root = Path(cfg["data_root"]).expanduser()
         self.run_dir = Path(cfg["output_dir"]).expanduser() / cfg["name"]
@@ -145,7 +143,7 @@ class Trainer:
         try:
             import yaml
 
-            old = yaml.safe_load(self.state.get("config", "")) or {}
+            old = upgrade(yaml.safe_load(self.state.get("config", "")) or {})
         except Exception:
             return
         a, b = _flat(old), _flat(self.cfg)
@@ -201,7 +199,7 @@ class Trainer:
             net = DDP(model, device_ids=[dev.index] if dev.type == "cuda" else None)
         opt = self._make_optimizer()
         sched = self._make_scheduler(opt)
-        scaler = torch.amp.GradScaler("cuda") if tcfg["amp"] == "fp16" else None
+        scaler = self.precision.grad_scaler()
 
         step, samples_seen, best = 0, 0, None
         if self.state is not None:
@@ -251,7 +249,6 @@ class Trainer:
             num_workers=cfg["data"]["num_workers"], pin_memory=dev.type == "cuda", drop_last=False,
             worker_init_fn=_quiet_worker if cfg["data"]["num_workers"] > 0 else None,
         )
-        amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(tcfg["amp"])
         clip = tcfg["grad_clip"]
         log_every, save_every = int(tcfg["log_every"]), int(tcfg["save_every"])
         vevery = cfg["val"]["every"]
@@ -291,7 +288,7 @@ class Trainer:
                 coord = batch["coord"].to(dev, non_blocking=True)
                 cell = batch["cell"].to(dev, non_blocking=True)
                 gt = batch["gt"].to(dev, non_blocking=True)
-                loss = optimisation_step(net, model, opt, (lr, coord, cell, gt), amp_dtype=amp_dtype,
+                loss = optimisation_step(net, model, opt, (lr, coord, cell, gt), precision=self.precision,
                                          scaler=scaler, clip=clip, params=self.trainable)
                 sched.step()
                 if self.ema is not None:

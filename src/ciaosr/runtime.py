@@ -1,0 +1,142 @@
+"""Where and how a model runs: the device (``resolve_device``) and the numeric
+precision (``Precision``), for the CLI, the Python API, evaluation, training and the
+benchmarks alike.
+
+Both are checked once, where a name comes in (command-line arguments, an API call, a
+training config); the code below that boundary gets a ``torch.device`` and a
+``Precision`` and checks nothing again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+
+import torch
+
+from .errors import CiaosrError
+
+#: The kinds of device a name may resolve to, in the order ``auto`` tries them.
+DEVICE_TYPES = ("cuda", "mps", "cpu")
+
+
+# --------------------------------------------------------------------------------------
+# Device
+# --------------------------------------------------------------------------------------
+def _available(kind: str) -> bool:
+    if kind == "cuda":
+        return torch.cuda.is_available()
+    if kind == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        return mps is not None and mps.is_available()
+    return True
+
+
+def _device_hint(allowed) -> str:
+    names = ["auto", "cpu"] + (["cuda", "cuda:N"] if "cuda" in allowed else [])
+    names += ["mps"] if "mps" in allowed else []
+    return ", ".join(names[:-1]) + " or " + names[-1]
+
+
+def resolve_device(device: str | torch.device | None = "cpu", *, allowed: tuple[str, ...] = DEVICE_TYPES,
+                   local_rank: int | None = None, purpose: str | None = None) -> torch.device:
+    """A device name -> a ``torch.device`` that exists here, or a one-line ``CiaosrError``.
+
+    Names: ``auto`` (None too), ``cpu``, ``cuda``, ``cuda:N``, ``mps``. ``auto`` is the
+    first of CUDA, MPS, CPU that is in ``allowed`` (the CPU always counts as allowed)
+    and available: for inference CUDA, then MPS, then CPU; for training, which allows
+    only ``("cpu", "cuda")``, CUDA if there is a GPU, else the CPU, even on a machine
+    with MPS. A bare ``cuda`` is the current CUDA device, with its index (``cuda:0``
+    unless ``torch.cuda.set_device`` chose another).
+
+    ``local_rank``: set by a process of a torchrun job (its ``LOCAL_RANK``); CUDA then
+    means ``cuda:<local_rank>`` whatever index was named, so that every process takes
+    its own GPU. ``purpose`` names what a device outside ``allowed`` is refused for
+    (e.g. ``"training"``).
+    """
+    name = "auto" if device is None else str(device)
+    if name == "auto":
+        name = next((kind for kind in DEVICE_TYPES if kind in allowed and _available(kind)), "cpu")
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise CiaosrError(f"unknown device '{name}' (use {_device_hint(allowed)})") from None
+    if dev.type not in allowed:
+        where = f" for {purpose}" if purpose else ""
+        raise CiaosrError(f"unsupported device '{name}'{where} (use {_device_hint(allowed)})")
+    if not _available(dev.type):
+        raise CiaosrError(f"device '{dev.type}' requested but {dev.type.upper()} is not available "
+                          f"(use --device cpu or auto)")
+    if dev.type == "cuda":
+        count = torch.cuda.device_count()
+        if local_rank is not None:
+            if local_rank >= count:
+                raise CiaosrError(f"LOCAL_RANK {local_rank} but only {count} GPU(s) visible")
+            return torch.device("cuda", local_rank)
+        if dev.index is None:
+            return torch.device("cuda", torch.cuda.current_device())
+        if dev.index >= count:
+            raise CiaosrError(f"device '{name}' does not exist ({count} CUDA device(s))")
+    return dev
+
+
+# --------------------------------------------------------------------------------------
+# Precision
+# --------------------------------------------------------------------------------------
+#: Old names still read: ``train.amp: none`` in training configs and states.
+_ALIASES = {"none": "fp32"}
+
+
+class Precision(enum.Enum):
+    """The precision a model runs in: ``fp32``; ``bf16`` or ``fp16`` through
+    ``torch.autocast`` (the weights stay fp32; metrics and losses are computed in fp32).
+
+    ``fp16`` needs a GPU: on the CPU half-precision kernels are slow or missing and lose
+    accuracy (use bf16 there). ``bf16`` runs on the CPU and on GPUs that support it.
+    """
+
+    FP32 = "fp32"
+    BF16 = "bf16"
+    FP16 = "fp16"
+
+    @classmethod
+    def parse(cls, name: str | Precision) -> Precision:
+        """``'fp32'``, ``'bf16'`` or ``'fp16'`` (or a ``Precision``) -> the ``Precision``.
+        ``'none'`` is a deprecated alias of ``fp32`` (old training configs' ``train.amp``)."""
+        if isinstance(name, cls):
+            return name
+        try:
+            return cls(_ALIASES.get(name, name))
+        except (ValueError, TypeError):
+            raise CiaosrError(f"unknown precision {name!r} (choose from {', '.join(PRECISIONS)})") from None
+
+    def check(self, device: torch.device) -> Precision:
+        """``self`` if it can run on ``device``; else a ``CiaosrError`` saying why."""
+        if self is Precision.FP16 and device.type == "cpu":
+            raise CiaosrError("fp16 needs a GPU (on the CPU it is slow and inaccurate): use bf16 or fp32")
+        if self is Precision.BF16 and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise CiaosrError("bf16 is not supported by this GPU: use fp16 or fp32")
+        return self
+
+    @property
+    def dtype(self) -> torch.dtype | None:
+        """The autocast dtype (None for fp32: no autocast)."""
+        return {Precision.FP32: None, Precision.BF16: torch.bfloat16, Precision.FP16: torch.float16}[self]
+
+    def autocast(self, device: torch.device):
+        """The context to run the model in on ``device``: ``torch.autocast`` to
+        ``dtype``, or a null context for fp32."""
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=device.type, dtype=self.dtype)
+
+    def grad_scaler(self) -> torch.amp.GradScaler | None:
+        """For training: fp16 gradients underflow without loss scaling, so fp16 (GPU
+        only) gets a ``GradScaler``; the other precisions need none."""
+        return torch.amp.GradScaler("cuda") if self is Precision.FP16 else None
+
+
+#: Precision names, for argparse ``choices`` and config checks.
+PRECISIONS = tuple(p.value for p in Precision)
+
+__all__ = ["DEVICE_TYPES", "PRECISIONS", "Precision", "resolve_device"]
