@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 import ciaosr
-from ciaosr.coords import make_cell, make_coord
+from ciaosr.geometry import make_cell, make_coord
 from ciaosr.decoders.reference import reference_model
 from ciaosr.models.sr_model import EncodedImage
 from machine_info import cpu_name  # benchmarks/ is the script folder, on sys.path

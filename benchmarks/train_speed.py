@@ -24,7 +24,7 @@ import time
 import torch
 
 from ciaosr import CiaosrError, build_model
-from ciaosr.coords import make_coord
+from ciaosr.geometry import make_coord
 from ciaosr.decoders.reference import reference_model
 from ciaosr.models.factory import count_parameters
 from ciaosr.runtime import PRECISIONS, Precision, resolve_device

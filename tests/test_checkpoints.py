@@ -13,7 +13,7 @@ import ciaosr
 from ciaosr import CiaosrError
 from ciaosr.checkpoints.native import FORMAT_TAG
 from ciaosr.cli.main import main
-from ciaosr.coords import make_cell, make_coord
+from ciaosr.geometry import make_cell, make_coord
 
 SMALL = {
     "edsr-baseline-ciaosr": ({"num_blocks": 2, "mid_channels": 16}, {"hidden": [32, 32]}),

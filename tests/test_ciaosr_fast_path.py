@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import ciaosr
-from ciaosr.coords import make_cell, make_coord
+from ciaosr.geometry import make_cell, make_coord
 from ciaosr.decoders.reference import reference_model
 
 

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ciaosr.coords import make_cell, make_coord, target_size
+from ciaosr.geometry import make_cell, make_coord, scaled_size
 from ciaosr.decoders.lte import LTEDecoder
 from ciaosr.decoders.metasr import MetaSRDecoder
 from ciaosr.errors import CiaosrError
@@ -34,7 +34,7 @@ DECODERS = {"lte": small_lte, "metasr": small_metasr}
 
 
 def grid(scale, batch=2):
-    th, tw = target_size((H, W), scale)
+    th, tw = scaled_size((H, W), scale)
     coord = make_coord((th, tw)).unsqueeze(0).expand(batch, -1, -1).contiguous()
     cell = make_cell((th, tw), th * tw).unsqueeze(0).expand(batch, -1, -1).contiguous()
     return coord, cell
@@ -160,7 +160,7 @@ def test_lte_cell_clip_above_x4(scale, feat):
     clipped, plain = _lte_pair()
     coord, cell = grid(scale)
     h_w = torch.tensor([H, W], dtype=torch.float32)
-    out_hw = torch.tensor(target_size((H, W), scale), dtype=torch.float32)
+    out_hw = torch.tensor(scaled_size((H, W), scale), dtype=torch.float32)
     # the official test-time rule: cell * max(s / 4, 1), per axis here
     factor = torch.clamp((out_hw / h_w) / 4.0, min=1.0)
     with torch.no_grad():
@@ -227,7 +227,7 @@ def test_metasr_picks_nearest_pixel_centre_tap(feat):
         last.bias.copy_(target.reshape(-1))
         coord, cell = grid(3.0)
         out = dec(feat, coord, cell)
-    th, tw = target_size((H, W), 3.0)
+    th, tw = scaled_size((H, W), 3.0)
     expected = feat[:, :3].repeat_interleave(3, dim=2).repeat_interleave(3, dim=3)
     assert expected.shape[-2:] == (th, tw)
     torch.testing.assert_close(out, expected.flatten(2).transpose(1, 2))
@@ -241,7 +241,7 @@ def test_metasr_matches_meta_upscale_formula(feat):
     (9C, 3) matrix. Computed here with index arithmetic, not grid_sample."""
     dec = small_metasr().eval()
     scale = (2.5, 3.7)
-    th, tw = target_size((H, W), scale)
+    th, tw = scaled_size((H, W), scale)
     coord, cell = grid(scale)
     with torch.no_grad():
         out = dec(feat, coord, cell)
@@ -341,7 +341,7 @@ def test_in_model_wrapper_chunked_upsample(name, residual):
     model = ImplicitSRModel(encoder, DECODERS[name](), mean=(0.5,) * 3, std=(0.5,) * 3,
                             residual=residual).eval()
     lr = torch.rand(1, 3, H, W)
-    size = target_size((H, W), (2.0, 3.5))
+    size = scaled_size((H, W), (2.0, 3.5))
     whole = model.upsample(lr, size, chunk=10 ** 6)
     chunked = model.upsample(lr, size, chunk=173)
     assert whole.shape == (1, 3, *size)

@@ -7,7 +7,7 @@ import torch
 
 import ciaosr
 from ciaosr.decoders.reference import reference_model
-from ciaosr.coords import make_cell, make_coord
+from ciaosr.geometry import make_cell, make_coord
 
 
 @pytest.mark.parametrize("switches", [

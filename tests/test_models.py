@@ -9,7 +9,7 @@ import torch
 
 import ciaosr
 from ciaosr.cli.main import main
-from ciaosr.coords import make_cell, make_coord, target_size
+from ciaosr.geometry import make_cell, make_coord, scaled_size
 
 PUBLISHED = {"edsr-baseline-ciaosr": 2_649_030, "rdn-ciaosr": 23_402_566, "swinir-ciaosr": 14_667_218}
 
@@ -51,9 +51,9 @@ def test_coordinate_conventions():
     assert torch.allclose(c[0], torch.tensor([-0.5, -0.75]))  # (row, col) of the first centre
     assert torch.allclose(c[-1], torch.tensor([0.5, 0.75]))
     assert torch.allclose(make_cell((50, 60), 3)[0], torch.tensor([2 / 50, 2 / 60]))
-    assert target_size((20, 24), 2.5) == (50, 60)
-    assert target_size((20, 24), (2.0, 3.5)) == (40, 84)
-    assert target_size((5, 5), 2.5) == (12, 12)  # Python round: halves to even
+    assert scaled_size((20, 24), 2.5) == (50, 60)
+    assert scaled_size((20, 24), (2.0, 3.5)) == (40, 84)
+    assert scaled_size((5, 5), 2.5) == (12, 12)  # Python round: halves to even
 
 
 @pytest.mark.parametrize("decoder", ["ciaosr", "liif", "lte", "metasr"])

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 import ciaosr
-from ciaosr.coords import make_cell, make_coord
+from ciaosr.geometry import make_cell, make_coord
 from ciaosr.inference.tiling import (
     MAX_AUTO_TILE, MIN_AUTO_TILE, auto_chunk, auto_tile, axis_weights,
     default_overlap, plan_tiles, tile_starts, tiled_upsample,

@@ -16,7 +16,7 @@ from PIL import Image, ImageOps
 import ciaosr
 from ciaosr.cli.main import main
 from ciaosr.data.image_io import decode_png16, encode_png16, encode_tiff16, read_image
-from ciaosr.inference.upscale import output_size
+from ciaosr.geometry import Resize
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -78,10 +78,14 @@ def test_exact_output_sizes(img, tiny_path, args, size):
 
 
 def test_output_size_rule():
-    assert output_size((12, 10), 3.7) == (44, 37)
-    assert output_size((12, 10), (2, 3.5)) == (24, 35)
-    assert output_size((5, 3), 2.5) == (12, 8)  # Python's round: halves to even
-    assert output_size((12, 10), size=(7, 9)) == (7, 9)
+    """Sizes and scales are typed (width, height); inside, everything is (height, width)."""
+    assert Resize.of(3.7).output_size((10, 12)) == (37, 44)
+    assert Resize.of((2, 3.5)).output_size((10, 12)) == (35, 24)
+    assert Resize.of(2.5).output_size((3, 5)) == (8, 12)  # Python's round: halves to even
+    assert Resize.of(size=(7, 9)).output_size((10, 12)) == (9, 7)
+    assert Resize.parse("2x3.5") == Resize.of((2, 3.5)) and Resize.parse(size="7x9") == Resize.of(size=(7, 9))
+    assert (Resize.parse("2x3.5").label, Resize.parse("2x3.5").description) == ("x2x3.5", "x2 wide, x3.5 high")
+    assert Resize.of(3.7).label == "x3.7" and Resize.of(size=(7, 9)).label == "7x9"
 
 
 def test_default_output_name_next_to_input(img, tiny_path, capsys):

@@ -9,16 +9,12 @@ the exit status is then 1. Any other error is one line and exit status 2.
 
 from __future__ import annotations
 
-import math
 import os
-import re
 import sys
 import time
 from pathlib import Path
 
 from ..errors import CiaosrError
-
-_SIZE_RE = re.compile(r"^\s*(\S+?)\s*[xX\u00d7]\s*(\S+)\s*$")
 
 
 def register(sub) -> None:
@@ -48,56 +44,6 @@ def register(sub) -> None:
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
                    help=f"refuse outputs with more pixels than this (default {DEFAULT_MAX_PIXELS} = 2**28)")
     p.set_defaults(func=run)
-
-
-# --------------------------------------------------------------------------------------
-# Argument parsing
-# --------------------------------------------------------------------------------------
-def _positive_float(text: str, what: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise CiaosrError(f"{what}: '{text}' is not a number") from None
-    if not math.isfinite(v) or v <= 0:
-        raise CiaosrError(f"{what} must be a positive finite number, got '{text}'")
-    return v
-
-
-def parse_scale(text: str) -> float | tuple[float, float]:
-    """'3.7' -> 3.7; '2x3.5' -> (2.0, 3.5) = (width factor, height factor)."""
-    m = _SIZE_RE.match(text)
-    if m and not re.fullmatch(r"\s*[-+]?(inf|infinity|nan)\s*", text, re.I):
-        return _positive_float(m.group(1), "--scale"), _positive_float(m.group(2), "--scale")
-    return _positive_float(text.strip(), "--scale")
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """'1920x1080' -> (1920, 1080) = (width, height)."""
-    m = _SIZE_RE.match(text)
-    if not m:
-        raise CiaosrError(f"--size must be WIDTHxHEIGHT (e.g. 1920x1080), got '{text}'")
-    try:
-        w, h = int(m.group(1)), int(m.group(2))
-    except ValueError:
-        raise CiaosrError(f"--size must be whole pixels WIDTHxHEIGHT, got '{text}'") from None
-    if w < 1 or h < 1:
-        raise CiaosrError(f"--size must be at least 1x1 pixel, got '{text}'")
-    return w, h
-
-
-def _num(v: float) -> str:
-    return f"{v:g}"
-
-
-def scale_label(scale, size) -> str:
-    """The part of the default output name that says what was done."""
-    if size is not None:
-        return f"{size[0]}x{size[1]}"
-    if isinstance(scale, tuple):
-        if scale[0] == scale[1]:
-            return f"x{_num(scale[0])}"
-        return f"x{_num(scale[0])}x{_num(scale[1])}"
-    return f"x{_num(scale)}"
 
 
 # --------------------------------------------------------------------------------------
@@ -154,17 +100,13 @@ def run(args) -> int:
     from tqdm.auto import tqdm
 
     from ..data.image_io import check_writable_folder, output_format, read_image, write_image
-    from ..inference.upscale import get_model, output_size, upscale_data
+    from ..geometry import Resize
+    from ..inference.upscale import get_model, upscale_data
     from ..inference.tiling import MIN_TILE
     from ..runtime import Precision, resolve_device
 
     # Everything that does not depend on one image is checked before any work.
-    if args.scale is not None and args.size is not None:
-        raise CiaosrError("give either --scale or --size, not both")
-    if args.scale is None and args.size is None:
-        raise CiaosrError("give --scale S (or SXxSY) or --size WxH")
-    scale = parse_scale(args.scale) if args.scale is not None else None
-    size = parse_size(args.size) if args.size is not None else None
+    resize = Resize.parse(args.scale, args.size)
     if args.tile is not None and args.tile < MIN_TILE:
         raise CiaosrError(f"--tile must be at least {MIN_TILE} LR pixels, got {args.tile}")
     if args.max_pixels < 1:
@@ -175,7 +117,7 @@ def run(args) -> int:
     files, many = collect_inputs(args.inputs)
     if not files:
         raise CiaosrError("no images to process")
-    outputs = plan_outputs(files, many, args.output, scale_label(scale, size))
+    outputs = plan_outputs(files, many, args.output, resize.label)
     for out in dict.fromkeys(outputs):
         output_format(out, args.bit_depth)
     checked_folders: dict[Path, str | None] = {}
@@ -209,7 +151,7 @@ def run(args) -> int:
                 if dst.exists() and not args.overwrite:
                     raise CiaosrError(f"{dst}: already exists (use --overwrite to replace it)")
                 data = read_image(src)
-                w, h = output_size(data.size, scale, size, args.max_pixels)
+                h, w = resize.output_size((data.height, data.width), args.max_pixels)
                 if data.alpha is not None and output_format(dst, args.bit_depth) == "JPEG":
                     raise CiaosrError(f"{src}: has transparency, which JPEG cannot store (write PNG, WebP or TIFF)")
             except CiaosrError as exc:
@@ -219,7 +161,7 @@ def run(args) -> int:
             if model is None:  # loaded on the first image that needs it; a bad model stops the run
                 model = get_model(args.model, device)
             try:
-                result = upscale_data(data, (w, h), model, device=device, precision=precision,
+                result = upscale_data(data, (h, w), model, device=device, precision=precision,
                                       tile=args.tile, progress=None)
                 write_image(dst, result, args.bit_depth, args.overwrite)
             except CiaosrError as exc:
@@ -228,13 +170,7 @@ def run(args) -> int:
                 continue
             seen.add(dst.resolve())
             dt = time.perf_counter() - t0
-            if size is not None:
-                what = f"size {w}x{h}"
-            elif isinstance(scale, tuple) and scale[0] != scale[1]:
-                what = f"x{_num(scale[0])} wide, x{_num(scale[1])} high"
-            else:
-                what = f"x{_num(scale[0] if isinstance(scale, tuple) else scale)}"
-            tqdm.write(f"{src}: {data.width}x{data.height} -> {w}x{h} ({what}), {dt:.2f} s -> {dst}")
+            tqdm.write(f"{src}: {data.width}x{data.height} -> {w}x{h} ({resize.description}), {dt:.2f} s -> {dst}")
             bar.update(1)
     finally:
         bar.close()

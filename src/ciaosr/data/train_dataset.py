@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
-from ..coords import make_coord
+from ..geometry import make_cell, make_coord, scaled_size
 from ..errors import CiaosrError
 from .benchmark import load_rgb
 
@@ -122,8 +122,8 @@ class SRTrainDataset(Dataset):
             if not (math.isfinite(lo) and math.isfinite(hi)) or lo < 1 or hi < lo:
                 raise CiaosrError(f"need 1 <= scale_min <= scale_max, got [{lo:g}, {hi:g})")
         self.scale_min, self.scale_max = lo, hi
-        self.min_crop = round(self.lr_patch * lo)
-        self.max_crop = round(self.lr_patch * hi)
+        self.min_crop = scaled_size((self.lr_patch, self.lr_patch), lo)[0]
+        self.max_crop = scaled_size((self.lr_patch, self.lr_patch), hi)[0]
         smallest_q = self.min_crop * self.min_crop
         self.num_queries = smallest_q if num_queries is None else int(num_queries)
         if self.num_queries < 1 or self.num_queries > smallest_q:
@@ -184,7 +184,7 @@ class SRTrainDataset(Dataset):
             s = float(self.scales[int(rng.integers(len(self.scales)))])
         else:
             s = float(rng.uniform(self.scale_min, self.scale_max))
-        c = round(self.lr_patch * s)
+        c = scaled_size((self.lr_patch, self.lr_patch), s)[0]
         h, w = img.shape[-2:]
         y0 = int(rng.integers(0, h - c + 1))
         x0 = int(rng.integers(0, w - c + 1))
@@ -203,7 +203,7 @@ class SRTrainDataset(Dataset):
         idx = torch.from_numpy(rng.choice(hh * ww, size=self.num_queries, replace=False).astype(np.int64))
         coord = make_coord((hh, ww))[idx]
         gt = hr.reshape(3, -1)[:, idx].t().contiguous() / 255.0
-        cell = torch.tensor([2.0 / hh, 2.0 / ww], dtype=torch.float32).expand(self.num_queries, 2).clone()
+        cell = make_cell((hh, ww), self.num_queries)
         return {
             "lr": (lr / 255.0).contiguous(),
             "coord": coord,

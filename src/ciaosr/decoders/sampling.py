@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..coords import make_coord
+from ..geometry import make_coord
 
 
 def sample_nearest(feat: torch.Tensor, coord: torch.Tensor) -> torch.Tensor:

@@ -14,6 +14,7 @@ from ..data.benchmark import BenchmarkSet, save_png_atomic, scale_label
 from ..data.matlab_bicubic import imresize_uint8
 from ..runtime import Precision, resolve_device
 from ..errors import CiaosrError
+from ..geometry import scaled_size
 from .protocol import MMEDIT_TILE, MMEDIT_TILE_OVERLAP, METRICS, PROTOCOLS, Protocol
 
 # Other spellings of the same test sets, tried when the named folder is absent.
@@ -133,7 +134,7 @@ def super_resolve(model, lr: torch.Tensor, out_size: tuple[int, int], scale: flo
     h0, w0 = lr.shape[-2:]
     x = lr
     for k, t in enumerate(chain):
-        size = out_size if k == len(chain) - 1 else (round(h0 * t), round(w0 * t))
+        size = out_size if k == len(chain) - 1 else scaled_size((h0, w0), t)
         x = _upsample(model, x, size, chunk)
     return x
 

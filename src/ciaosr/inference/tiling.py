@@ -5,7 +5,7 @@ its own (``model.encode``: the encoder trunk, and for CiaoSR the non-local atten
 whose memory grows with the square of the tile area), then the output pixels that
 belong to the tile are decoded in chunks of queries.
 
-Coordinates. An output pixel centre at ``u`` LR pixels from the top (``u = (i + 0.5) *
+Coordinates (``geometry.tile_queries``). An output pixel centre at ``u`` LR pixels from the top (``u = (i + 0.5) *
 H / h``) lies at ``-1 + 2 (u - y0) / t`` in the frame of a tile that starts at ``y0``
 and is ``t`` LR pixels tall. The cell is the global output cell ``2 / h`` measured in
 tile units: ``2 / h * H / t``. In LR pixels (what the decoders feed their MLPs,
@@ -23,8 +23,9 @@ upsampled whole, exactly as ``model.upsample`` does.
 Tile size. Unless given, the largest tile (a multiple of 16, at least 32) whose
 estimated encode memory fits three quarters of a budget: half the available memory
 (``MemAvailable`` from /proc/meminfo, or free GPU memory), clamped to [256 MiB, 2 GiB].
-Non-local (CiaoSR) models are also capped at 192, the official test tile, and others
-at 512 (wider tiles gain nothing: cost per pixel is constant). The query chunk is
+Capped at the decoder's ``max_tile`` (CiaoSR: 192, the official test tile, since its
+non-local attention searches the whole tile) or else at 512 (wider tiles gain nothing:
+cost per pixel is constant). The query chunk is
 sized from the remaining quarter, at most 30000 (the official chunk).
 """
 
@@ -37,6 +38,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
+
+from ..geometry import tile_queries
 
 DEFAULT_CHUNK = 30000
 MIN_TILE = 8
@@ -165,12 +168,6 @@ def axis_weights(n_lr: int, n_out: int, start: int, stop: int, overlap: int) -> 
     return np.clip((d - margin) / ramp, 0.0, 1.0)
 
 
-def _tile_frame(n_lr: int, n_out: int, start: int, stop: int, idx: np.ndarray) -> np.ndarray:
-    """Coordinates of output pixels ``idx`` in the [-1, 1] frame of tile [start, stop)."""
-    u = (idx.astype(np.float64) + 0.5) * (n_lr / n_out)
-    return -1.0 + 2.0 * (u - start) / (stop - start)
-
-
 # --------------------------------------------------------------------------------------
 # Inference
 # --------------------------------------------------------------------------------------
@@ -222,17 +219,11 @@ def _decode_tile(model, lr_tile: torch.Tensor, lr_size, out_size, box, ri: np.nd
                  chunk: int) -> torch.Tensor:
     """(B, 3, len(ri), len(ci)) unclamped RGB of output rows ``ri`` x cols ``ci``
     (both contiguous ranges), from one encoded tile."""
-    (H, W), (h, w), (r0, r1, c0, c1) = lr_size, out_size, box
     b = lr_tile.shape[0]
-    dev = lr_tile.device
     enc = model.encode(lr_tile)
-    ty = torch.from_numpy(_tile_frame(H, h, r0, r1, ri)).float().to(dev)
-    tx = torch.from_numpy(_tile_frame(W, w, c0, c1, ci)).float().to(dev)
-    cell_y = 2.0 / h * H / (r1 - r0)
-    cell_x = 2.0 / w * W / (c1 - c0)
-    coord = torch.stack(torch.meshgrid(ty, tx, indexing="ij"), dim=-1).view(1, -1, 2).expand(b, -1, -1)
-    cell = torch.tensor([cell_y, cell_x], dtype=torch.float32, device=dev).expand(b, coord.shape[1], 2)
-    res = model.to_image(model.decode_chunked(enc, coord, cell, chunk)).float().cpu()
+    coord, cell = tile_queries(lr_size, out_size, box, ri, ci, lr_tile.device)
+    res = model.to_image(model.decode_chunked(enc, coord.expand(b, -1, -1), cell.expand(b, -1, -1), chunk))
+    res = res.float().cpu()
     del enc
     return res.view(b, len(ri), len(ci), 3).permute(0, 3, 1, 2)
 

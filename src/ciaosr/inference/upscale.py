@@ -13,9 +13,6 @@ accuracy; use bf16 there).
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -24,6 +21,7 @@ from PIL import Image
 from ..runtime import Precision, resolve_device
 from ..errors import CiaosrError
 from ..data.image_io import ImageData, pil_to_data, quantise
+from ..geometry import Resize
 from .tiling import TilePlan, plan_tiles, tiled_upsample
 
 #: Largest output, in pixels, made unless the caller raises the limit (``--max-pixels``):
@@ -34,50 +32,6 @@ DEFAULT_MAX_PIXELS = 2 ** 28
 # --------------------------------------------------------------------------------------
 # Arguments
 # --------------------------------------------------------------------------------------
-def _factor(v, what: str) -> float:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        raise CiaosrError(f"{what} must be a number, got {v!r}") from None
-    if not math.isfinite(f) or f <= 0:
-        raise CiaosrError(f"{what} must be a positive finite number, got {v}")
-    return f
-
-
-def output_size(in_size: tuple[int, int], scale=None, size=None,
-                max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
-    """(width, height) of the output for an input (width, height).
-
-    ``scale``: one factor, or (width factor, height factor); ``size``: (width, height).
-    Exactly one of the two. Each axis is ``round(input * factor)`` (halves to even).
-    """
-    if (scale is None) == (size is None):
-        raise CiaosrError("give exactly one of scale and size")
-    w_in, h_in = in_size
-    if size is not None:
-        try:
-            w, h = size
-        except (TypeError, ValueError):
-            raise CiaosrError(f"size must be (width, height), got {size!r}") from None
-        if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (w, h)):
-            raise CiaosrError(f"size must be whole pixels, got {size!r}")
-        w, h = int(w), int(h)
-    else:
-        if isinstance(scale, Sequence) and not isinstance(scale, str):
-            if len(scale) != 2:
-                raise CiaosrError(f"scale must be one factor or (width factor, height factor), got {scale!r}")
-            sx, sy = _factor(scale[0], "scale"), _factor(scale[1], "scale")
-        else:
-            sx = sy = _factor(scale, "scale")
-        w, h = round(w_in * sx), round(h_in * sy)
-    if w < 1 or h < 1:
-        raise CiaosrError(f"output size {w}x{h} is less than 1 pixel")
-    if max_pixels is not None and w * h > max_pixels:
-        raise CiaosrError(f"output {w}x{h} has {w * h:,} pixels, over the limit of {max_pixels:,} "
-                          f"(raise it with --max-pixels / max_pixels)")
-    return w, h
-
-
 def get_model(model=None, device: torch.device | str = "cpu"):
     """A model in eval mode on ``device``: None (the default model), a name or file, or
     a model object (moved to ``device``)."""
@@ -115,11 +69,10 @@ def upscale_tensor(colour: torch.Tensor, size_hw: tuple[int, int], model, *, dev
     return out.mean(dim=1, keepdim=True) if grey else out
 
 
-def upscale_data(data: ImageData, size_wh: tuple[int, int], model, *, device: torch.device,
+def upscale_data(data: ImageData, size_hw: tuple[int, int], model, *, device: torch.device,
                  precision: Precision = Precision.FP32, tile: int | None = None,
                  progress: bool | None = False) -> ImageData:
-    """One image (``ImageData``) -> the upscaled ``ImageData`` at ``size_wh``."""
-    size_hw = (size_wh[1], size_wh[0])
+    """One image (``ImageData``) -> the upscaled ``ImageData`` of (height, width) ``size_hw``."""
     colour = torch.from_numpy(np.ascontiguousarray(data.pixels)).permute(2, 0, 1).unsqueeze(0)
     out = upscale_tensor(colour, size_hw, model, device=device, precision=precision, tile=tile,
                          progress=progress)
@@ -199,15 +152,16 @@ def upscale(image, scale=None, size=None, model=None, tile: int | None = None, d
     'cuda:N', 'mps' or 'auto'. ``precision``: 'fp32', 'bf16' or 'fp16' (GPU only).
     The output is a new object of the input's kind (PIL mode, dtype, layout, device).
     """
-    dev = resolve_device(device)
-    precision = Precision.parse(precision).check(dev)  # checked before any work
+    dev = resolve_device(device)  # every argument is checked once, before any work
+    precision = Precision.parse(precision).check(dev)
+    resize = Resize.of(scale, size)
 
     if isinstance(image, Image.Image):
         mode = image.mode
         data = pil_to_data(image)
-        wh = output_size(data.size, scale, size, max_pixels)
+        size_hw = resize.output_size((data.height, data.width), max_pixels)
         net = get_model(model, dev)
-        out = upscale_data(data, wh, net, device=dev, precision=precision, tile=tile, progress=progress)
+        out = upscale_data(data, size_hw, net, device=dev, precision=precision, tile=tile, progress=progress)
         return _pil_out(out, mode)
 
     if isinstance(image, np.ndarray):
@@ -215,9 +169,9 @@ def upscale(image, scale=None, size=None, model=None, tile: int | None = None, d
             raise CiaosrError(f"a NumPy image must be (H, W) or (H, W, C), got shape {image.shape}")
         arr = _array_to_float(image, "image")
         data = _channels_to_data(arr[..., None] if image.ndim == 2 else arr, "image")
-        wh = output_size(data.size, scale, size, max_pixels)
+        size_hw = resize.output_size((data.height, data.width), max_pixels)
         net = get_model(model, dev)
-        out = _data_to_channels(upscale_data(data, wh, net, device=dev, precision=precision, tile=tile,
+        out = _data_to_channels(upscale_data(data, size_hw, net, device=dev, precision=precision, tile=tile,
                                              progress=progress))
         out = out[..., 0] if image.ndim == 2 else out
         return _from_float(out, image.dtype)
@@ -239,8 +193,7 @@ def upscale(image, scale=None, size=None, model=None, tile: int | None = None, d
         if c not in (1, 2, 3, 4):
             raise CiaosrError(f"expected 1 to 4 channels (grey, grey+alpha, RGB, RGBA), got {c}")
         x = x.detach().cpu()
-        wh = output_size((x.shape[-1], x.shape[-2]), scale, size, max_pixels)
-        size_hw = (wh[1], wh[0])
+        size_hw = resize.output_size(tuple(x.shape[-2:]), max_pixels)
         net = get_model(model, dev)
         n_col = c - 1 if c in (2, 4) else c
         col = upscale_tensor(x[:, :n_col], size_hw, net, device=dev, precision=precision, tile=tile,
@@ -257,5 +210,5 @@ def upscale(image, scale=None, size=None, model=None, tile: int | None = None, d
     raise CiaosrError(f"unsupported image type {type(image).__name__} (use a PIL image, NumPy array or tensor)")
 
 
-__all__ = ["upscale", "upscale_data", "upscale_tensor", "output_size", "get_model", "resize_alpha",
+__all__ = ["upscale", "upscale_data", "upscale_tensor", "get_model", "resize_alpha",
            "DEFAULT_MAX_PIXELS"]

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..coords import make_cell, make_coord
+from ..geometry import make_cell, make_coord
 from ..decoders.base import Decoder
 
 

@@ -1,0 +1,193 @@
+"""Geometry in one place: output sizes, axis order, continuous coordinates and cells.
+
+Axis order. Inside the package every size is (height, width) and every scale (height
+factor, width factor), as tensors are laid out. Only where a person types a size, on
+the command line or in ``ciaosr.upscale(size=..., scale=...)``, is it (width, height),
+as image tools write it; :class:`Resize` turns that into (H, W) once, at the boundary,
+and validates it there.
+
+Output size. Each axis is ``round(input * factor)`` with Python's ``round`` (halves to
+even), as the official code does. (MATLAB's ``imresize`` rounds up instead; that rule
+belongs to ``data.matlab_bicubic``.)
+
+Coordinates. A coordinate is (row, col) in [-1, 1] at pixel centres, in the LIIF /
+mmediting convention: for an axis of n pixels the centres are ``-1 + 1/n + 2i/n``.
+Element 0 is the row (height) axis, so ``grid_sample`` must be given ``coord.flip(-1)``.
+The cell of a query on an output of size h x w is ``(2/h, 2/w)``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .errors import CiaosrError
+
+
+# --------------------------------------------------------------------------------------
+# Coordinates and cells
+# --------------------------------------------------------------------------------------
+def axis_centres(n: int, device=None, dtype=torch.float32) -> torch.Tensor:
+    """Pixel-centre coordinates of an axis of ``n`` pixels in [-1, 1]."""
+    r = 1.0 / n
+    return -1 + r + (2 * r) * torch.arange(n, device=device, dtype=torch.float32).to(dtype)
+
+
+def make_coord(shape: tuple[int, int], device=None, dtype=torch.float32) -> torch.Tensor:
+    """The full (h*w, 2) grid of (row, col) centres of an h x w image, row-major."""
+    h, w = shape
+    rows = axis_centres(h, device, dtype)
+    cols = axis_centres(w, device, dtype)
+    grid = torch.stack(torch.meshgrid(rows, cols, indexing="ij"), dim=-1)
+    return grid.reshape(-1, 2)
+
+
+def make_cell(shape: tuple[int, int], n: int, device=None, dtype=torch.float32) -> torch.Tensor:
+    """(n, 2) cells ``(2/h, 2/w)`` for ``n`` queries on an h x w output."""
+    h, w = shape
+    cell = torch.tensor([2.0 / h, 2.0 / w], device=device, dtype=dtype)
+    return cell.expand(n, 2).clone()
+
+
+def tile_axis(n_lr: int, n_out: int, start: int, stop: int, idx: np.ndarray) -> np.ndarray:
+    """Coordinates, in the [-1, 1] frame of the LR window [start, stop) of an axis, of the
+    output pixels ``idx`` of the whole image's output grid (``n_out`` pixels from
+    ``n_lr``): the centre of output pixel i lies ``(i + 0.5) n_lr / n_out`` LR pixels
+    from the image's edge."""
+    u = (idx.astype(np.float64) + 0.5) * (n_lr / n_out)
+    return -1.0 + 2.0 * (u - start) / (stop - start)
+
+
+def tile_queries(lr_hw: tuple[int, int], out_hw: tuple[int, int], box: tuple[int, int, int, int],
+                 rows: np.ndarray, cols: np.ndarray, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(len(rows)*len(cols), 2) coordinates and cells, in the frame of the LR window
+    ``box = (top, bottom, left, right)``, of the whole image's output pixels ``rows`` x
+    ``cols`` (row-major). The cell is the whole output's ``2 / h`` measured in window
+    units, so in LR pixels every window sees the scale the whole image is upscaled by."""
+    (H, W), (h, w), (r0, r1, c0, c1) = lr_hw, out_hw, box
+    ty = torch.from_numpy(tile_axis(H, h, r0, r1, rows)).float().to(device)
+    tx = torch.from_numpy(tile_axis(W, w, c0, c1, cols)).float().to(device)
+    coord = torch.stack(torch.meshgrid(ty, tx, indexing="ij"), dim=-1).view(-1, 2)
+    cell = torch.tensor([2.0 / h * H / (r1 - r0), 2.0 / w * W / (c1 - c0)], dtype=torch.float32, device=device)
+    return coord, cell.expand(coord.shape[0], 2)
+
+
+# --------------------------------------------------------------------------------------
+# Output sizes
+# --------------------------------------------------------------------------------------
+def scaled_size(in_hw: tuple[int, int], scale: float | tuple[float, float]) -> tuple[int, int]:
+    """Output (h, w) for an input (h, w) and a scale: one factor, or (s_h, s_w)."""
+    s_h, s_w = (scale, scale) if isinstance(scale, (int, float)) else scale
+    return round(in_hw[0] * s_h), round(in_hw[1] * s_w)
+
+
+def _factor(value, what: str = "scale") -> float:
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        raise CiaosrError(f"{what} must be a number, got {value!r}") from None
+    if not math.isfinite(f) or f <= 0:
+        raise CiaosrError(f"{what} must be a positive finite number, got {value!r}")
+    return f
+
+
+def _whole(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+_PAIR = re.compile(r"^\s*(\S+?)\s*[xX\u00d7]\s*(\S+)\s*$")
+
+
+@dataclass(frozen=True)
+class Resize:
+    """What a person asked for, validated: a scale per axis or an exact size, in (H, W)."""
+
+    scale: tuple[float, float] | None = None  # (height factor, width factor)
+    size: tuple[int, int] | None = None  # (height, width)
+
+    @classmethod
+    def of(cls, scale=None, size=None) -> "Resize":
+        """From the Python API's values: ``scale`` one factor or (width factor, height
+        factor); ``size`` (width, height). Exactly one of the two."""
+        if isinstance(scale, Resize):
+            return scale
+        if (scale is None) == (size is None):
+            raise CiaosrError("give exactly one of scale and size")
+        if size is not None:
+            try:
+                w, h = size
+            except (TypeError, ValueError):
+                raise CiaosrError(f"size must be (width, height), got {size!r}") from None
+            if not (_whole(w) and _whole(h)):
+                raise CiaosrError(f"size must be whole pixels, got {size!r}")
+            if w < 1 or h < 1:
+                raise CiaosrError(f"size must be at least 1x1 pixel, got {w}x{h}")
+            return cls(size=(int(h), int(w)))
+        if isinstance(scale, (tuple, list)):
+            if len(scale) != 2:
+                raise CiaosrError(f"scale must be one factor or (width factor, height factor), got {scale!r}")
+            return cls(scale=(_factor(scale[1]), _factor(scale[0])))
+        f = _factor(scale)
+        return cls(scale=(f, f))
+
+    @classmethod
+    def parse(cls, scale: str | None = None, size: str | None = None) -> "Resize":
+        """From the command line: ``--scale 3.7`` or ``2x3.5`` (width x height factors),
+        ``--size 1920x1080`` (width x height)."""
+        if scale is not None and size is not None:
+            raise CiaosrError("give either --scale or --size, not both")
+        if scale is None and size is None:
+            raise CiaosrError("give --scale S (or SXxSY) or --size WxH")
+        if size is not None:
+            m = _PAIR.match(size)
+            if not m:
+                raise CiaosrError(f"--size must be WIDTHxHEIGHT (e.g. 1920x1080), got '{size}'")
+            try:
+                w, h = int(m.group(1)), int(m.group(2))
+            except ValueError:
+                raise CiaosrError(f"--size must be whole pixels WIDTHxHEIGHT, got '{size}'") from None
+            if w < 1 or h < 1:
+                raise CiaosrError(f"--size must be at least 1x1 pixel, got '{size}'")
+            return cls(size=(h, w))
+        m = _PAIR.match(scale)
+        texts = [m.group(1), m.group(2)] if m else [scale.strip()]
+        values = []
+        for text in texts:
+            try:
+                v = float(text)
+            except ValueError:
+                raise CiaosrError(f"--scale: '{text}' is not a number") from None
+            if not math.isfinite(v) or v <= 0:
+                raise CiaosrError(f"--scale must be a positive finite number, got '{scale}'")
+            values.append(v)
+        return cls(scale=(values[-1], values[0]))  # typed width x height
+
+    def output_size(self, in_hw: tuple[int, int], max_pixels: int | None = None) -> tuple[int, int]:
+        """(h, w) of the output for an input (h, w)."""
+        h, w = self.size if self.size is not None else scaled_size(in_hw, self.scale)
+        if h < 1 or w < 1:
+            raise CiaosrError(f"output size {w}x{h} is less than 1 pixel")
+        if max_pixels is not None and w * h > max_pixels:
+            raise CiaosrError(f"output {w}x{h} has {w * h:,} pixels, over the limit of {max_pixels:,} "
+                              f"(raise it with --max-pixels / max_pixels)")
+        return h, w
+
+    @property
+    def label(self) -> str:
+        """What it does, as in a file name: ``x3.7``, ``x2x3.5`` (width x height), ``1920x1080``."""
+        if self.size is not None:
+            return f"{self.size[1]}x{self.size[0]}"
+        s_h, s_w = self.scale
+        return f"x{s_w:g}" if s_h == s_w else f"x{s_w:g}x{s_h:g}"
+
+    @property
+    def description(self) -> str:
+        """What it does, in words: ``x3.7``, ``x2 wide, x3.5 high``, ``size 1920x1080``."""
+        if self.size is not None:
+            return f"size {self.label}"
+        s_h, s_w = self.scale
+        return f"x{s_w:g}" if s_h == s_w else f"x{s_w:g} wide, x{s_h:g} high"
