@@ -20,11 +20,20 @@ def test_odd_sizes_keep_shape_and_are_finite():
         assert y.shape == (2, 8, h, w) and torch.isfinite(y).all()
 
 
+def _whole_map(a, x):
+    """``a`` searching the whole of ``x``, untiled (the declared ``tile=None``)."""
+    tile, a.tile = a.tile, None
+    try:
+        return a(x)
+    finally:
+        a.tile = tile
+
+
 @torch.no_grad()
 def test_input_within_one_tile_is_not_tiled():
     a = _attn(tile=12, tile_overlap=4)
     x = torch.rand(1, 8, 12, 11)
-    assert torch.equal(a(x), a._whole(x))
+    assert torch.equal(a(x), _whole_map(a, x))
 
 
 @torch.no_grad()
@@ -32,9 +41,9 @@ def test_tiles_search_their_own_window_and_average_overlaps():
     a = _attn(tile=12, tile_overlap=4)
     x = torch.rand(1, 8, 10, 30)  # tiles of 10 x 12 at columns 0, 8, 16, 18
     y = a(x)
-    first = a._whole(x[..., 0:12])
+    first = _whole_map(a, x[..., 0:12])
     assert torch.allclose(y[..., 0:8], first[..., 0:8], atol=1e-6)  # covered by one tile only
-    second = a._whole(x[..., 8:20])
+    second = _whole_map(a, x[..., 8:20])
     assert torch.allclose(y[..., 8:12], (first[..., 8:12] + second[..., 0:4]) / 2, atol=1e-6)
     a.tile = None
     assert not torch.allclose(a(x), y)  # a whole-map search differs: the window matters

@@ -190,4 +190,4 @@ class Resize:
         if self.size is not None:
             return f"size {self.label}"
         s_h, s_w = self.scale
-        return f"x{s_w:g}" if s_h == s_w else f"x{s_w:g} wide, x{s_h:g} high"
+        return self.label if s_h == s_w else f"x{s_w:g} wide, x{s_h:g} high"
