@@ -28,8 +28,6 @@ Images are loaded as RGB (a grey PNG becomes three equal channels) into uint8 te
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -38,13 +36,14 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..atomic import write_atomic
 from ..errors import CiaosrError
 from .matlab_bicubic import imresize_uint8
 
 __all__ = [
     "IMAGE_EXTENSIONS", "BenchmarkPair", "BenchmarkSet", "load_rgb", "list_images",
     "lr_filename", "premade_lr_dir", "scale_label", "is_integer_scale", "modcrop",
-    "matlab_downscale", "pil_downscale", "on_the_fly_pair", "default_file_mode", "save_png_atomic",
+    "matlab_downscale", "pil_downscale", "on_the_fly_pair", "save_png_atomic",
 ]
 
 IMAGE_EXTENSIONS = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".ppm", ".webp")
@@ -88,26 +87,10 @@ def load_rgb(path: Path) -> torch.Tensor:
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
 
 
-def default_file_mode() -> int:
-    """Permissions a plain ``open(..., 'w')`` would give (0o666 minus the umask)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
 def save_png_atomic(img: torch.Tensor, path: Path) -> None:
-    """Write a uint8 (3, H, W) image as PNG via a temporary file and a rename."""
-    path = Path(path)
+    """Write a uint8 (3, H, W) image as PNG atomically, replacing ``path`` if it exists."""
     arr = np.ascontiguousarray(img.detach().cpu().permute(1, 2, 0).numpy())
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png.tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        Image.fromarray(arr, mode="RGB").save(tmp, format="PNG")
-        os.chmod(tmp, default_file_mode())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_atomic(path, lambda tmp: Image.fromarray(arr, mode="RGB").save(tmp, format="PNG"), overwrite=True)
 
 
 def modcrop(img: torch.Tensor, m: int) -> torch.Tensor:

@@ -19,7 +19,6 @@ a half-written output; an existing file is never replaced unless ``overwrite=Tru
 
 from __future__ import annotations
 
-import errno
 import os
 import struct
 import tempfile
@@ -31,6 +30,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from ..atomic import write_atomic
 from ..errors import CiaosrError
 
 #: Extensions picked up when a folder is given as input.
@@ -421,12 +421,6 @@ def encode_image(data: ImageData, fmt: str, bit_depth: int = 8) -> bytes | Image
     return Image.fromarray(arr[..., 0] if mode == "L" else arr)  # uint8: L, LA, RGB or RGBA by shape
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def check_writable_folder(folder: str | os.PathLike) -> None:
     """Raise unless a file can really be created in ``folder`` (tried, not guessed:
     permission bits say nothing for root, or on read-only mounts)."""
@@ -450,49 +444,16 @@ def write_image(path: str | os.PathLike, data: ImageData, bit_depth: int = 8, ov
     if path.exists() and not overwrite:
         raise CiaosrError(f"{path}: already exists (use --overwrite to replace it)")
     payload = encode_image(data, fmt, bit_depth)
-    folder = path.parent if str(path.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    except FileNotFoundError:
-        raise CiaosrError(f"{folder}: output folder does not exist") from None
-    except OSError as exc:
-        raise CiaosrError(f"{folder}: output folder is not writable ({exc.strerror or exc})") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if isinstance(payload, bytes):
-                f.write(payload)
-            else:
-                options = {"JPEG": {"quality": 95, "subsampling": 0}, "WEBP": {"quality": 95},
-                           "PNG": {"compress_level": 6}}.get(fmt, {})
-                payload.save(f, format=fmt, **options)
-        os.chmod(tmp, 0o666 & ~_umask())
-        _move_into_place(tmp, path, overwrite)
-    except OSError as exc:
-        raise CiaosrError(f"{path}: cannot write ({exc.strerror or exc})") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
 
+    def write(tmp: str) -> None:
+        if isinstance(payload, bytes):
+            Path(tmp).write_bytes(payload)
+        else:
+            options = {"JPEG": {"quality": 95, "subsampling": 0}, "WEBP": {"quality": 95},
+                       "PNG": {"compress_level": 6}}.get(fmt, {})
+            payload.save(tmp, format=fmt, **options)
 
-def _move_into_place(tmp: str, path: Path, overwrite: bool) -> None:
-    if overwrite:
-        os.replace(tmp, path)
-        return
-    try:
-        os.link(tmp, path)  # fails if ``path`` exists: no window in which it is clobbered
-    except FileExistsError:
-        raise CiaosrError(f"{path}: already exists (use --overwrite to replace it)") from None
-    except OSError as exc:
-        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK,
-                             errno.ENOSYS, errno.EACCES):
-            raise
-        # File systems without hard links: check, then move (a small race remains).
-        if path.exists():
-            raise CiaosrError(f"{path}: already exists (use --overwrite to replace it)") from None
-        os.replace(tmp, path)
-    else:
-        os.unlink(tmp)
+    return write_atomic(path, write, overwrite)
 
 
 __all__ = ["ImageData", "IMAGE_EXTENSIONS", "WRITE_FORMATS", "read_image", "write_image", "pil_to_data",
