@@ -105,7 +105,7 @@ def scale_label(scale, size) -> str:
 def collect_inputs(inputs: list[str]) -> tuple[list[Path], bool]:
     """The image files to process, and whether this is a many-image run (several inputs
     or a folder). Folders contribute their image files (by extension, not recursive)."""
-    from ..data.image_io import IMAGE_EXTENSIONS
+    from ..imageio import IMAGE_EXTENSIONS
 
     files: list[Path] = []
     many = len(inputs) > 1
@@ -152,7 +152,7 @@ def plan_outputs(files: list[Path], many: bool, output: str | None, label: str) 
 def run(args) -> int:
     from tqdm.auto import tqdm
 
-    from ..data.image_io import check_writable_folder, output_format, read_image, write_image
+    from ..imageio import check_writable_folder, output_format, read_image, write_image
     from ..inference.upscale import get_model, output_size, precision_context, resolve_device, upscale_data
     from ..inference.tiling import MIN_TILE
 

@@ -24,7 +24,7 @@ from PIL import Image
 
 from ..devices import resolve_device
 from ..errors import CiaosrError
-from ..data.image_io import ImageData, pil_to_data, quantise
+from ..imageio import ImageData, pil_to_data, quantise
 from .tiling import TilePlan, plan_tiles, tiled_upsample
 
 #: Largest output, in pixels, made unless the caller raises the limit (``--max-pixels``):
