@@ -32,8 +32,8 @@ def prepare(hr_dir: Path, scales, out: Path | None = None, overwrite: bool = Fal
     """Write the LR folders; returns ``{"written": n, "skipped": n, "folders": [...]}``."""
     from tqdm.auto import tqdm
 
-    from ..data.benchmark import (list_images, load_rgb, lr_filename, matlab_downscale, modcrop, premade_lr_dir,
-                                  save_png_atomic)
+    from ..data.benchmark import load_rgb, lr_filename, matlab_downscale, modcrop, premade_lr_dir, save_png_atomic
+    from ..imageio import list_images
 
     hr_dir = Path(hr_dir)
     if not hr_dir.is_dir():

@@ -105,7 +105,7 @@ def scale_label(scale, size) -> str:
 def collect_inputs(inputs: list[str]) -> tuple[list[Path], bool]:
     """The image files to process, and whether this is a many-image run (several inputs
     or a folder). Folders contribute their image files (by extension, not recursive)."""
-    from ..imageio import IMAGE_EXTENSIONS
+    from ..imageio import IMAGE_EXTENSIONS, list_images
 
     files: list[Path] = []
     many = len(inputs) > 1
@@ -113,8 +113,7 @@ def collect_inputs(inputs: list[str]) -> tuple[list[Path], bool]:
         p = Path(text)
         if p.is_dir():
             many = True
-            found = sorted(q for q in p.iterdir()
-                           if q.is_file() and not q.name.startswith(".") and q.suffix.lower() in IMAGE_EXTENSIONS)
+            found = list_images(p)
             if not found and len(inputs) == 1:
                 raise CiaosrError(f"{p}: no images in this folder ({', '.join(IMAGE_EXTENSIONS)})")
             files.extend(found)

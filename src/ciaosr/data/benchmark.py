@@ -38,15 +38,15 @@ from PIL import Image
 
 from ..atomic import write_atomic
 from ..errors import CiaosrError
+from ..imageio import list_images
 from .matlab_bicubic import imresize_uint8
 
 __all__ = [
-    "IMAGE_EXTENSIONS", "BenchmarkPair", "BenchmarkSet", "load_rgb", "list_images",
+    "BenchmarkPair", "BenchmarkSet", "load_rgb",
     "lr_filename", "premade_lr_dir", "scale_label", "is_integer_scale", "modcrop",
     "matlab_downscale", "pil_downscale", "on_the_fly_pair", "save_png_atomic",
 ]
 
-IMAGE_EXTENSIONS = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".ppm", ".webp")
 PROTOCOLS = ("liif", "mmedit")
 
 
@@ -67,14 +67,6 @@ def lr_filename(stem: str, s: float) -> str:
 
 def premade_lr_dir(dataset_dir: Path, s: float) -> Path:
     return Path(dataset_dir) / "LR_bicubic" / f"X{scale_label(s)}"
-
-
-def list_images(folder: Path) -> list[Path]:
-    """Image files directly in ``folder``, sorted by name."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise CiaosrError(f"not a folder: {folder}")
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
 def load_rgb(path: Path) -> torch.Tensor:
