@@ -53,7 +53,8 @@ def _write_json(path: Path, report: dict) -> None:
 
 
 def run(args) -> int:
-    from ..evaluation.runner import evaluate, format_table, parse_steps
+    from ..evaluation.report import format_table
+    from ..evaluation.runner import evaluate, parse_steps
 
     if args.chunk < 1:
         raise CiaosrError(f"--chunk must be positive, got {args.chunk}")
