@@ -4,6 +4,7 @@ which is then moved into place, so a reader (or a crash) never sees a half-writt
 The file gets the mode a plain ``open(path, "w")`` would give (0o666 minus the umask),
 not the 0o600 of the temporary file. Without ``overwrite`` an existing file is never
 replaced, not even one that appears while the content is written.
+``check_writable_folder`` tries the same before any work is done.
 """
 
 from __future__ import annotations
@@ -28,6 +29,27 @@ def default_file_mode() -> int:
     return 0o666 & ~mask
 
 
+def _temp_file(folder: Path, prefix: str, suffix: str = "") -> str:
+    """An empty new file in ``folder`` (its name); one-line errors when there is none to make."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
+    except OSError as exc:
+        if isinstance(exc, FileNotFoundError) and not folder.is_dir():
+            raise CiaosrError(f"{folder}: output folder does not exist") from None
+        raise CiaosrError(f"{folder}: output folder is not writable ({exc.strerror or exc})") from None
+    os.close(fd)
+    return tmp
+
+
+def check_writable_folder(folder: str | os.PathLike) -> None:
+    """Raise unless a file can really be created in ``folder`` (tried, not guessed:
+    permission bits say nothing for root, or on read-only mounts)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CiaosrError(f"{folder}: output folder does not exist or is not a folder")
+    os.unlink(_temp_file(folder, ".ciaosr-probe-"))
+
+
 def write_atomic(path: str | os.PathLike, write: Callable[[str], None], overwrite: bool = False) -> Path:
     """Create ``path`` with ``write(tmp)``, which fills the temporary file named ``tmp``.
 
@@ -35,14 +57,7 @@ def write_atomic(path: str | os.PathLike, write: Callable[[str], None], overwrit
     :class:`CiaosrError`; the temporary file is removed whatever happens.
     """
     path = Path(path)
-    folder = path.parent
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    except FileNotFoundError:
-        raise CiaosrError(f"{folder}: output folder does not exist") from None
-    except OSError as exc:
-        raise CiaosrError(f"{folder}: output folder is not writable ({exc.strerror or exc})") from None
-    os.close(fd)
+    tmp = _temp_file(path.parent, f".{path.name}.", ".tmp")
     try:
         write(tmp)
         os.chmod(tmp, default_file_mode())
@@ -78,4 +93,4 @@ def _move_into_place(tmp: str, path: Path, overwrite: bool) -> None:
         os.unlink(tmp)
 
 
-__all__ = ["default_file_mode", "write_atomic"]
+__all__ = ["check_writable_folder", "default_file_mode", "write_atomic"]

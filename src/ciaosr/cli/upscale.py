@@ -151,7 +151,8 @@ def plan_outputs(files: list[Path], many: bool, output: str | None, label: str) 
 def run(args) -> int:
     from tqdm.auto import tqdm
 
-    from ..imageio import check_writable_folder, output_format, read_image, write_image
+    from ..atomic import check_writable_folder
+    from ..imageio import output_format, read_image, write_image
     from ..inference.upscale import get_model, output_size, precision_context, resolve_device, upscale_data
     from ..inference.tiling import MIN_TILE
 

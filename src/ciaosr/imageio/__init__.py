@@ -7,8 +7,8 @@ from .files import IMAGE_EXTENSIONS, list_images
 from .image import ImageData, pil_to_data, quantise, split_channels, stack_channels
 from .metadata import apply_orientation
 from .reading import read_image
-from .writing import WRITE_FORMATS, check_writable_folder, encode_image, output_format, write_image
+from .writing import WRITE_FORMATS, encode_image, output_format, write_image
 
 __all__ = ["ImageData", "IMAGE_EXTENSIONS", "list_images", "WRITE_FORMATS", "read_image", "write_image",
-           "pil_to_data", "apply_orientation", "check_writable_folder", "output_format", "quantise", "encode_image",
+           "pil_to_data", "apply_orientation", "output_format", "quantise", "encode_image",
            "split_channels", "stack_channels", "decode_png16", "encode_png16", "encode_tiff16"]

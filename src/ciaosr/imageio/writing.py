@@ -9,7 +9,6 @@ file is never replaced unless ``overwrite=True``.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -54,20 +53,6 @@ def encode_image(data: ImageData, fmt: str, bit_depth: int = 8) -> bytes | Image
     return Image.fromarray(arr[..., 0] if mode == "L" else arr)  # uint8: L, LA, RGB or RGBA by shape
 
 
-def check_writable_folder(folder: str | os.PathLike) -> None:
-    """Raise unless a file can really be created in ``folder`` (tried, not guessed:
-    permission bits say nothing for root, or on read-only mounts)."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise CiaosrError(f"{folder}: output folder does not exist or is not a folder")
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".ciaosr-probe-", dir=folder)
-    except OSError as exc:
-        raise CiaosrError(f"{folder}: output folder is not writable ({exc.strerror or exc})") from None
-    os.close(fd)
-    os.unlink(probe)
-
-
 def write_image(path: str | os.PathLike, data: ImageData, bit_depth: int = 8, overwrite: bool = False) -> Path:
     """Write atomically: a temporary file in the same folder, then moved into place.
     Without ``overwrite`` an existing ``path`` is never replaced (even one that appears
@@ -89,5 +74,4 @@ def write_image(path: str | os.PathLike, data: ImageData, bit_depth: int = 8, ov
     return write_atomic(path, write, overwrite)
 
 
-__all__ = ["WRITE_FORMATS", "SIXTEEN_BIT_FORMATS", "output_format", "encode_image", "check_writable_folder",
-           "write_image"]
+__all__ = ["WRITE_FORMATS", "SIXTEEN_BIT_FORMATS", "output_format", "encode_image", "write_image"]
