@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from ciaosr.cli.main import main
 from ciaosr.data.benchmark import BenchmarkSet, load_rgb
 from ciaosr.evaluation.protocol import Protocol
-from ciaosr.evaluation.runner import evaluate, parse_steps, super_resolve, tiled_upsample
+from ciaosr.evaluation.mmedit_tiling import tiled_upsample
+from ciaosr.evaluation.runner import evaluate, parse_steps, super_resolve
 
 # shared/docs/evaluation-protocol.md, "Reference numbers": bicubic, Y, shave s.
 BICUBIC_REF = {

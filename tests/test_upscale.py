@@ -15,7 +15,7 @@ from PIL import Image, ImageOps
 
 import ciaosr
 from ciaosr.cli.main import main
-from ciaosr.data.image_io import decode_png16, encode_png16, encode_tiff16, read_image
+from ciaosr.imageio import decode_png16, encode_png16, encode_tiff16, read_image
 from ciaosr.geometry import Resize
 
 REPO = Path(__file__).resolve().parents[1]

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 from ..errors import CiaosrError
@@ -45,23 +43,20 @@ def register(sub) -> None:
 
 
 def _write_json(path: Path, report: dict) -> None:
-    from ..data.benchmark import default_file_mode
+    from ..atomic import write_atomic
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
+    def write(tmp: str) -> None:
+        with open(tmp, "w") as f:
             json.dump(report, f, indent=2)
             f.write("\n")
-        os.chmod(tmp, default_file_mode())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, write, overwrite=True)
 
 
 def run(args) -> int:
-    from ..evaluation.runner import evaluate, format_table, parse_steps
+    from ..evaluation.report import format_table
+    from ..evaluation.runner import evaluate, parse_steps
 
     if args.chunk < 1:
         raise CiaosrError(f"--chunk must be positive, got {args.chunk}")

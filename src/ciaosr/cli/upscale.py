@@ -52,7 +52,7 @@ def register(sub) -> None:
 def collect_inputs(inputs: list[str]) -> tuple[list[Path], bool]:
     """The image files to process, and whether this is a many-image run (several inputs
     or a folder). Folders contribute their image files (by extension, not recursive)."""
-    from ..data.image_io import IMAGE_EXTENSIONS
+    from ..imageio import IMAGE_EXTENSIONS, list_images
 
     files: list[Path] = []
     many = len(inputs) > 1
@@ -60,8 +60,7 @@ def collect_inputs(inputs: list[str]) -> tuple[list[Path], bool]:
         p = Path(text)
         if p.is_dir():
             many = True
-            found = sorted(q for q in p.iterdir()
-                           if q.is_file() and not q.name.startswith(".") and q.suffix.lower() in IMAGE_EXTENSIONS)
+            found = list_images(p)
             if not found and len(inputs) == 1:
                 raise CiaosrError(f"{p}: no images in this folder ({', '.join(IMAGE_EXTENSIONS)})")
             files.extend(found)
@@ -99,8 +98,9 @@ def plan_outputs(files: list[Path], many: bool, output: str | None, label: str) 
 def run(args) -> int:
     from tqdm.auto import tqdm
 
-    from ..data.image_io import check_writable_folder, output_format, read_image, write_image
+    from ..atomic import check_writable_folder
     from ..geometry import Resize
+    from ..imageio import output_format, read_image, write_image
     from ..inference.upscale import get_model, upscale_data
     from ..inference.tiling import MIN_TILE
     from ..runtime import Precision, resolve_device

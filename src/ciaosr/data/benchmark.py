@@ -28,8 +28,6 @@ Images are loaded as RGB (a grey PNG becomes three equal channels) into uint8 te
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -38,16 +36,17 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..atomic import write_atomic
 from ..errors import CiaosrError
+from ..imageio import list_images
 from .matlab_bicubic import imresize_uint8
 
 __all__ = [
-    "IMAGE_EXTENSIONS", "BenchmarkPair", "BenchmarkSet", "load_rgb", "list_images",
+    "BenchmarkPair", "BenchmarkSet", "load_rgb",
     "lr_filename", "premade_lr_dir", "scale_label", "is_integer_scale", "modcrop",
-    "matlab_downscale", "pil_downscale", "on_the_fly_pair", "default_file_mode", "save_png_atomic",
+    "matlab_downscale", "pil_downscale", "on_the_fly_pair", "save_png_atomic",
 ]
 
-IMAGE_EXTENSIONS = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".ppm", ".webp")
 PROTOCOLS = ("liif", "mmedit")
 
 
@@ -70,14 +69,6 @@ def premade_lr_dir(dataset_dir: Path, s: float) -> Path:
     return Path(dataset_dir) / "LR_bicubic" / f"X{scale_label(s)}"
 
 
-def list_images(folder: Path) -> list[Path]:
-    """Image files directly in ``folder``, sorted by name."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise CiaosrError(f"not a folder: {folder}")
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
-
-
 def load_rgb(path: Path) -> torch.Tensor:
     """An image file as a uint8 RGB tensor (3, H, W)."""
     try:
@@ -88,26 +79,10 @@ def load_rgb(path: Path) -> torch.Tensor:
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
 
 
-def default_file_mode() -> int:
-    """Permissions a plain ``open(..., 'w')`` would give (0o666 minus the umask)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
 def save_png_atomic(img: torch.Tensor, path: Path) -> None:
-    """Write a uint8 (3, H, W) image as PNG via a temporary file and a rename."""
-    path = Path(path)
+    """Write a uint8 (3, H, W) image as PNG atomically, replacing ``path`` if it exists."""
     arr = np.ascontiguousarray(img.detach().cpu().permute(1, 2, 0).numpy())
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png.tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        Image.fromarray(arr, mode="RGB").save(tmp, format="PNG")
-        os.chmod(tmp, default_file_mode())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_atomic(path, lambda tmp: Image.fromarray(arr, mode="RGB").save(tmp, format="PNG"), overwrite=True)
 
 
 def modcrop(img: torch.Tensor, m: int) -> torch.Tensor:

@@ -33,9 +33,8 @@ from torch.utils.data import Dataset, Sampler
 
 from ..geometry import make_cell, make_coord, scaled_size
 from ..errors import CiaosrError
+from ..imageio import list_images
 from .benchmark import load_rgb
-
-TRAIN_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
 
 # Stream tags mixed into the seed so the different random choices are independent.
 _TAG_ORDER = 0x0A11CE
@@ -49,7 +48,7 @@ def find_images(folder: str | Path) -> list[Path]:
         raise CiaosrError(f"training folder not found: {folder}")
     if not folder.is_dir():
         raise CiaosrError(f"training data path is not a folder: {folder}")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in TRAIN_EXTENSIONS)
+    files = list_images(folder)
     if not files:
         raise CiaosrError(f"no images (PNG/JPEG/...) in training folder {folder}")
     return files

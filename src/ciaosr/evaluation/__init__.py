@@ -1,7 +1,10 @@
 """Benchmark evaluation under the LIIF and mmediting protocols (see docs/evaluation.md)."""
 
 from .protocol import METRICS, PROTOCOLS, Protocol, is_rgb_dataset
-from .runner import BicubicModel, evaluate, format_table, parse_steps, super_resolve, tiled_upsample
+from .bicubic import BicubicModel
+from .mmedit_tiling import tiled_upsample
+from .report import format_table
+from .runner import evaluate, parse_steps, super_resolve
 
 __all__ = [
     "METRICS", "PROTOCOLS", "Protocol", "is_rgb_dataset", "BicubicModel", "evaluate",

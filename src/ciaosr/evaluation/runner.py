@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import math
 import os
 from pathlib import Path
@@ -11,11 +10,12 @@ from typing import Sequence
 import torch
 
 from ..data.benchmark import BenchmarkSet, save_png_atomic, scale_label
-from ..data.matlab_bicubic import imresize_uint8
 from ..runtime import Precision, resolve_device
 from ..errors import CiaosrError
 from ..geometry import scaled_size
-from .protocol import MMEDIT_TILE, MMEDIT_TILE_OVERLAP, METRICS, PROTOCOLS, Protocol
+from .bicubic import BICUBIC, BicubicModel
+from .mmedit_tiling import tiled_upsample
+from .protocol import METRICS, PROTOCOLS, Protocol
 
 # Other spellings of the same test sets, tried when the named folder is absent.
 DATASET_ALIASES = {
@@ -24,31 +24,6 @@ DATASET_ALIASES = {
     "bsd100": ("BSD100", "B100", "BSDS100"),
     "div2k": ("DIV2K", "DIV2K_valid", "DIV2K-valid"),
 }
-
-BICUBIC = "bicubic"
-
-
-class BicubicModel:
-    """The classic baseline: MATLAB ``imresize(lr, [h w], 'bicubic')`` of the 8-bit LR.
-
-    The LR is taken to uint8 (benchmark LRs are 8-bit already) and resized exactly as
-    MATLAB resizes a uint8 image, so the output is 8-bit too: the literature figures.
-    """
-
-    name = BICUBIC
-
-    def to(self, device):
-        return self
-
-    def eval(self):
-        return self
-
-    @torch.no_grad()
-    def upsample(self, lr: torch.Tensor, size: tuple[int, int], chunk: int = 30000) -> torch.Tensor:
-        lr8 = (lr.clamp(0, 1) * 255.0).round().to(torch.uint8)
-        out = imresize_uint8(lr8, size=(int(size[0]), int(size[1])))
-        return out.to(lr.dtype) / 255.0
-
 
 def load_eval_model(name_or_path: str, device: torch.device):
     if name_or_path == BICUBIC:
@@ -81,47 +56,6 @@ def step_chain(scale: float, steps: Sequence[float] | None) -> list[float]:
     return [t for t in steps if t < scale] + [scale]
 
 
-def _accepts_kwarg(fn, name: str) -> bool:
-    try:
-        return name in inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-
-
-def _upsample(model, lr: torch.Tensor, size: tuple[int, int], chunk: int, clamp: bool = True) -> torch.Tensor:
-    if not clamp and _accepts_kwarg(model.upsample, "clamp"):
-        return model.upsample(lr, size, chunk=chunk, clamp=False)
-    return model.upsample(lr, size, chunk=chunk)
-
-
-def tiled_upsample(model, lr: torch.Tensor, scale: int, *, tile: int = MMEDIT_TILE,
-                   overlap: int = MMEDIT_TILE_OVERLAP, chunk: int = 30000) -> torch.Tensor:
-    """mmediting's ``clip_test``: square LR tiles of ``min(tile, h, w)`` with ``overlap``,
-    each upsampled whole, overlaps averaged. Integer ``scale`` only.
-
-    When the model's ``upsample`` takes ``clamp=False`` the tiles are averaged before
-    clamping, as the official code does; otherwise the clamped tiles are averaged.
-    """
-    b, _, h, w = lr.shape
-    t = min(tile, h, w)
-    stride = t - overlap
-    if (h == t and w == t) or stride <= 0:
-        # One tile is the whole image; with stride <= 0 the official tiling would
-        # leave pixels uncovered, so the whole image is used instead.
-        return _upsample(model, lr, (h * scale, w * scale), chunk)
-    rows = list(range(0, h - t, stride)) + [h - t]
-    cols = list(range(0, w - t, stride)) + [w - t]
-    acc = torch.zeros(b, 3, h * scale, w * scale, dtype=lr.dtype, device=lr.device)
-    count = torch.zeros(1, 1, h * scale, w * scale, dtype=lr.dtype, device=lr.device)
-    ts = t * scale
-    for i in rows:
-        for j in cols:
-            out = _upsample(model, lr[..., i:i + t, j:j + t], (ts, ts), chunk, clamp=False)
-            acc[..., i * scale:i * scale + ts, j * scale:j * scale + ts] += out
-            count[..., i * scale:i * scale + ts, j * scale:j * scale + ts] += 1
-    return (acc / count).clamp(0, 1)
-
-
 def super_resolve(model, lr: torch.Tensor, out_size: tuple[int, int], scale: float, protocol: Protocol,
                   steps: Sequence[float] | None = None, chunk: int = 30000) -> torch.Tensor:
     """(1, 3, h, w) LR in [0, 1] -> (1, 3, H, W) in [0, 1] following the protocol."""
@@ -135,7 +69,7 @@ def super_resolve(model, lr: torch.Tensor, out_size: tuple[int, int], scale: flo
     x = lr
     for k, t in enumerate(chain):
         size = out_size if k == len(chain) - 1 else scaled_size((h0, w0), t)
-        x = _upsample(model, x, size, chunk)
+        x = model.upsample(x, size, chunk=chunk)
     return x
 
 
@@ -236,32 +170,3 @@ def evaluate(model_name: str, data_root: str | os.PathLike, datasets: Sequence[s
         "metrics": metrics,
         "results": results,
     }
-
-
-def format_table(report: dict) -> str:
-    """Markdown table, datasets x scales; cells ``PSNR / SSIM``."""
-    results = report["results"]
-    metrics = report.get("metrics") or list(METRICS)
-    labels: list[str] = []
-    for by_scale in results.values():
-        for lab in by_scale:
-            if lab not in labels:
-                labels.append(lab)
-    what = " / ".join(m.upper() for m in metrics)
-    head = f"| {report['protocol']} protocol, {what} | " + " | ".join(f"x{lab}" for lab in labels) + " |"
-    lines = [head, "| --- |" + " --- |" * len(labels)]
-    for name, by_scale in results.items():
-        cells = []
-        for lab in labels:
-            e = by_scale.get(lab)
-            if e is None:
-                cells.append("")
-                continue
-            parts = []
-            if "psnr" in metrics:
-                parts.append(f"{e['psnr']:.4f}")
-            if "ssim" in metrics:
-                parts.append(f"{e['ssim']:.4f}")
-            cells.append(" / ".join(parts))
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)

@@ -20,7 +20,7 @@ from PIL import Image
 
 from ..runtime import Precision, resolve_device
 from ..errors import CiaosrError
-from ..data.image_io import ImageData, pil_to_data, quantise
+from ..imageio import ImageData, pil_to_data, quantise, split_channels, stack_channels
 from ..geometry import Resize
 from .tiling import TilePlan, plan_tiles, tiled_upsample
 
@@ -108,22 +108,6 @@ def _from_float(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return np.clip(x, 0.0, 1.0).astype(dtype)
 
 
-def _channels_to_data(arr: np.ndarray, what: str) -> ImageData:
-    """(H, W, C) float, C = 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA -> ImageData."""
-    c = arr.shape[-1]
-    if c not in (1, 2, 3, 4):
-        raise CiaosrError(f"{what}: expected 1 to 4 channels (grey, grey+alpha, RGB, RGBA), got {c}")
-    if c in (2, 4):
-        return ImageData(np.ascontiguousarray(arr[..., :c - 1]), np.ascontiguousarray(arr[..., c - 1]))
-    return ImageData(np.ascontiguousarray(arr))
-
-
-def _data_to_channels(data: ImageData) -> np.ndarray:
-    if data.alpha is None:
-        return data.pixels
-    return np.concatenate([data.pixels, data.alpha[..., None]], axis=-1)
-
-
 def _pil_out(data: ImageData, mode: str) -> Image.Image:
     """The upscaled result in the input's mode where Pillow has one: L, LA, RGB, RGBA,
     I;16 (16-bit grey), I and F keep their mode; other modes come back as RGB(A)."""
@@ -133,7 +117,7 @@ def _pil_out(data: ImageData, mode: str) -> Image.Image:
         return Image.fromarray(quantise(data.pixels[..., 0], 16).astype(np.int32))  # -> I
     if mode == "F":
         return Image.fromarray(np.clip(data.pixels[..., 0], 0, 1).astype(np.float32))  # -> F
-    arr = quantise(_data_to_channels(data), 8)
+    arr = quantise(stack_channels(data), 8)
     out_mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[arr.shape[-1]]
     return Image.fromarray(arr[..., 0] if out_mode == "L" else arr)  # uint8: mode by shape
 
@@ -168,10 +152,13 @@ def upscale(image, scale=None, size=None, model=None, tile: int | None = None, d
         if image.ndim not in (2, 3):
             raise CiaosrError(f"a NumPy image must be (H, W) or (H, W, C), got shape {image.shape}")
         arr = _array_to_float(image, "image")
-        data = _channels_to_data(arr[..., None] if image.ndim == 2 else arr, "image")
+        arr = arr[..., None] if image.ndim == 2 else arr
+        if arr.shape[-1] not in (1, 2, 3, 4):
+            raise CiaosrError(f"image: expected 1 to 4 channels (grey, grey+alpha, RGB, RGBA), got {arr.shape[-1]}")
+        data = split_channels(arr, 8)
         size_hw = resize.output_size((data.height, data.width), max_pixels)
         net = get_model(model, dev)
-        out = _data_to_channels(upscale_data(data, size_hw, net, device=dev, precision=precision, tile=tile,
+        out = stack_channels(upscale_data(data, size_hw, net, device=dev, precision=precision, tile=tile,
                                              progress=progress))
         out = out[..., 0] if image.ndim == 2 else out
         return _from_float(out, image.dtype)

@@ -11,14 +11,13 @@ crash mid-write never leaves a truncated state behind.
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import re
-import tempfile
 from pathlib import Path
 
 import torch
 
+from ..atomic import write_atomic
 from ..errors import CiaosrError
 
 STATE_FORMAT = "ciaosr-train-state-v1"
@@ -45,17 +44,10 @@ def latest_state(run_dir: Path) -> Path | None:
 
 
 def save_state(state: dict, path: Path) -> Path:
-    """Atomic ``torch.save``: temporary file in the same folder, then ``os.replace``."""
+    """Atomic ``torch.save`` (see ``ciaosr.atomic``), replacing ``path`` if it exists."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_atomic(path, lambda tmp: torch.save(state, tmp), overwrite=True)
     return path
 
 

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import torch
 
-from ..data.benchmark import (BenchmarkPair, BenchmarkSet, is_integer_scale, list_images, load_rgb,
-                              matlab_downscale, modcrop, on_the_fly_pair, scale_label)
+from ..data.benchmark import (BenchmarkPair, BenchmarkSet, is_integer_scale, load_rgb, matlab_downscale, modcrop,
+                              on_the_fly_pair, scale_label)
 from ..errors import CiaosrError
 from ..evaluation.protocol import Protocol
 from ..evaluation.runner import super_resolve
+from ..imageio import list_images
 
 
 class HRFolderSet:

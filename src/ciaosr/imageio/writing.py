@@ -1,0 +1,77 @@
+"""Writing :class:`ImageData` to image files.
+
+8-bit by default; 16-bit for PNG and TIFF (``bit_depth=16``), with the encoders of
+``ciaosr.imageio.codecs`` since Pillow cannot write 16-bit colour. Every write is
+atomic (``ciaosr.atomic``): a reader never sees a half-written output, and an existing
+file is never replaced unless ``overwrite=True``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..atomic import write_atomic
+from ..errors import CiaosrError
+from .codecs import encode_png16, encode_tiff16
+from .image import ImageData, quantise, stack_channels
+
+#: Output formats by extension.
+WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP",
+                 ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP"}
+SIXTEEN_BIT_FORMATS = ("PNG", "TIFF")
+
+
+def output_format(path: str | os.PathLike, bit_depth: int = 8) -> str:
+    """The Pillow format name for an output path; errors for what cannot be written."""
+    path = Path(path)
+    fmt = WRITE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        known = ", ".join(sorted(WRITE_FORMATS))
+        raise CiaosrError(f"{path}: unknown output format '{path.suffix}' (use one of {known})")
+    if bit_depth not in (8, 16):
+        raise CiaosrError(f"bit depth must be 8 or 16, got {bit_depth}")
+    if bit_depth == 16 and fmt not in SIXTEEN_BIT_FORMATS:
+        raise CiaosrError(f"{path}: 16-bit output needs PNG or TIFF, not {fmt}")
+    return fmt
+
+
+def encode_image(data: ImageData, fmt: str, bit_depth: int = 8) -> bytes | Image.Image:
+    """The bytes (16-bit) or the Pillow image (8-bit) to write for ``data``."""
+    if fmt == "JPEG" and data.alpha is not None:
+        raise CiaosrError("JPEG cannot store transparency: write PNG, WebP or TIFF instead")
+    arr = quantise(stack_channels(data), bit_depth)
+    if bit_depth == 16:
+        return encode_png16(arr) if fmt == "PNG" else encode_tiff16(arr)
+    mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[arr.shape[-1]]
+    if mode == "LA" and fmt in ("BMP", "WEBP"):  # no grey+alpha there: store as RGBA
+        arr = np.concatenate([np.repeat(arr[..., :1], 3, axis=-1), arr[..., 1:]], axis=-1)
+        mode = "RGBA"
+    return Image.fromarray(arr[..., 0] if mode == "L" else arr)  # uint8: L, LA, RGB or RGBA by shape
+
+
+def write_image(path: str | os.PathLike, data: ImageData, bit_depth: int = 8, overwrite: bool = False) -> Path:
+    """Write atomically: a temporary file in the same folder, then moved into place.
+    Without ``overwrite`` an existing ``path`` is never replaced (even one that appears
+    while this runs)."""
+    path = Path(path)
+    fmt = output_format(path, bit_depth)
+    if path.exists() and not overwrite:
+        raise CiaosrError(f"{path}: already exists (use --overwrite to replace it)")
+    payload = encode_image(data, fmt, bit_depth)
+
+    def write(tmp: str) -> None:
+        if isinstance(payload, bytes):
+            Path(tmp).write_bytes(payload)
+        else:
+            options = {"JPEG": {"quality": 95, "subsampling": 0}, "WEBP": {"quality": 95},
+                       "PNG": {"compress_level": 6}}.get(fmt, {})
+            payload.save(tmp, format=fmt, **options)
+
+    return write_atomic(path, write, overwrite)
+
+
+__all__ = ["WRITE_FORMATS", "SIXTEEN_BIT_FORMATS", "output_format", "encode_image", "write_image"]
