@@ -144,27 +144,22 @@ class Resize:
             raise CiaosrError("give --scale S (or SXxSY) or --size WxH")
         if size is not None:
             m = _PAIR.match(size)
-            if not m:
-                raise CiaosrError(f"--size must be WIDTHxHEIGHT (e.g. 1920x1080), got '{size}'")
             try:
-                w, h = int(m.group(1)), int(m.group(2))
-            except ValueError:
-                raise CiaosrError(f"--size must be whole pixels WIDTHxHEIGHT, got '{size}'") from None
-            if w < 1 or h < 1:
-                raise CiaosrError(f"--size must be at least 1x1 pixel, got '{size}'")
-            return cls(size=(h, w))
+                return cls.of(size=(int(m.group(1)), int(m.group(2))))
+            except (AttributeError, ValueError, CiaosrError):
+                raise CiaosrError(f"--size must be whole pixels WIDTHxHEIGHT, at least 1x1 "
+                                  f"(e.g. 1920x1080), got '{size}'") from None
         m = _PAIR.match(scale)
         texts = [m.group(1), m.group(2)] if m else [scale.strip()]
-        values = []
         for text in texts:
             try:
-                v = float(text)
+                float(text)
             except ValueError:
                 raise CiaosrError(f"--scale: '{text}' is not a number") from None
-            if not math.isfinite(v) or v <= 0:
-                raise CiaosrError(f"--scale must be a positive finite number, got '{scale}'")
-            values.append(v)
-        return cls(scale=(values[-1], values[0]))  # typed width x height
+        try:
+            return cls.of(scale=texts if m else texts[0])  # typed width x height
+        except CiaosrError:
+            raise CiaosrError(f"--scale must be a positive finite number, got '{scale}'") from None
 
     def output_size(self, in_hw: tuple[int, int], max_pixels: int | None = None) -> tuple[int, int]:
         """(h, w) of the output for an input (h, w)."""

@@ -3,16 +3,13 @@
 Reading uses Pillow (PNG, JPEG, WebP, TIFF, BMP, PPM and whatever else it opens),
 forces a full decode so that truncated files fail here, and applies the EXIF
 orientation. 16-bit data is kept at full precision: 16-bit grey through Pillow, 16-bit
-colour PNGs (which Pillow reduces to 8 bits) through ``ciaosr.imageio.codecs``, and
-16-bit colour TIFFs through ``tifffile`` when it is installed (otherwise at 8 bits,
-with a warning).
+colour PNG and TIFF (which Pillow reduces to 8 bits) through ``ciaosr.imageio.codecs``.
 """
 
 from __future__ import annotations
 
 import os
 import struct
-import warnings
 import zlib
 from pathlib import Path
 
@@ -20,7 +17,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import CiaosrError
-from .codecs import decode_png16
+from .codecs import decode_png16, read_tiff16
 from .image import ImageData, pil_to_data, split_channels
 from .metadata import exif_orientation, orient
 
@@ -48,9 +45,13 @@ def read_image(path: str | os.PathLike) -> ImageData:
         img = Image.open(path)
     except UnidentifiedImageError:
         # Pillow opens no grey+alpha 16-bit TIFF (which we write); tifffile may.
-        data = _read_tiff16(path, quiet=True) if path.suffix.lower() in (".tif", ".tiff") else None
-        if data is not None:
-            return data
+        if path.suffix.lower() in (".tif", ".tiff"):
+            try:
+                found = read_tiff16(path)
+            except ValueError:
+                found = None
+            if found is not None:
+                return orient(_sixteen(found[0]), found[1])
         raise CiaosrError(f"{path}: not an image (unrecognised or unsupported format)") from None
     except Image.DecompressionBombError as exc:
         raise CiaosrError(f"{path}: image too large to open safely ({exc})") from None
@@ -78,43 +79,25 @@ def read_image(path: str | os.PathLike) -> ImageData:
     return orient(data, orientation)
 
 
-def _read_tiff16(path: Path, quiet: bool = False) -> ImageData | None:
-    """A 16-bit TIFF through ``tifffile`` (None if it is not installed or the file is
-    not 16-bit grey/colour with or without alpha). No orientation applied."""
+def _sixteen(arr: np.ndarray) -> ImageData:
+    return split_channels(arr.astype(np.float32) / 65535.0, 16)
+
+
+def _read_tiff16(path: Path) -> ImageData | None:
+    """No orientation applied (Pillow's EXIF reading gives it)."""
     try:
-        import tifffile
-    except ImportError:
-        if not quiet:
-            warnings.warn(f"{path}: 16-bit colour TIFF read at 8-bit precision "
-                          f"(install 'tifffile' for full precision)", stacklevel=3)
-        return None
-    try:
-        with tifffile.TiffFile(path) as tif:
-            page = tif.pages[0]
-            orientation = int(getattr(page, "orientation", 1) or 1)
-            arr = np.asarray(page.asarray())
-    except Exception as exc:  # tifffile raises many kinds on odd files
-        if quiet:
-            return None
+        found = read_tiff16(path)
+    except ValueError as exc:
         raise CiaosrError(f"{path}: cannot read TIFF ({exc})") from None
-    if arr.ndim == 2:
-        arr = arr[..., None]
-    elif arr.ndim == 3 and arr.shape[0] in (2, 3, 4) and arr.shape[-1] not in (2, 3, 4):
-        arr = np.moveaxis(arr, 0, -1)  # planar configuration
-    if arr.dtype != np.uint16 or arr.ndim != 3 or arr.shape[-1] not in (1, 2, 3, 4):
-        return None
-    data = split_channels(arr.astype(np.float32) / 65535.0, 16)
-    return orient(data, orientation) if quiet else data
+    return None if found is None else _sixteen(found[0])
 
 
 def _read_png16(path: Path) -> ImageData | None:
     try:
         arr = decode_png16(path.read_bytes())
-    except (ValueError, zlib.error, struct.error) as exc:
+    except ValueError as exc:
         raise CiaosrError(f"{path}: truncated or corrupt image ({exc})") from None
-    if arr is None:  # interlaced: Pillow's 8-bit decode is used instead
-        return None
-    return split_channels(arr.astype(np.float32) / 65535.0, 16)
+    return None if arr is None else _sixteen(arr)
 
 
 __all__ = ["read_image"]
