@@ -11,7 +11,7 @@ import ciaosr
 from ciaosr.geometry import make_cell, make_coord
 from ciaosr.inference.tiling import (
     MAX_AUTO_TILE, MIN_AUTO_TILE, auto_chunk, auto_tile, axis_weights,
-    default_overlap, plan_tiles, tile_starts, tiled_upsample,
+    default_overlap, plan_tiles, tile_spans, tiled_upsample,
 )
 
 
@@ -58,29 +58,34 @@ class BilinearProbe(torch.nn.Module):
         return out.view(b, size[0], size[1], 3).permute(0, 3, 1, 2).clamp(0, 1)
 
 
-@pytest.mark.parametrize("n,t,o", [(100, 40, 10), (1024, 480, 32), (33, 16, 4), (17, 16, 4), (500, 64, 16)])
-def test_tiles_cover_with_overlap(n, t, o):
-    starts = tile_starts(n, t, o)
-    assert starts[0] == 0 and starts[-1] + t == n
-    for a, b in zip(starts, starts[1:]):
-        assert a + t - b >= o  # neighbours overlap by at least o
-        assert b > a
+@pytest.mark.parametrize("n,t,o", [(100, 40, 10), (1024, 480, 32), (640, 480, 32), (33, 16, 4), (17, 16, 4),
+                                   (500, 64, 16)])
+def test_tiles_cover_with_the_nominal_overlap(n, t, o):
+    spans = tile_spans(n, t, o)
+    assert spans[0][0] == 0 and spans[-1][1] == n
+    assert len({b - a for a, b in spans}) == 1 and spans[0][1] - spans[0][0] <= t  # equal, within the tile
+    for (a0, a1), (b0, b1) in zip(spans, spans[1:]):
+        assert o <= a1 - b0 <= o + len(spans)  # neighbours overlap by the nominal overlap, up to rounding
+        assert b0 > a0
+    assert tile_spans(640, 480, 32) == [(0, 336), (304, 640)]  # not two 480s overlapping by 320
 
 
-@pytest.mark.parametrize("n_lr,n_out,t,o", [(100, 370, 40, 10), (64, 64, 24, 6), (50, 23, 16, 4)])
-def test_blend_weights_cover_everything_and_vanish_at_inner_edges(n_lr, n_out, t, o):
-    starts = tile_starts(n_lr, t, o)
-    ws = [axis_weights(n_lr, n_out, s, s + t, o) for s in starts]
-    total = np.sum(ws, axis=0)
-    assert (total > 0).all()
+@pytest.mark.parametrize("n_lr,n_out,t,o", [(100, 370, 40, 10), (64, 64, 24, 6), (50, 23, 16, 4), (640, 2560, 480, 32)])
+def test_blend_weights_partition_the_output(n_lr, n_out, t, o):
+    spans = tile_spans(n_lr, t, o)
+    ws = [axis_weights(n_lr, n_out, spans, i, o) for i in range(len(spans))]
+    assert np.allclose(np.sum(ws, axis=0), 1.0)  # complementary ramps
     u = (np.arange(n_out) + 0.5) * n_lr / n_out
-    for s, wt in zip(starts, ws):
+    for i, ((s, e), wt) in enumerate(zip(spans, ws)):
         # Outside the tile, and within a quarter overlap of an edge shared with a neighbour: no weight.
-        assert (wt[(u < s) | (u > s + t)] == 0).all()
-        if s > 0:
+        assert (wt[(u < s) | (u > e)] == 0).all()
+        if i > 0:
             assert (wt[u < s + o / 4] == 0).all()
-        if s + t < n_lr:
-            assert (wt[u > s + t - o / 4] == 0).all()
+        if i < len(spans) - 1:
+            assert (wt[u > e - o / 4] == 0).all()
+    # Each output pixel is decoded by one tile, except within the ramps (half an overlap each).
+    decoded = sum(int((wt > 0).sum()) for wt in ws)
+    assert decoded <= n_out + (len(spans) - 1) * (o / 2 * n_out / n_lr + 1)
 
 
 def test_smaller_than_one_tile_is_exactly_untiled(tiny):

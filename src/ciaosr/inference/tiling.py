@@ -12,10 +12,12 @@ tile units: ``2 / h * H / t``. In LR pixels (what the decoders feed their MLPs,
 ``cell * tile size``) it is therefore exactly the untiled ``2 H / h``: every tile sees
 the scale the whole image is upscaled by.
 
-Blending. Along each axis a tile's weight is 1 in its interior and ramps linearly to
-0 towards an edge it shares with a neighbour (edges on the image border keep weight
-1): 0 over the outer quarter of the overlap, where the tile lacks context, then a
-linear ramp over the next half. Since the tiles form a grid, the sum of weights is
+Layout and blending. Along each axis the tiles are as few as the tile size allows and
+only as long as needed to overlap by the nominal overlap (``tile_spans``). A tile's
+weight is 1 in its interior and, across each overlap with a neighbour, a linear ramp
+of half the overlap's width centred on the overlap's middle, complementary to the
+neighbour's: no weight over the outer quarter of the overlap, where the tile lacks
+context, and every output pixel outside the ramps is decoded by one tile only. Since the tiles form a grid, the sum of weights is
 the product of a per-row and a per-column sum, so no full-size weight map is kept.
 Outputs whose weight is 0 are never decoded. An image that fits in one tile is
 upsampled whole, exactly as ``model.upsample`` does.
@@ -148,24 +150,36 @@ def plan_tiles(model: nn.Module, device="cpu", tile: int | None = None, overlap:
 # --------------------------------------------------------------------------------------
 # Geometry
 # --------------------------------------------------------------------------------------
-def tile_starts(n: int, tile: int, overlap: int) -> list[int]:
-    """Starts of equal tiles covering [0, n), neighbours overlapping by >= ``overlap``."""
+def tile_spans(n: int, tile: int, overlap: int) -> list[tuple[int, int]]:
+    """Equal spans ``[start, stop)`` covering [0, n): as few as tiles of ``tile`` allow,
+    each only as long as needed for neighbours to overlap by ``overlap`` (not by all the
+    slack a full-length tile would leave, which would encode and decode it twice)."""
     if n <= tile:
-        return [0]
+        return [(0, n)]
     k = math.ceil((n - overlap) / (tile - overlap))
-    return [round(i * (n - tile) / (k - 1)) for i in range(k)]
+    for length in range(min(tile, math.ceil((n + (k - 1) * overlap) / k)), tile + 1):
+        starts = [round(i * (n - length) / (k - 1)) for i in range(k)]
+        if all(a + length - b >= overlap for a, b in zip(starts, starts[1:])):
+            break
+    return [(s, s + length) for s in starts]
 
 
-def axis_weights(n_lr: int, n_out: int, start: int, stop: int, overlap: int) -> np.ndarray:
-    """(n_out,) blending weight of the tile [start, stop) for every output pixel."""
+def axis_weights(n_lr: int, n_out: int, spans: list[tuple[int, int]], i: int, overlap: int) -> np.ndarray:
+    """(n_out,) blending weight of span ``i`` for every output pixel: 1 inside, and across
+    each overlap with a neighbour a linear ramp of width ``overlap / 2`` centred on the
+    middle of the overlap, where the neighbour's ramp is its complement; so every output
+    pixel outside the ramps is decoded by one tile only, and each tile keeps at least a
+    quarter overlap of context beyond the pixels it contributes to."""
     u = (np.arange(n_out, dtype=np.float64) + 0.5) * (n_lr / n_out)
-    d = np.full(n_out, np.inf)
-    if start > 0:
-        d = np.minimum(d, u - start)
-    if stop < n_lr:
-        d = np.minimum(d, stop - u)
-    margin, ramp = overlap / 4.0, overlap / 2.0
-    return np.clip((d - margin) / ramp, 0.0, 1.0)
+    half = overlap / 4.0
+    weight = np.ones(n_out)
+    if i > 0:
+        cut = (spans[i][0] + spans[i - 1][1]) / 2
+        weight = np.minimum(weight, np.clip((u - (cut - half)) / (2 * half), 0.0, 1.0))
+    if i < len(spans) - 1:
+        cut = (spans[i + 1][0] + spans[i][1]) / 2
+        weight = np.minimum(weight, np.clip(((cut + half) - u) / (2 * half), 0.0, 1.0))
+    return weight
 
 
 # --------------------------------------------------------------------------------------
@@ -186,10 +200,9 @@ def tiled_upsample(model, lr: torch.Tensor, size: tuple[int, int], *, tile: int 
     if H <= t and W <= t:
         return model.upsample(lr, (h, w), chunk=chunk).float()
 
-    rows = [(s, min(s + t, H)) for s in tile_starts(H, t, o)]
-    cols = [(s, min(s + t, W)) for s in tile_starts(W, t, o)]
-    row_w = [axis_weights(H, h, s, e, o) for s, e in rows]
-    col_w = [axis_weights(W, w, s, e, o) for s, e in cols]
+    rows, cols = tile_spans(H, t, o), tile_spans(W, t, o)
+    row_w = [axis_weights(H, h, rows, i, o) for i in range(len(rows))]
+    col_w = [axis_weights(W, w, cols, i, o) for i in range(len(cols))]
     row_sum = torch.from_numpy(np.sum(row_w, axis=0)).float()
     col_sum = torch.from_numpy(np.sum(col_w, axis=0)).float()
 
@@ -229,5 +242,5 @@ def _decode_tile(model, lr_tile: torch.Tensor, lr_size, out_size, box, ri: np.nd
 
 
 __all__ = ["TilePlan", "tiled_upsample", "plan_tiles", "auto_tile", "auto_chunk", "available_memory",
-           "memory_budget", "encode_bytes", "query_bytes", "tile_starts", "axis_weights", "default_overlap",
+           "memory_budget", "encode_bytes", "query_bytes", "tile_spans", "axis_weights", "default_overlap",
            "DEFAULT_CHUNK"]
