@@ -191,9 +191,13 @@ class CiaoSRDecoder(Decoder):
         return self.imnet_k if self.attention == "dot" else self.imnet_a
 
     def prepare_bytes(self, pixels: int) -> int:
-        # Measured on the CPU: about 80 KB per pixel plus three copies of the
-        # (pixels / 4) x pixels fp32 attention map.
-        return 80 * 1024 * pixels + 3 * pixels * pixels if self.non_local else 0
+        # The per-pixel tables (keys 9C, values 10C, the two first-layer halves), and the
+        # non-local attention's working set, bounded by its bands (scores, weights and
+        # pasted columns: three band buffers). Measured peak of encode + prepare at 192 x
+        # 192 on the CPU: 376 MiB; with the tiler's encoder term this estimate is ~2x that.
+        hidden = self.imnet_v.layers[0].out_features
+        tables = 4 * pixels * ((19 if self.non_local else 18) * self.in_dim + 2 * hidden)
+        return tables + (12 * self.cs_attn.band_elements if self.non_local else 0)
 
     def prepare(self, feat: torch.Tensor) -> CiaoSRPrepared:
         b, c, h, w = feat.shape
