@@ -220,6 +220,19 @@ def test_malformed_exif_is_dropped_not_fatal(tmp_path, tiny_path):
         assert im.size == (24, 16)
 
 
+def test_exif_too_large_for_jpeg_is_left_out_of_jpeg_only(tmp_path, tiny_path):
+    src = tmp_path / "big_exif.png"
+    im = Image.fromarray(rgb_array(8, 12))
+    exif = im.getexif()
+    exif[MAKE], exif[0x010E] = "Ciao Camera", "x" * 70000  # a 70 kB description
+    im.save(src, exif=exif.tobytes(), icc_profile=SRGB)
+    for out in (tmp_path / "out.jpg", tmp_path / "out.png"):
+        assert run([str(src), "--scale", "2", "-o", str(out)], tiny_path) == 0
+        with Image.open(out) as res:
+            assert res.info["icc_profile"] == SRGB
+            assert (res.getexif().get(MAKE) == "Ciao Camera") is (out.suffix == ".png")
+
+
 def test_png16_metadata_chunks_come_before_the_pixels():
     blob = encode_png16(np.zeros((2, 3, 3), np.uint16), icc_profile=SRGB, exif=b"Exif\0\0MM\0*\0\0\0\x08\0\0",
                         dpi=(72, 72))
