@@ -8,7 +8,8 @@ standard defines for IFD 0 (camera, date, author, copyright, description, resolu
 with the Exif and GPS sub-IFDs, the orientation set to 1 (the pixels are turned upright
 on reading) and the pixel dimensions set to the output's on writing; a TIFF's own
 layout tags (strips, compression, bits per sample...) are not EXIF and are left out.
-The resolution in dots per inch. XMP, IPTC and the EXIF thumbnail are not carried.
+The resolution in dots per inch (across and down swapped when a quarter turn makes the
+image upright). XMP, IPTC and the EXIF thumbnail are not carried.
 Unreadable metadata is dropped, never an error.
 """
 
