@@ -23,15 +23,23 @@ def register(sub) -> None:
 
     p = sub.add_parser(
         "upscale", help="super-resolve images to any scale or size",
-        description="Super-resolve images (PNG, JPEG, WebP, TIFF, BMP; grey, RGB, RGBA, 8 or 16 bit) "
-                    "to any scale or size, in memory-bounded tiles.")
+        description="Super-resolve images (PNG, JPEG, WebP, TIFF, BMP, GIF; grey, RGB, RGBA, 8 or 16 bit) "
+                    "to any scale or size, in memory-bounded tiles. The model makes the axes that grow; "
+                    "then an axis that shrinks (a factor below 1, or a --size below the input) is resized "
+                    "with antialiased bicubic, so a pure downscale is exactly that resize. EXIF orientation "
+                    "is applied; the ICC profile, EXIF and DPI are kept where the output format can hold "
+                    "them. Animated or multi-page files are refused.")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders of images")
     p.add_argument("-o", "--output", default=None, metavar="OUTPUT",
                    help="output file (one input) or folder (several inputs or a folder); "
                         "default: next to each input, named <stem>_x<scale>.png")
     p.add_argument("--scale", default=None, metavar="S|SXxSY",
-                   help="upscaling factor, or width factor x height factor (e.g. 3.7 or 2x3.5)")
-    p.add_argument("--size", default=None, metavar="WxH", help="output size in pixels, width x height (e.g. 1920x1080)")
+                   help="upscaling factor, or width factor x height factor (e.g. 3.7 or 2x3.5); "
+                        "a factor below 1 shrinks that axis with antialiased bicubic (e.g. 2x0.5: the model "
+                        "doubles the width, then the height is halved)")
+    p.add_argument("--size", default=None, metavar="WxH",
+                   help="output size in pixels, width x height (e.g. 1920x1080); an axis smaller than "
+                        "the input is shrunk with antialiased bicubic")
     p.add_argument("--model", "-m", default=None, metavar="NAME_OR_PATH",
                    help="model name with shipped weights or checkpoint file (default: the default model)")
     p.add_argument("--device", default="auto", help="auto (default: CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")

@@ -9,7 +9,7 @@ from pathlib import Path
 from ..errors import CiaosrError
 
 #: Extensions of the image files taken from a folder (all read by Pillow).
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".ppm")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".ppm")
 
 
 def list_images(folder: str | os.PathLike) -> list[Path]:

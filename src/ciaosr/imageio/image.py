@@ -12,17 +12,21 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from .metadata import NO_META, ImageMeta
+
 
 @dataclass
 class ImageData:
     """Colour ``pixels`` (H, W, 1 or 3), float32 in [0, 1]; ``alpha`` (H, W) or None.
 
     ``bit_depth`` is the precision of the source (8, or 16 for 16-bit and float data).
+    ``meta``: the ICC profile, EXIF and DPI carried to the output (see ``metadata``).
     """
 
     pixels: np.ndarray
     alpha: np.ndarray | None = None
     bit_depth: int = 8
+    meta: ImageMeta = NO_META
 
     @property
     def grey(self) -> bool:

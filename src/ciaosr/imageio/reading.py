@@ -1,13 +1,20 @@
 """Reading image files into :class:`ImageData`.
 
-Reading uses Pillow (PNG, JPEG, WebP, TIFF, BMP, PPM and whatever else it opens),
-forces a full decode so that truncated files fail here, and applies the EXIF
-orientation. 16-bit data is kept at full precision: 16-bit grey through Pillow, 16-bit
-colour PNG and TIFF (which Pillow reduces to 8 bits) through ``ciaosr.imageio.codecs``.
+Reading uses Pillow (PNG, JPEG, WebP, TIFF, BMP, GIF, PPM and whatever else it opens),
+forces a full decode so that truncated files fail here, applies the EXIF orientation and
+keeps the metadata carried to the output (``ciaosr.imageio.metadata``). 16-bit data is
+kept at full precision: 16-bit grey through Pillow, 16-bit colour PNG and TIFF (which
+Pillow reduces to 8 bits) through ``ciaosr.imageio.codecs``.
+
+Only single-frame images are read: an animated GIF, PNG or WebP, or a multi-page TIFF,
+is refused rather than cut to its first frame. A JPEG with a Multi-Picture extension
+(MPO: cameras store previews or a second view after the picture) is read as the picture
+it shows, its first.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import struct
 import zlib
@@ -17,9 +24,9 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import CiaosrError
-from .codecs import decode_png16, read_tiff16
+from .codecs import Tiff16, decode_png16, read_tiff16
 from .image import ImageData, pil_to_data, split_channels
-from .metadata import exif_orientation, orient
+from .metadata import ImageMeta, exif_orientation, orient, quiet_exif_warnings, read_meta
 
 
 def _rawmode(img: Image.Image) -> str:
@@ -42,7 +49,8 @@ def read_image(path: str | os.PathLike) -> ImageData:
     if path.is_dir():
         raise CiaosrError(f"{path}: is a folder, not an image")
     try:
-        img = Image.open(path)
+        with quiet_exif_warnings():
+            img = Image.open(path)
     except UnidentifiedImageError:
         # Pillow opens no grey+alpha 16-bit TIFF (which we write); tifffile may.
         if path.suffix.lower() in (".tif", ".tiff"):
@@ -51,7 +59,10 @@ def read_image(path: str | os.PathLike) -> ImageData:
             except ValueError:
                 found = None
             if found is not None:
-                return orient(_sixteen(found[0]), found[1])
+                _single_frame(path, found.pages)
+                data = _sixteen(found)
+                meta = ImageMeta(icc_profile=found.icc_profile, dpi=found.dpi).matching(data.grey)
+                return orient(dataclasses.replace(data, meta=meta), found.orientation)
         raise CiaosrError(f"{path}: not an image (unrecognised or unsupported format)") from None
     except Image.DecompressionBombError as exc:
         raise CiaosrError(f"{path}: image too large to open safely ({exc})") from None
@@ -59,15 +70,15 @@ def read_image(path: str | os.PathLike) -> ImageData:
         raise CiaosrError(f"{path}: cannot open ({exc.strerror or exc})") from None
     with img:
         fmt = img.format
+        if fmt != "MPO":
+            _single_frame(path, _frames(path, img))
         rawmode = _rawmode(img)
         try:
             img.load()  # the full decode: a truncated or corrupt file fails here
         except Image.DecompressionBombError as exc:
             raise CiaosrError(f"{path}: image too large to open safely ({exc})") from None
         except (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error) as exc:
-            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise CiaosrError(f"{path}: truncated or corrupt image ({detail})") from None
-        orientation = exif_orientation(img)
+            raise CiaosrError(f"{path}: truncated or corrupt image ({_first_line(exc)})") from None
         data = None
         sixteen_colour = ";16" in rawmode and img.mode in ("RGB", "RGBA", "LA")
         if sixteen_colour and fmt == "PNG":
@@ -76,20 +87,49 @@ def read_image(path: str | os.PathLike) -> ImageData:
             data = _read_tiff16(path)
         if data is None:
             data = pil_to_data(img)
-    return orient(data, orientation)
+        return from_pil(img, data)
 
 
-def _sixteen(arr: np.ndarray) -> ImageData:
+def from_pil(img: Image.Image, data: ImageData | None = None) -> ImageData:
+    """An open Pillow image as :class:`ImageData`, upright (its EXIF orientation
+    applied) and with its metadata; ``data``: its pixels when read otherwise (16 bits)."""
+    data = pil_to_data(img) if data is None else data
+    data = dataclasses.replace(data, meta=read_meta(img, data.grey))
+    return orient(data, exif_orientation(img))
+
+
+def _frames(path: Path, img: Image.Image) -> int:
+    """How many frames or pages Pillow finds; a chain of frames that cannot be followed
+    is an error (reading the first frame alone could cut an animation silently)."""
+    try:
+        return int(getattr(img, "n_frames", 1))
+    except Exception as exc:  # Pillow raises many kinds on a damaged frame chain
+        raise CiaosrError(f"{path}: truncated or corrupt image (cannot count its frames: {_first_line(exc)})") from None
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _single_frame(path: Path, frames: int) -> None:
+    if frames > 1:
+        raise CiaosrError(f"{path}: has {frames} frames (animated or multi-page); "
+                          f"only single-frame images are supported")
+
+
+def _sixteen(found: Tiff16 | np.ndarray) -> ImageData:
+    arr = found.array if isinstance(found, Tiff16) else found
     return split_channels(arr.astype(np.float32) / 65535.0, 16)
 
 
 def _read_tiff16(path: Path) -> ImageData | None:
-    """No orientation applied (Pillow's EXIF reading gives it)."""
+    """No orientation or metadata (Pillow's reading of the same file gives them)."""
     try:
         found = read_tiff16(path)
     except ValueError as exc:
         raise CiaosrError(f"{path}: cannot read TIFF ({exc})") from None
-    return None if found is None else _sixteen(found[0])
+    return None if found is None else _sixteen(found)
 
 
 def _read_png16(path: Path) -> ImageData | None:
@@ -100,4 +140,4 @@ def _read_png16(path: Path) -> ImageData | None:
     return None if arr is None else _sixteen(arr)
 
 
-__all__ = ["read_image"]
+__all__ = ["read_image", "from_pil"]

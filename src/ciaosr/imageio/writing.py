@@ -4,6 +4,22 @@
 ``ciaosr.imageio.codecs`` since Pillow cannot write 16-bit colour. Every write is
 atomic (``ciaosr.atomic``): a reader never sees a half-written output, and an existing
 file is never replaced unless ``overwrite=True``.
+
+The image's metadata (``ImageData.meta``) goes where the format has room for it:
+
+========  ============  =====  ====
+format    ICC profile   EXIF   DPI
+========  ============  =====  ====
+PNG       yes           yes    yes
+JPEG      yes           yes    yes
+WebP      yes           yes    no (no such field)
+TIFF      yes           8-bit  yes
+BMP       no            no     yes
+========  ============  =====  ====
+
+16-bit TIFF is written by tifffile, which writes no EXIF. EXIF larger than a JPEG
+segment (64 KiB) is left out of JPEG files, and a grey ICC profile out of WebP files
+(which store grey as colour).
 """
 
 from __future__ import annotations
@@ -23,6 +39,10 @@ from .image import ImageData, quantise, stack_channels
 WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP",
                  ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP"}
 SIXTEEN_BIT_FORMATS = ("PNG", "TIFF")
+#: Which metadata (Pillow's ``info`` keys) each format stores; 16-bit TIFF: no EXIF.
+META_KEYS = {"PNG": ("icc_profile", "exif", "dpi"), "JPEG": ("icc_profile", "exif", "dpi"),
+             "WEBP": ("icc_profile", "exif"), "TIFF": ("icc_profile", "exif", "dpi"), "BMP": ("dpi",)}
+JPEG_MAX_EXIF = 65533  # one APP1 segment, less its length field
 
 
 def output_format(path: str | os.PathLike, bit_depth: int = 8) -> str:
@@ -39,13 +59,27 @@ def output_format(path: str | os.PathLike, bit_depth: int = 8) -> str:
     return fmt
 
 
+def meta_options(data: ImageData, fmt: str, bit_depth: int = 8) -> dict:
+    """The metadata of ``data`` that ``fmt`` can store, as Pillow save options
+    (``icc_profile``, ``exif``, ``dpi``)."""
+    info = data.meta.pil_info(data.width, data.height)
+    keys = ("icc_profile", "dpi") if (fmt, bit_depth) == ("TIFF", 16) else META_KEYS.get(fmt, ())
+    if fmt == "WEBP" and data.grey:  # WebP stores colour only: a grey profile would misdescribe it
+        keys = tuple(k for k in keys if k != "icc_profile")
+    options = {k: info[k] for k in keys if k in info}
+    if fmt == "JPEG" and len(options.get("exif", b"")) > JPEG_MAX_EXIF:
+        del options["exif"]
+    return options
+
+
 def encode_image(data: ImageData, fmt: str, bit_depth: int = 8) -> bytes | Image.Image:
     """The bytes (16-bit) or the Pillow image (8-bit) to write for ``data``."""
     if fmt == "JPEG" and data.alpha is not None:
         raise CiaosrError("JPEG cannot store transparency: write PNG, WebP or TIFF instead")
     arr = quantise(stack_channels(data), bit_depth)
     if bit_depth == 16:
-        return encode_png16(arr) if fmt == "PNG" else encode_tiff16(arr)
+        meta = meta_options(data, fmt, 16)
+        return encode_png16(arr, **meta) if fmt == "PNG" else encode_tiff16(arr, **meta)
     mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[arr.shape[-1]]
     if mode == "LA" and fmt in ("BMP", "WEBP"):  # no grey+alpha there: store as RGBA
         arr = np.concatenate([np.repeat(arr[..., :1], 3, axis=-1), arr[..., 1:]], axis=-1)
@@ -69,9 +103,10 @@ def write_image(path: str | os.PathLike, data: ImageData, bit_depth: int = 8, ov
         else:
             options = {"JPEG": {"quality": 95, "subsampling": 0}, "WEBP": {"quality": 95},
                        "PNG": {"compress_level": 6}}.get(fmt, {})
-            payload.save(tmp, format=fmt, **options)
+            payload.save(tmp, format=fmt, **options, **meta_options(data, fmt))
 
     return write_atomic(path, write, overwrite)
 
 
-__all__ = ["WRITE_FORMATS", "SIXTEEN_BIT_FORMATS", "output_format", "encode_image", "write_image"]
+__all__ = ["WRITE_FORMATS", "SIXTEEN_BIT_FORMATS", "META_KEYS", "output_format", "meta_options", "encode_image",
+           "write_image"]
