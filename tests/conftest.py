@@ -42,3 +42,13 @@ def shared():
 def _deterministic():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture(scope="session")
+def tiny_model_file(tmp_path_factory) -> str:
+    """A tiny CiaoSR model with random weights, saved as safetensors: CLI runs in milliseconds."""
+    import ciaosr
+
+    torch.manual_seed(0)
+    net = ciaosr.build_model("edsr-baseline-ciaosr", {"num_blocks": 1, "mid_channels": 8}, {"hidden": [16]})
+    return str(ciaosr.save_checkpoint(net, tmp_path_factory.mktemp("tiny-model") / "tiny.safetensors"))
