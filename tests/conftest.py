@@ -52,3 +52,13 @@ def tiny_model_file(tmp_path_factory) -> str:
     torch.manual_seed(0)
     net = ciaosr.build_model("edsr-baseline-ciaosr", {"num_blocks": 1, "mid_channels": 8}, {"hidden": [16]})
     return str(ciaosr.save_checkpoint(net, tmp_path_factory.mktemp("tiny-model") / "tiny.safetensors"))
+
+
+@pytest.fixture(autouse=True)
+def _keep_thread_count():
+    """`ciaosr upscale` sets torch's CPU threads (--threads, default 1) in this process;
+    give the next test the count it would have had."""
+    n = torch.get_num_threads()
+    yield
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)

@@ -19,6 +19,10 @@ from pathlib import Path
 
 from ..errors import CiaosrError
 
+#: CPU threads unless --threads says otherwise: one, measured 5.9x faster than two for a
+#: 256 x 256 x4 upscale on a 2-core machine other jobs were using (docs/performance.md).
+DEFAULT_THREADS = 1
+
 EXIT_CODES = """exit status:
   0    every image written (or skipped as asked, e.g. by --skip-existing)
   1    some images failed; each is listed with its reason at the end
@@ -41,7 +45,7 @@ def register(sub) -> None:
     exts = sorted({e.lstrip(".") for e in WRITE_FORMATS})
     p = sub.add_parser(
         "upscale", help="super-resolve images to any scale or size",
-        description="Super-resolve images (PNG, JPEG, WebP, TIFF, BMP; grey, RGB, RGBA, 8 or 16 bit) "
+        description="Super-resolve images (PNG, JPEG, WebP, TIFF, BMP; grey, RGB, RGBA, 8 or 16 bit)\n"
                     "to any scale or size, in memory-bounded tiles: files, folders, or stdin ('-').",
         epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders of images, or - for stdin")
@@ -58,8 +62,9 @@ def register(sub) -> None:
     p.add_argument("--device", default="auto", help="auto (default: CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
     p.add_argument("--precision", default="fp32", choices=PRECISIONS,
                    help="fp32 (default), bf16 (autocast) or fp16 (GPU only; refused on CPU)")
-    p.add_argument("--threads", type=int, default=None, metavar="N",
-                   help="CPU threads (default: PyTorch's, one per core); 1 is faster on a CPU other jobs share")
+    p.add_argument("--threads", type=int, default=DEFAULT_THREADS, metavar="N",
+                   help=f"CPU threads (default {DEFAULT_THREADS}: 5.9x faster than 2 on a busy 2-core machine, "
+                        f"docs/performance.md; on an idle machine try its number of cores)")
     p.add_argument("--tile", type=int, default=None, metavar="N",
                    help="LR tile size in pixels (default: chosen from available memory)")
     p.add_argument("--bit-depth", type=int, default=None, choices=[8, 16],
