@@ -9,8 +9,11 @@ busy machine stretches the wall time). The target is a peak RSS under 3 GiB.
     python benchmarks/upscale_memory.py                   # automatic tile size
     python benchmarks/upscale_memory.py --tiles auto 128  # several settings
     python benchmarks/upscale_memory.py --size 256        # a quick run
+    python benchmarks/upscale_memory.py --size 256 --threads 1 2 --repeats 3  # threads compared
 
-Prints one JSON line per setting and a markdown table.
+Prints one JSON line per run, a markdown table, and with several runs of a setting the
+median wall time of each. Repeats go round the settings in turn, so a change in the
+machine's load falls on all of them alike.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -47,14 +51,15 @@ def child(args) -> None:
     from ciaosr.inference.tiling import plan_tiles
     from ciaosr.inference.upscale import get_model
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     tile = None if args.tile == "auto" else int(args.tile)
     plan = plan_tiles(get_model(None, "cpu"), "cpu", tile)
     with tempfile.TemporaryDirectory() as d:
         src, dst = os.path.join(d, "in.png"), os.path.join(d, "out.png")
         Image.fromarray(synthetic_image(args.size)).save(src)
         argv = ["upscale", src, "--scale", str(args.scale), "-o", dst, "--device", "cpu"]
+        threads = args.threads[0]  # one setting per child
+        if threads:
+            argv += ["--threads", str(threads)]  # the command's own option
         if tile is not None:
             argv += ["--tile", str(tile)]
         t0 = time.perf_counter()
@@ -77,7 +82,9 @@ def main() -> int:
     p.add_argument("--size", type=int, default=1024, help="input side in pixels (default 1024)")
     p.add_argument("--scale", type=float, default=4.0)
     p.add_argument("--tiles", nargs="+", default=["auto"], help="settings: 'auto' and/or tile sizes")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    p.add_argument("--threads", type=int, nargs="+", default=[0],
+                   help="upscale --threads settings (default: 0, the command's default)")
+    p.add_argument("--repeats", type=int, default=1, help="runs of each setting (default 1)")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--tile", default="auto", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -90,22 +97,30 @@ def main() -> int:
     print(f"# {time.strftime('%Y-%m-%d')}, nproc {os.cpu_count()}, {cpu_name()}, torch {torch.__version__}",
           flush=True)
     rows = []
-    for tile in args.tiles:
-        cmd = [sys.executable, __file__, "--child", "--tile", tile, "--size", str(args.size),
-               "--scale", str(args.scale), "--threads", str(args.threads)]
-        res = subprocess.run(cmd, capture_output=True, text=True)
-        if res.returncode != 0:
-            print(res.stderr, file=sys.stderr)
-            return 1
-        row = json.loads(res.stdout.strip().splitlines()[-1])
-        print(json.dumps(row), flush=True)
-        rows.append(row)
+    settings = [(tile, threads) for tile in args.tiles for threads in args.threads]
+    for _ in range(args.repeats):
+        for tile, threads in settings:
+            cmd = [sys.executable, __file__, "--child", "--tile", tile, "--size", str(args.size),
+                   "--scale", str(args.scale), "--threads", str(threads)]
+            res = subprocess.run(cmd, capture_output=True, text=True)
+            if res.returncode != 0:
+                print(res.stderr, file=sys.stderr)
+                return 1
+            row = json.loads(res.stdout.strip().splitlines()[-1])
+            print(json.dumps(row), flush=True)
+            rows.append((tile, threads, row))
     print("\n| tile (LR px) | overlap | chunk | input | output | threads | wall (s) | CPU (s) | load | peak RSS (MiB) |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    for r in rows:
+    for _, _, r in rows:
         tile = f"auto -> {r['tile_used']}" if r["tile"] == "auto" else r["tile"]
         print(f"| {tile} | {r['overlap']} | {r['chunk']} | {r['input']} | {r['output']} | {r['threads']} "
               f"| {r['seconds']} | {r['cpu_seconds']} | {r['load_avg_1min']} | {r['peak_rss_mib']} |")
+    if args.repeats > 1:
+        print()
+        for tile, threads in settings:
+            runs = [r["seconds"] for t, n, r in rows if (t, n) == (tile, threads)]
+            print(f"tile {tile}, threads {threads or 'default'}: median {statistics.median(runs)} s "
+                  f"of {len(runs)} runs ({min(runs)}-{max(runs)})")
     return 0
 
 

@@ -42,3 +42,23 @@ def shared():
 def _deterministic():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture(scope="session")
+def tiny_model_file(tmp_path_factory) -> str:
+    """A tiny CiaoSR model with random weights, saved as safetensors: CLI runs in milliseconds."""
+    import ciaosr
+
+    torch.manual_seed(0)
+    net = ciaosr.build_model("edsr-baseline-ciaosr", {"num_blocks": 1, "mid_channels": 8}, {"hidden": [16]})
+    return str(ciaosr.save_checkpoint(net, tmp_path_factory.mktemp("tiny-model") / "tiny.safetensors"))
+
+
+@pytest.fixture(autouse=True)
+def _keep_thread_count():
+    """`ciaosr upscale` sets torch's CPU threads (--threads, default 1) in this process;
+    give the next test the count it would have had."""
+    n = torch.get_num_threads()
+    yield
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)

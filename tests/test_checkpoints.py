@@ -174,3 +174,73 @@ def test_official_liif_family_layout_loads(tmp_path, decoder, spec_args):
     coord, cell = _queries(19, 30)
     with torch.no_grad():
         assert torch.equal(model(lr, coord, cell), loaded(lr, coord, cell))
+
+
+# --------------------------------------------------------------------------------------
+# --model files that are not models: one line in our words
+# --------------------------------------------------------------------------------------
+def _png(tmp_path):
+    from PIL import Image
+
+    path = tmp_path / "a.png"
+    Image.new("RGB", (12, 10), (200, 100, 50)).save(path)
+    return path
+
+
+def _refused(capsys, code: int) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("error: "), err
+    return err[0]
+
+
+@pytest.mark.parametrize("kind,needle", [
+    ("image", "not a PyTorch checkpoint (a PNG image)"),
+    ("text", "not a PyTorch checkpoint (a text file)"),
+    ("html", "not a PyTorch checkpoint (an HTML page"),
+    ("empty", "not a PyTorch checkpoint (an empty file)"),
+    ("truncated", "not a readable PyTorch checkpoint (truncated or corrupt)"),
+    ("pickle", "not a PyTorch checkpoint (pickle data"),
+    ("code", "it holds Python objects (test_checkpoints._Custom)"),
+])
+def test_model_files_that_are_not_models(tmp_path, capsys, kind, needle):
+    img = _png(tmp_path)
+    path = tmp_path / "model.pth"
+    if kind == "image":
+        path.write_bytes(img.read_bytes())
+    elif kind == "text":
+        path.write_text("hello, I am not a checkpoint\n")
+    elif kind == "html":
+        path.write_text("<!DOCTYPE html><html><body>404 Not Found</body></html>")
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "truncated":
+        torch.save({"w": torch.zeros(100)}, path)
+        path.write_bytes(path.read_bytes()[:300])
+    elif kind == "pickle":
+        path.write_bytes(pickle.dumps({"w": [1, 2]}, protocol=4))
+    else:
+        torch.save({"state_dict": {"x": torch.zeros(1)}, "obj": _Custom()}, path)
+    out = tmp_path / "out.png"
+    code = main(["upscale", str(img), "--scale", "2", "--model", str(path), "-o", str(out)])
+    line = _refused(capsys, code)
+    assert needle in line
+    assert "weights_only" not in line and "trust" not in line
+    assert not out.exists()
+
+
+def test_training_state_as_model_points_to_the_exported_weights(tmp_path, capsys, tiny_model_file):
+    from ciaosr.checkpoints.loader import TRAINING_STATE_FORMAT
+    from ciaosr.training import checkpointing as ck
+
+    img = _png(tmp_path)
+    assert TRAINING_STATE_FORMAT == ck.STATE_FORMAT  # the loader recognises what the trainer writes
+    run = tmp_path / "runs" / "smoke"
+    state = ck.save_state({"format": ck.STATE_FORMAT, "step": 5, "model": {}}, ck.state_path(run, 5))
+    argv = ["upscale", str(img), "--scale", "2", "--model", str(state), "-o", str(tmp_path / "o.png")]
+    line = _refused(capsys, main(argv))
+    assert "a training state" in line and str(run.resolve() / "last.safetensors") in line
+    ciaosr.save_checkpoint(ciaosr.load_model(tiny_model_file), run / "best.safetensors")
+    ciaosr.save_checkpoint(ciaosr.load_model(tiny_model_file), run / "last.safetensors")
+    line = _refused(capsys, main(argv))
+    assert f"{run.resolve() / 'best.safetensors'} or {run.resolve() / 'last.safetensors'}" in line
+    assert not (tmp_path / "o.png").exists()

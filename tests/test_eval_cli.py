@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import pytest
@@ -274,3 +275,49 @@ def test_bf16_evaluation_stays_close_to_fp32(shared, capsys, tmp_path):
         values[precision] = rep["results"]["Set5"]["4"]["psnr"]
     assert values["fp32"] != values["bf16"]  # autocast really ran
     assert abs(values["fp32"] - values["bf16"]) < 0.1
+
+
+# --------------------------------------------------------------------------------------
+# --json: refused before any work
+# --------------------------------------------------------------------------------------
+def _json_refused(capsys, rc) -> str:
+    _, err = capsys.readouterr()
+    _one_line_error(rc, err)
+    return err.strip()
+
+
+def _eval(tmp_path, json_arg):
+    # A data root that does not exist: had the work started, that would be the error.
+    return main(["eval", "--model", "bicubic", "--data-root", str(tmp_path / "no-data"), "--datasets", "Set5",
+                 "--json", json_arg])
+
+
+def test_eval_json_to_a_folder_is_refused_first(tmp_path, capsys):
+    folder = tmp_path / "results"
+    folder.mkdir()
+    (folder / "old.json").write_text("{}")
+    assert "is a folder" in _json_refused(capsys, _eval(tmp_path, str(folder)))
+    assert [p.name for p in folder.iterdir()] == ["old.json"] and (folder / "old.json").read_text() == "{}"
+
+
+def test_eval_json_below_a_file_is_refused_first(tmp_path, capsys):
+    (tmp_path / "file.txt").write_text("keep")
+    assert "not a folder" in _json_refused(capsys, _eval(tmp_path, str(tmp_path / "file.txt" / "r.json")))
+    assert (tmp_path / "file.txt").read_text() == "keep"
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux /proc")
+def test_eval_json_where_no_file_can_be_made_is_refused_first(tmp_path, capsys):
+    assert "not writable" in _json_refused(capsys, _eval(tmp_path, "/proc/ciaosr-results.json"))
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root can write anywhere")
+def test_eval_json_in_a_read_only_folder_is_refused_first(tmp_path, capsys):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        assert "not writable" in _json_refused(capsys, _eval(tmp_path, str(ro / "sub" / "r.json")))
+    finally:
+        ro.chmod(0o755)
+    assert list(ro.iterdir()) == []

@@ -205,8 +205,8 @@ def test_folder_continues_past_a_bad_file(tmp_path, tiny_path, capsys):
     (src / "notes.txt").write_text("ignored: not an image extension")
     out = tmp_path / "out"
     assert run([str(src), "--scale", "2", "-o", str(out)], tiny_path) == 1
-    assert sorted(p.name for p in out.iterdir()) == ["a_x2.png", "c_x2.png"]
-    with Image.open(out / "c_x2.png") as im:
+    assert sorted(p.name for p in out.iterdir()) == ["a_x2.png", "c_x2.jpg"]  # the input's format
+    with Image.open(out / "c_x2.jpg") as im:
         assert im.size == (18, 16)
     cap = capsys.readouterr()
     assert "1 of 3" in cap.err and "b.png" in cap.err
@@ -218,7 +218,7 @@ def test_several_files_into_a_folder(tmp_path, tiny_path):
     Image.fromarray(rgb_array(seed=3)).save(a)
     Image.fromarray(rgb_array(seed=4)).save(b)
     assert run([str(a), str(b), "--size", "20x30", "-o", str(tmp_path / "o")], tiny_path) == 0
-    for name in ("a_20x30.png", "b_20x30.png"):
+    for name in ("a_20x30.png", "b_20x30.bmp"):  # each in its input's format
         with Image.open(tmp_path / "o" / name) as im:
             assert im.size == (20, 30)
 

@@ -99,20 +99,40 @@ def _whole(value) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
-_PAIR = re.compile(r"^\s*(\S+?)\s*[xX\u00d7]\s*(\S+)\s*$")
+_X = "xX\u00d7"
+_SEP = re.compile(rf"\s*[{_X}]\s*")
+_SIZE = re.compile(rf"^\s*(\d*)\s*[{_X}]\s*(\d*)\s*$")
+_SCALE_HINT = "a number like 4, 4x, x4 or 3.7, or width x height factors like 2x3.5"
+
+
+def _side(value) -> int | None:
+    """One side of a size: whole pixels, at least 1, or None (from the aspect ratio)."""
+    if value is None:
+        return None
+    if not _whole(value):
+        raise CiaosrError(f"size must be whole pixels, got {value!r}")
+    if value < 1:
+        raise CiaosrError(f"size must be at least 1 pixel a side, got {value}")
+    return int(value)
 
 
 @dataclass(frozen=True)
 class Resize:
-    """What a person asked for, validated: a scale per axis or an exact size, in (H, W)."""
+    """What a person asked for, validated: a scale per axis or a size, in (H, W).
+
+    A size may leave one side None: that side then keeps the input's aspect ratio,
+    ``round(other * new / this)`` (e.g. 1000 x 600 to width 1920: height
+    ``round(600 * 1920 / 1000) = 1152``), at least 1 pixel.
+    """
 
     scale: tuple[float, float] | None = None  # (height factor, width factor)
-    size: tuple[int, int] | None = None  # (height, width)
+    size: tuple[int | None, int | None] | None = None  # (height, width); one may be None
 
     @classmethod
     def of(cls, scale=None, size=None) -> "Resize":
         """From the Python API's values: ``scale`` one factor or (width factor, height
-        factor); ``size`` (width, height). Exactly one of the two."""
+        factor); ``size`` (width, height), one of them None to keep the aspect ratio.
+        Exactly one of the two."""
         if isinstance(scale, Resize):
             return scale
         if (scale is None) == (size is None):
@@ -122,11 +142,9 @@ class Resize:
                 w, h = size
             except (TypeError, ValueError):
                 raise CiaosrError(f"size must be (width, height), got {size!r}") from None
-            if not (_whole(w) and _whole(h)):
-                raise CiaosrError(f"size must be whole pixels, got {size!r}")
-            if w < 1 or h < 1:
-                raise CiaosrError(f"size must be at least 1x1 pixel, got {w}x{h}")
-            return cls(size=(int(h), int(w)))
+            if w is None and h is None:
+                raise CiaosrError("size needs a width or a height (the other may be None to keep the aspect ratio)")
+            return cls(size=(_side(h), _side(w)))
         if isinstance(scale, (tuple, list)):
             if len(scale) != 2:
                 raise CiaosrError(f"scale must be one factor or (width factor, height factor), got {scale!r}")
@@ -136,34 +154,46 @@ class Resize:
 
     @classmethod
     def parse(cls, scale: str | None = None, size: str | None = None) -> "Resize":
-        """From the command line: ``--scale 3.7`` or ``2x3.5`` (width x height factors),
-        ``--size 1920x1080`` (width x height)."""
+        """From the command line: ``--scale 4``, ``4x``, ``x4``, ``4X`` or ``2x3.5``
+        (width x height factors); ``--size 1920x1080`` (width x height), ``1920x`` or
+        ``x1080`` (the other side from the aspect ratio)."""
         if scale is not None and size is not None:
             raise CiaosrError("give either --scale or --size, not both")
         if scale is None and size is None:
             raise CiaosrError("give --scale S (or SXxSY) or --size WxH")
         if size is not None:
-            m = _PAIR.match(size)
+            m = _SIZE.match(size)
             try:
-                return cls.of(size=(int(m.group(1)), int(m.group(2))))
+                w, h = (int(g) if g else None for g in m.groups())
+                return cls.of(size=(w, h))
             except (AttributeError, ValueError, CiaosrError):
-                raise CiaosrError(f"--size must be whole pixels WIDTHxHEIGHT, at least 1x1 "
-                                  f"(e.g. 1920x1080), got '{size}'") from None
-        m = _PAIR.match(scale)
-        texts = [m.group(1), m.group(2)] if m else [scale.strip()]
-        for text in texts:
+                raise CiaosrError(f"--size must be whole pixels WIDTHxHEIGHT, at least 1x1 (e.g. 1920x1080, "
+                                  f"or 1920x / x1080 to keep the aspect ratio), got '{size}'") from None
+        texts = _SEP.split(scale.strip())
+        if len(texts) > 1 and texts[0] == "":  # x4, x2x3.5
+            texts = texts[1:]
+        elif len(texts) == 2 and texts[1] == "":  # 4x
+            texts = texts[:1]
+        for part in texts if len(texts) <= 2 else [scale]:
             try:
-                float(text)
+                float(part)
             except ValueError:
-                raise CiaosrError(f"--scale: '{text}' is not a number") from None
+                raise CiaosrError(f"--scale: '{scale}' is not a number (give {_SCALE_HINT})") from None
         try:
-            return cls.of(scale=texts if m else texts[0])  # typed width x height
+            return cls.of(scale=texts if len(texts) == 2 else texts[0])  # typed width x height
         except CiaosrError:
             raise CiaosrError(f"--scale must be a positive finite number, got '{scale}'") from None
 
     def output_size(self, in_hw: tuple[int, int], max_pixels: int | None = None) -> tuple[int, int]:
         """(h, w) of the output for an input (h, w)."""
-        h, w = self.size if self.size is not None else scaled_size(in_hw, self.scale)
+        if self.scale is not None:
+            h, w = scaled_size(in_hw, self.scale)
+        else:
+            h, w = self.size
+            if h is None:
+                h = max(1, round(in_hw[0] * w / in_hw[1]))
+            elif w is None:
+                w = max(1, round(in_hw[1] * h / in_hw[0]))
         if h < 1 or w < 1:
             raise CiaosrError(f"output size {w}x{h} is less than 1 pixel")
         if max_pixels is not None and w * h > max_pixels:
@@ -173,16 +203,24 @@ class Resize:
 
     @property
     def label(self) -> str:
-        """What it does, as in a file name: ``x3.7``, ``x2x3.5`` (width x height), ``1920x1080``."""
+        """What it does, as in a file name: ``x3.7``, ``x2x3.5`` (width x height),
+        ``1920x1080``, ``1920x`` / ``x1080`` (the other side from the aspect ratio)."""
         if self.size is not None:
-            return f"{self.size[1]}x{self.size[0]}"
+            h, w = ("" if v is None else v for v in self.size)
+            return f"{w}x{h}"
         s_h, s_w = self.scale
         return f"x{s_w:g}" if s_h == s_w else f"x{s_w:g}x{s_h:g}"
 
     @property
     def description(self) -> str:
-        """What it does, in words: ``x3.7``, ``x2 wide, x3.5 high``, ``size 1920x1080``."""
+        """What it does, in words: ``x3.7``, ``x2 wide, x3.5 high``, ``size 1920x1080``,
+        ``width 1920, aspect kept``."""
         if self.size is not None:
+            h, w = self.size
+            if h is None:
+                return f"width {w}, aspect kept"
+            if w is None:
+                return f"height {h}, aspect kept"
             return f"size {self.label}"
         s_h, s_w = self.scale
         return self.label if s_h == s_w else f"x{s_w:g} wide, x{s_h:g} high"

@@ -1,8 +1,8 @@
-"""Where and how a model runs: the device (``resolve_device``) and the numeric
-precision (``Precision``), for the CLI, the Python API, evaluation, training and the
-benchmarks alike.
+"""Where and how a model runs: the device (``resolve_device``), the numeric precision
+(``Precision``) and the number of CPU threads (``set_threads``), for the CLI, the
+Python API, evaluation, training and the benchmarks alike.
 
-Both are checked once, where a name comes in (command-line arguments, an API call, a
+Each is checked once, where a name comes in (command-line arguments, an API call, a
 training config); the code below that boundary gets a ``torch.device`` and a
 ``Precision`` and checks nothing again.
 """
@@ -139,4 +139,19 @@ class Precision(enum.Enum):
 #: Precision names, for argparse ``choices`` and config checks.
 PRECISIONS = tuple(p.value for p in Precision)
 
-__all__ = ["DEVICE_TYPES", "PRECISIONS", "Precision", "resolve_device"]
+
+# --------------------------------------------------------------------------------------
+# CPU threads
+# --------------------------------------------------------------------------------------
+def set_threads(threads: int | None) -> int:
+    """Set the CPU threads torch computes with (``torch.set_num_threads``) and return the
+    number in use; None leaves PyTorch's choice (one per core). Call it before any work:
+    the thread pool is sized on first use."""
+    if threads is not None:
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise CiaosrError(f"--threads must be a whole number of at least 1, got {threads!r}")
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
+
+
+__all__ = ["DEVICE_TYPES", "PRECISIONS", "Precision", "resolve_device", "set_threads"]

@@ -35,11 +35,32 @@ def register(sub) -> None:
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32",
                    help="model precision: fp32 (default), bf16 (autocast), fp16 (GPU only)")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="CPU threads (default: PyTorch's, one per core); 1 is faster on a CPU other jobs share")
     p.add_argument("--chunk", type=int, default=30000, help="queries decoded at once (default 30000)")
-    p.add_argument("--json", metavar="FILE", default=None, help="also write the results, per image, as JSON")
+    p.add_argument("--json", metavar="FILE", default=None,
+                   help="also write the results, per image, as JSON (its folder must be writable; checked first)")
     p.add_argument("--save-images", metavar="DIR", default=None,
                    help="write the outputs as PNG to DIR/<set>/X<s>/<name>.png")
     p.set_defaults(func=run)
+
+
+def _check_json_path(path: Path) -> None:
+    """Refuse, before any work, a --json path the results could not be written to: a
+    folder, a path below a file, or a folder that takes no new files."""
+    from ..atomic import check_writable_folder
+
+    if path.is_dir():
+        raise CiaosrError(f"--json {path}: is a folder; give a file name (e.g. {path / 'results.json'})")
+    folder = path.parent
+    while not folder.exists():  # the folders to be made: the first that exists must take them
+        folder = folder.parent
+    if not folder.is_dir():
+        raise CiaosrError(f"--json {path}: {folder} is not a folder")
+    try:
+        check_writable_folder(folder)
+    except CiaosrError as exc:
+        raise CiaosrError(f"--json {path}: {exc}") from None
 
 
 def _write_json(path: Path, report: dict) -> None:
@@ -50,20 +71,23 @@ def _write_json(path: Path, report: dict) -> None:
             json.dump(report, f, indent=2)
             f.write("\n")
 
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CiaosrError(f"--json {path}: cannot create its folder ({exc.strerror or exc})") from None
     write_atomic(path, write, overwrite=True)
 
 
 def run(args) -> int:
     from ..evaluation.report import format_table
     from ..evaluation.runner import evaluate, parse_steps
+    from ..runtime import set_threads
 
     if args.chunk < 1:
         raise CiaosrError(f"--chunk must be positive, got {args.chunk}")
+    set_threads(args.threads)
     if args.json:
-        parent = Path(args.json).resolve().parent
-        if parent.exists() and not parent.is_dir():
-            raise CiaosrError(f"--json: {parent} is not a folder")
+        _check_json_path(Path(args.json))
     model = args.model
     if model is None:
         from ..models.pretrained import DEFAULT_MODEL

@@ -2,7 +2,8 @@
 
 Each sub-command module exposes ``register(subparsers)``, which adds its parser and
 sets ``func`` (taking the parsed args, returning an exit status). A ``CiaosrError``
-anywhere becomes one line on stderr and exit status 2, never a traceback.
+anywhere, and any argument the parser refuses, becomes one line on stderr and exit
+status 2, never a traceback; Ctrl-C is exit status 130.
 """
 
 from __future__ import annotations
@@ -18,10 +19,23 @@ from ..errors import CiaosrError
 COMMANDS = ["upscale", "models", "eval", "prepare_benchmark", "train"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a refused argument is one line (``error: ...``), like every other
+    usage error, instead of the usage text and the error."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    import torch
+
+    from .. import __version__
+
+    parser = _Parser(
         prog="ciaosr", description="Arbitrary-scale image super-resolution (CiaoSR, LIIF, LTE, MetaSR)."
     )
+    parser.add_argument("--version", action="version", version=f"ciaosr {__version__} (torch {torch.__version__})")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         try:
@@ -36,7 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, refused arguments: their status, printed already
+        return exc.code if isinstance(exc.code, int) else 2
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

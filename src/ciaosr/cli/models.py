@@ -12,7 +12,9 @@ from ..models.registry import list_models, split_name
 
 
 def register(sub) -> None:
-    p = sub.add_parser("models", help="list the models, their parameter counts and shipped weights")
+    p = sub.add_parser("models", help="list the models, their parameter counts and shipped weights",
+                       description="List every <encoder>-<decoder> model with its parameter count, whether "
+                                   "weights ship inside the package, and the default model.")
     p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     p.set_defaults(func=run)
 

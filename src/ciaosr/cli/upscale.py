@@ -1,53 +1,93 @@
-"""``ciaosr upscale``: super-resolve image files or folders to any scale or size.
+"""``ciaosr upscale``: super-resolve image files, folders or stdin to any scale or size.
 
-Outputs are named ``<stem>_x<scale>.png`` (``<stem>_<W>x<H>.png`` with ``--size``), next
-to each input, or in the ``-o`` folder. A single input with ``-o FILE`` writes FILE, in
-the format its extension names. Existing files are never replaced without
-``--overwrite``. With several inputs (or a folder) a bad file is reported and skipped;
-the exit status is then 1. Any other error is one line and exit status 2.
+Which files are read and written, and how outputs are named, is the batch plan
+(``ciaosr.inference.batch``); this module parses the arguments, runs the plan and
+reports. With one input every error is one line and exit status 2; with several
+inputs or a folder a bad file is reported and skipped, and the exit status is 1.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
+import shutil
 import sys
+import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import CiaosrError
 
+#: CPU threads unless --threads says otherwise: one, measured 5.9x faster than two for a
+#: 256 x 256 x4 upscale on a 2-core machine other jobs were using (docs/performance.md).
+DEFAULT_THREADS = 1
+
+EXIT_CODES = """exit status:
+  0    every image written (or skipped as asked, e.g. by --skip-existing)
+  1    some images failed; each is listed with its reason at the end
+  2    usage error (bad argument, model or output path), nothing done
+  130  interrupted (Ctrl-C); files written so far are complete, rerun with --skip-existing
+
+output names: <stem><suffix><ext>, suffix _x<scale> (or _<W>x<H> for --size), ext as the
+input's unless --ext or -o FILE says otherwise; when two inputs of one folder would give
+the same name (photo.jpg, photo.png with --ext png) both take their source extension:
+photo_jpg_x4.png, photo_png_x4.png. Files named like this run's outputs are not read
+from folders, outputs never replace inputs, and existing files are kept unless
+--overwrite."""
+
 
 def register(sub) -> None:
+    from ..imageio import WRITE_FORMATS
     from ..inference.upscale import DEFAULT_MAX_PIXELS
     from ..runtime import PRECISIONS
 
+    exts = sorted({e.lstrip(".") for e in WRITE_FORMATS})
     p = sub.add_parser(
         "upscale", help="super-resolve images to any scale or size",
-        description="Super-resolve images (PNG, JPEG, WebP, TIFF, BMP, GIF; grey, RGB, RGBA, 8 or 16 bit) "
-                    "to any scale or size, in memory-bounded tiles. The model makes the axes that grow; "
-                    "then an axis that shrinks (a factor below 1, or a --size below the input) is resized "
-                    "with antialiased bicubic, so a pure downscale is exactly that resize. EXIF orientation "
-                    "is applied; the ICC profile, EXIF and DPI are kept where the output format can hold "
-                    "them. Animated or multi-page files are refused.")
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders of images")
+        description="Super-resolve images (PNG, JPEG, WebP, TIFF, BMP, GIF; grey, RGB, RGBA, 8 or 16 bit)\n"
+                    "to any scale or size, in memory-bounded tiles: files, folders, or stdin ('-').\n"
+                    "The model makes the axes that grow; then an axis that shrinks (a factor below 1,\n"
+                    "or a --size below the input) is resized with antialiased bicubic, so a pure\n"
+                    "downscale is exactly that resize. EXIF orientation is applied; the ICC profile,\n"
+                    "EXIF and DPI are kept where the output format can hold them. Animated or\n"
+                    "multi-page files are refused.",
+        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders of images, or - for stdin")
     p.add_argument("-o", "--output", default=None, metavar="OUTPUT",
-                   help="output file (one input) or folder (several inputs or a folder); "
-                        "default: next to each input, named <stem>_x<scale>.png")
-    p.add_argument("--scale", default=None, metavar="S|SXxSY",
-                   help="upscaling factor, or width factor x height factor (e.g. 3.7 or 2x3.5); "
-                        "a factor below 1 shrinks that axis with antialiased bicubic (e.g. 2x0.5: the model "
-                        "doubles the width, then the height is halved)")
+                   help="output file (one input), folder (several inputs or a folder), or - for stdout; "
+                        "default: next to each input")
+    p.add_argument("--scale", default=None, metavar="S",
+                   help="factor (3.7, 4x, x4) or width x height factors (2x3.5); a factor below 1 shrinks "
+                        "that axis with antialiased bicubic (2x0.5: the model doubles the width, then the "
+                        "height is halved)")
     p.add_argument("--size", default=None, metavar="WxH",
-                   help="output size in pixels, width x height (e.g. 1920x1080); an axis smaller than "
-                        "the input is shrunk with antialiased bicubic")
+                   help="output size in pixels, width x height (1920x1080); 1920x or x1080 keeps the aspect "
+                        "ratio (other side = round(other * new / this)); an axis smaller than the input is "
+                        "shrunk with antialiased bicubic")
     p.add_argument("--model", "-m", default=None, metavar="NAME_OR_PATH",
                    help="model name with shipped weights or checkpoint file (default: the default model)")
     p.add_argument("--device", default="auto", help="auto (default: CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
     p.add_argument("--precision", default="fp32", choices=PRECISIONS,
                    help="fp32 (default), bf16 (autocast) or fp16 (GPU only; refused on CPU)")
+    p.add_argument("--threads", type=int, default=DEFAULT_THREADS, metavar="N",
+                   help=f"CPU threads (default {DEFAULT_THREADS}: 5.9x faster than 2 on a busy 2-core machine, "
+                        f"docs/performance.md; on an idle machine try its number of cores)")
     p.add_argument("--tile", type=int, default=None, metavar="N",
                    help="LR tile size in pixels (default: chosen from available memory)")
-    p.add_argument("--bit-depth", type=int, default=8, choices=[8, 16], help="8 (default) or 16 (PNG and TIFF only)")
+    p.add_argument("--bit-depth", type=int, default=None, choices=[8, 16],
+                   help="8 or 16 (PNG and TIFF); default: the input's where the output format holds it")
+    p.add_argument("--ext", default=None, metavar="EXT", type=str.lower,
+                   help=f"output format for every output ({', '.join(exts)}); default: the input's, or "
+                        f"-o FILE's; stdin: png")
+    p.add_argument("--quality", type=int, default=None, metavar="Q",
+                   help="JPEG and WebP quality, 1-100 (default 95)")
+    p.add_argument("--suffix", default=None, metavar="TEXT",
+                   help="added to each output's stem (default _x<scale>, or _<W>x<H> with --size)")
+    p.add_argument("-r", "--recursive", action="store_true",
+                   help="include subfolders of folder inputs, mirroring the tree under -o")
+    p.add_argument("--skip-existing", action="store_true",
+                   help="leave outputs that exist and report them as skipped (resumes a stopped run)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
                    help=f"refuse outputs with more pixels than this (default {DEFAULT_MAX_PIXELS} = 2**28)")
@@ -55,49 +95,61 @@ def register(sub) -> None:
 
 
 # --------------------------------------------------------------------------------------
-# Inputs and outputs
+# Arguments
 # --------------------------------------------------------------------------------------
-def collect_inputs(inputs: list[str]) -> tuple[list[Path], bool]:
-    """The image files to process, and whether this is a many-image run (several inputs
-    or a folder). Folders contribute their image files (by extension, not recursive)."""
-    from ..imageio import IMAGE_EXTENSIONS, list_images
+def _naming(args, resize):
+    from ..imageio import WRITE_FORMATS
+    from ..inference.batch import Naming
 
-    files: list[Path] = []
-    many = len(inputs) > 1
-    for text in inputs:
-        p = Path(text)
-        if p.is_dir():
-            many = True
-            found = list_images(p)
-            if not found and len(inputs) == 1:
-                raise CiaosrError(f"{p}: no images in this folder ({', '.join(IMAGE_EXTENSIONS)})")
-            files.extend(found)
-        else:
-            files.append(p)  # a missing file is reported when it is processed
-    return files, many
+    ext = None
+    if args.ext is not None:
+        ext = "." + args.ext.lstrip(".")
+        if ext not in WRITE_FORMATS:
+            known = ", ".join(sorted({e.lstrip(".") for e in WRITE_FORMATS}))
+            raise CiaosrError(f"--ext {args.ext}: unknown output format (use one of {known})")
+    suffix = f"_{resize.label}" if args.suffix is None else args.suffix
+    if "/" in suffix or os.sep in suffix:
+        raise CiaosrError(f"--suffix must not contain a path separator, got '{suffix}'")
+    return Naming(suffix, ext)
 
 
-def plan_outputs(files: list[Path], many: bool, output: str | None, label: str) -> list[Path]:
-    def default_name(src: Path) -> str:
-        return f"{src.stem}_{label}.png"
+def _check_arguments(args) -> None:
+    from ..inference.tiling import MIN_TILE
 
-    if output is None:
-        return [src.parent / default_name(src) for src in files]
-    out = Path(output)
-    if many or out.is_dir() or output.endswith((os.sep, "/")):
-        if out.exists() and not out.is_dir():
-            raise CiaosrError(f"{out}: exists and is not a folder (several inputs need an output folder)")
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise CiaosrError(f"{out}: cannot create output folder ({exc.strerror or exc})") from None
-        return [out / default_name(src) for src in files]
-    if out.parent != Path("") and not out.parent.exists():
-        try:
-            out.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise CiaosrError(f"{out.parent}: cannot create output folder ({exc.strerror or exc})") from None
-    return [out]
+    if args.tile is not None and args.tile < MIN_TILE:
+        raise CiaosrError(f"--tile must be at least {MIN_TILE} LR pixels, got {args.tile}")
+    if args.max_pixels < 1:
+        raise CiaosrError(f"--max-pixels must be positive, got {args.max_pixels}")
+    if args.quality is not None and not 1 <= args.quality <= 100:
+        raise CiaosrError(f"--quality must be 1 to 100, got {args.quality}")
+    if args.overwrite and args.skip_existing:
+        raise CiaosrError("give --overwrite or --skip-existing, not both")
+
+
+# --------------------------------------------------------------------------------------
+# The standard streams
+# --------------------------------------------------------------------------------------
+@contextmanager
+def _stdin_file(workdir: str):
+    """stdin's bytes as a file (the image readers take files); errors name <stdin>."""
+    if sys.stdin is None or sys.stdin.isatty():
+        raise CiaosrError("input '-' reads an image from stdin, but stdin is a terminal (pipe an image in)")
+    blob = sys.stdin.buffer.read()
+    if not blob:
+        raise CiaosrError("<stdin>: no data (input '-' reads an image from stdin)")
+    path = Path(workdir) / "stdin"
+    path.write_bytes(blob)
+    try:
+        yield path
+    except CiaosrError as exc:
+        raise CiaosrError(str(exc).replace(str(path), "<stdin>")) from None
+
+
+def _copy_to_stdout(path: Path) -> None:
+    sys.stdout.flush()
+    with open(path, "rb") as f:
+        shutil.copyfileobj(f, sys.stdout.buffer)
+    sys.stdout.buffer.flush()
 
 
 # --------------------------------------------------------------------------------------
@@ -109,82 +161,142 @@ def run(args) -> int:
     from ..atomic import check_writable_folder
     from ..geometry import Resize
     from ..imageio import output_format, read_image, write_image
+    from ..inference.batch import STREAM, output_bit_depth, plan_batch
     from ..inference.upscale import get_model, upscale_data
-    from ..inference.tiling import MIN_TILE
-    from ..runtime import Precision, resolve_device
+    from ..runtime import Precision, resolve_device, set_threads
 
     # Everything that does not depend on one image is checked before any work.
     resize = Resize.parse(args.scale, args.size)
-    if args.tile is not None and args.tile < MIN_TILE:
-        raise CiaosrError(f"--tile must be at least {MIN_TILE} LR pixels, got {args.tile}")
-    if args.max_pixels < 1:
-        raise CiaosrError(f"--max-pixels must be positive, got {args.max_pixels}")
+    _check_arguments(args)
+    set_threads(args.threads)
     device = resolve_device(args.device)
     precision = Precision.parse(args.precision).check(device)
+    naming = _naming(args, resize)
+    plan = plan_batch(args.inputs, args.output, naming, args.recursive)
+    if not plan.jobs and not plan.refused:
+        reasons = "; ".join(f"{p}: {why}" for p, why in plan.skipped[:2])
+        raise CiaosrError(f"no images to process ({reasons})" if reasons else "no images to process")
 
-    files, many = collect_inputs(args.inputs)
-    if not files:
-        raise CiaosrError("no images to process")
-    outputs = plan_outputs(files, many, args.output, resize.label)
-    for out in dict.fromkeys(outputs):
-        output_format(out, args.bit_depth)
-    checked_folders: dict[Path, str | None] = {}
+    def fmt_of(job) -> str:
+        dst = job.dst if str(job.dst) != STREAM else Path("stdout" + naming.extension(job.src))
+        return output_format(dst, args.bit_depth or 8)
+
+    for job in plan.jobs:  # unknown formats, 16 bits where they cannot be stored
+        try:
+            fmt_of(job)
+        except CiaosrError as exc:
+            hint = " (add --ext png)" if args.bit_depth == 16 and plan.many else ""
+            raise CiaosrError(f"{exc}{hint}") from None
+    to_stdout = any(str(job.dst) == STREAM for job in plan.jobs)
+    info = sys.stderr if to_stdout else sys.stdout
+    if plan.many and args.output is not None:
+        try:
+            Path(args.output).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CiaosrError(f"{args.output}: cannot create output folder ({exc.strerror or exc})") from None
 
     model = None
-    failures: list[str] = []
-    seen: set[Path] = set()
-    bar = tqdm(total=len(files), unit="image", desc="upscale", disable=None if many else True)
+    written: list[Path] = []
+    skipped: list[tuple[Path, str]] = list(plan.skipped)
+    failures: list[str] = [f"{src}: {why}" for src, why in plan.refused]
+    for msg in failures:
+        tqdm.write(f"error: {msg}", file=sys.stderr)
+    checked_folders: dict[Path, str | None] = {}
+    bar = tqdm(total=len(plan.jobs), unit="image", desc="upscale", disable=None if plan.many else True)
 
-    def report(msg: str) -> None:
-        if not many:
+    def fail(msg: str) -> None:
+        if not plan.many:
             raise CiaosrError(msg)
         failures.append(msg)
         tqdm.write(f"error: {msg}", file=sys.stderr)
 
-    try:
-        for src, dst in zip(files, outputs):
+    def check_folder(folder: Path) -> None:
+        if folder not in checked_folders:
             try:
-                t0 = time.perf_counter()
-                folder = dst.parent
-                if folder not in checked_folders:
-                    try:
-                        check_writable_folder(folder)
-                        checked_folders[folder] = None
-                    except CiaosrError as exc:
-                        checked_folders[folder] = str(exc)
-                if checked_folders[folder] is not None:
-                    raise CiaosrError(checked_folders[folder])
-                if dst.resolve() in seen:
-                    raise CiaosrError(f"{src}: its output {dst} was already written in this run")
-                if dst.exists() and not args.overwrite:
-                    raise CiaosrError(f"{dst}: already exists (use --overwrite to replace it)")
-                data = read_image(src)
-                h, w = resize.output_size((data.height, data.width), args.max_pixels)
-                if data.alpha is not None and output_format(dst, args.bit_depth) == "JPEG":
-                    raise CiaosrError(f"{src}: has transparency, which JPEG cannot store (write PNG, WebP or TIFF)")
+                folder.mkdir(parents=True, exist_ok=True)
+                check_writable_folder(folder)
+                checked_folders[folder] = None
+            except OSError as exc:
+                checked_folders[folder] = f"{folder}: cannot create output folder ({exc.strerror or exc})"
             except CiaosrError as exc:
-                report(str(exc))
-                bar.update(1)
-                continue
-            if model is None:  # loaded on the first image that needs it; a bad model stops the run
-                model = get_model(args.model, device)
-            try:
-                result = upscale_data(data, (h, w), model, device=device, precision=precision,
-                                      tile=args.tile, progress=None)
-                write_image(dst, result, args.bit_depth, args.overwrite)
-            except CiaosrError as exc:
-                report(f"{src}: {exc}" if str(src) not in str(exc) else str(exc))
-                bar.update(1)
-                continue
-            seen.add(dst.resolve())
-            dt = time.perf_counter() - t0
-            tqdm.write(f"{src}: {data.width}x{data.height} -> {w}x{h} ({resize.description}), {dt:.2f} s -> {dst}")
-            bar.update(1)
-    finally:
-        bar.close()
+                checked_folders[folder] = str(exc)
+        if checked_folders[folder] is not None:
+            raise CiaosrError(checked_folders[folder])
 
+    with tempfile.TemporaryDirectory(prefix="ciaosr-") as work:
+        try:
+            for job in plan.jobs:
+                stream_out = str(job.dst) == STREAM
+                dst = Path(work) / ("stdout" + naming.extension(job.src)) if stream_out else job.dst
+                try:
+                    t0 = time.perf_counter()
+                    if not stream_out:
+                        if job.dst.exists() and args.skip_existing:
+                            skipped.append((job.src, f"its output {job.dst} exists (--skip-existing)"))
+                            bar.update(1)
+                            continue
+                        check_folder(job.dst.parent)
+                        if job.dst.exists() and not args.overwrite:
+                            raise CiaosrError(f"{job.dst}: already exists (--skip-existing to leave it, "
+                                              f"--overwrite to replace it)")
+                    if str(job.src) == STREAM:
+                        with _stdin_file(work) as tmp:
+                            data = read_image(tmp)
+                    else:
+                        data = read_image(job.src)
+                    h, w = resize.output_size((data.height, data.width), args.max_pixels)
+                    fmt = fmt_of(job)
+                    bits = output_bit_depth(data.bit_depth, fmt, args.bit_depth)
+                    if data.alpha is not None and fmt == "JPEG":
+                        raise CiaosrError(f"{job.src}: has transparency, which JPEG cannot store "
+                                          f"(write PNG, WebP or TIFF)")
+                except CiaosrError as exc:
+                    fail(str(exc))
+                    bar.update(1)
+                    continue
+                if model is None:  # loaded on the first image that needs it; a bad model stops the run
+                    model = get_model(args.model, device)
+                try:
+                    result = upscale_data(data, (h, w), model, device=device, precision=precision,
+                                          tile=args.tile, progress=None)
+                    write_image(dst, result, bits, args.overwrite, quality=args.quality)
+                except CiaosrError as exc:
+                    fail(f"{job.src}: {exc}" if str(job.src) not in str(exc) else str(exc))
+                    bar.update(1)
+                    continue
+                if stream_out:
+                    _copy_to_stdout(dst)
+                written.append(job.dst)
+                depth = ""
+                if data.bit_depth == 16 or bits == 16:
+                    depth = f", {bits}-bit" + (f" ({fmt} holds no more)" if bits < data.bit_depth else "")
+                where = "stdout" if stream_out else job.dst
+                src = "stdin" if str(job.src) == STREAM else job.src
+                tqdm.write(f"{src}: {data.width}x{data.height} -> {w}x{h} ({resize.description}){depth}, "
+                           f"{time.perf_counter() - t0:.2f} s -> {where}", file=info)
+                bar.update(1)
+        except KeyboardInterrupt:
+            bar.close()
+            if plan.many:
+                print(f"interrupted after {len(written)} of {len(plan.jobs)} image(s); finished files are "
+                      f"complete: rerun with --skip-existing to continue", file=sys.stderr)
+            raise
+        finally:
+            bar.close()
+
+    return _summary(plan, written, skipped, failures, info)
+
+
+def _summary(plan, written, skipped, failures, info) -> int:
+    total = len(plan.jobs) + len(plan.refused)
+    if skipped:
+        print(f"skipped {len(skipped)}:", file=info)
+        for path, why in skipped:
+            print(f"  {path}: {why}", file=info)
+    if plan.many:
+        print(f"done: {len(written)} written, {len(skipped)} skipped, {len(failures)} failed", file=info)
     if failures:
-        print(f"error: {len(failures)} of {len(files)} image(s) failed:", file=sys.stderr)
+        print(f"error: {len(failures)} of {total} image(s) failed:", file=sys.stderr)
         for msg in failures:
             print(f"  {msg}", file=sys.stderr)
         return 1

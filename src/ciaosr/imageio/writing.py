@@ -87,10 +87,11 @@ def encode_image(data: ImageData, fmt: str, bit_depth: int = 8) -> bytes | Image
     return Image.fromarray(arr[..., 0] if mode == "L" else arr)  # uint8: L, LA, RGB or RGBA by shape
 
 
-def write_image(path: str | os.PathLike, data: ImageData, bit_depth: int = 8, overwrite: bool = False) -> Path:
+def write_image(path: str | os.PathLike, data: ImageData, bit_depth: int = 8, overwrite: bool = False,
+                quality: int | None = None) -> Path:
     """Write atomically: a temporary file in the same folder, then moved into place.
     Without ``overwrite`` an existing ``path`` is never replaced (even one that appears
-    while this runs)."""
+    while this runs). ``quality`` (1-100, default 95) is for JPEG and WebP."""
     path = Path(path)
     fmt = output_format(path, bit_depth)
     if path.exists() and not overwrite:
@@ -101,7 +102,8 @@ def write_image(path: str | os.PathLike, data: ImageData, bit_depth: int = 8, ov
         if isinstance(payload, bytes):
             Path(tmp).write_bytes(payload)
         else:
-            options = {"JPEG": {"quality": 95, "subsampling": 0}, "WEBP": {"quality": 95},
+            q = 95 if quality is None else quality
+            options = {"JPEG": {"quality": q, "subsampling": 0}, "WEBP": {"quality": q},
                        "PNG": {"compress_level": 6}}.get(fmt, {})
             payload.save(tmp, format=fmt, **options, **meta_options(data, fmt))
 
