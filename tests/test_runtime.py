@@ -158,3 +158,12 @@ def test_only_fp16_training_gets_a_grad_scaler():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # 'CUDA is not available. Disabling' on a CPU-only machine
         assert isinstance(Precision.FP16.grad_scaler(), torch.amp.GradScaler)
+
+
+def test_auto_precision_is_bf16_only_where_the_hardware_has_it():
+    cpu = torch.device("cpu")
+    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    assert Precision.for_device("auto", cpu) is (Precision.BF16 if native else Precision.FP32)
+    assert Precision.for_device("fp32", cpu) is Precision.FP32
+    with pytest.raises(CiaosrError, match="fp16 needs a GPU"):
+        Precision.for_device("fp16", cpu)

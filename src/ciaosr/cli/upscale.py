@@ -19,9 +19,9 @@ from pathlib import Path
 
 from ..errors import CiaosrError
 
-#: CPU threads unless --threads says otherwise: one, measured 5.9x faster than two for a
-#: 256 x 256 x4 upscale on a 2-core machine other jobs were using (docs/performance.md).
-DEFAULT_THREADS = 1
+#: CPU threads unless --threads says otherwise: the cores other work leaves free
+#: (runtime.free_cores; docs/performance.md has the measurements behind it).
+DEFAULT_THREADS = "auto"
 
 EXIT_CODES = """exit status:
   0    every image written (or skipped as asked, e.g. by --skip-existing)
@@ -68,11 +68,13 @@ def register(sub) -> None:
     p.add_argument("--model", "-m", default=None, metavar="NAME_OR_PATH",
                    help="model name with shipped weights or checkpoint file (default: the default model)")
     p.add_argument("--device", default="auto", help="auto (default: CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
-    p.add_argument("--precision", default="fp32", choices=PRECISIONS,
-                   help="fp32 (default), bf16 (autocast) or fp16 (GPU only; refused on CPU)")
-    p.add_argument("--threads", type=int, default=DEFAULT_THREADS, metavar="N",
-                   help=f"CPU threads (default {DEFAULT_THREADS}: 5.9x faster than 2 on a busy 2-core machine, "
-                        f"docs/performance.md; on an idle machine try its number of cores)")
+    p.add_argument("--precision", default="fp32", choices=("auto", *PRECISIONS),
+                   help="fp32 (default); bf16 (autocast: about 2.5x faster on CPUs with AVX512-BF16/AMX, "
+                        "PSNR within 0.01 dB, but colours on 8-bit mantissa steps); auto (bf16 where the "
+                        "CPU or GPU computes it natively, else fp32); fp16 (GPU only; refused on CPU)")
+    p.add_argument("--threads", default=DEFAULT_THREADS, metavar="N|auto",
+                   help="CPU threads (default auto: the cores not busy with other work, from the load "
+                        "average; one thread shares a busy core far better than two, docs/performance.md)")
     p.add_argument("--tile", type=int, default=None, metavar="N",
                    help="LR tile size in pixels (default: chosen from available memory)")
     p.add_argument("--bit-depth", type=int, default=None, choices=[8, 16],
@@ -170,7 +172,7 @@ def run(args) -> int:
     _check_arguments(args)
     set_threads(args.threads)
     device = resolve_device(args.device)
-    precision = Precision.parse(args.precision).check(device)
+    precision = Precision.for_device(args.precision, device)
     naming = _naming(args, resize)
     plan = plan_batch(args.inputs, args.output, naming, args.recursive)
     if not plan.jobs and not plan.refused:
