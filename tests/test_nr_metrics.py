@@ -8,11 +8,13 @@ part of the project), on the images of shared/datasets read with Pillow as RGB u
   ``imresize``, SciPy filtering and NumPy statistics), ``convert_to='y'`` for the Y
   channel, and for the gray channel its ``input_order='HW'`` path given
   ``round(0.298936021293775 R + 0.587043074451121 G + 0.114020904255103 B)``. Two
-  changes were made to that copy: float64 throughout (BasicSR casts to float32), and
-  MSCN coefficients with ``|I - mu| < 1e-8`` set to 0 (the rule of ``nss.mscn``; without
-  it both compute rounding noise there and differ by up to 0.02, e.g. Set5 woman gray
-  4.4239 unchanged against 4.4079). BasicSR's docstring quotes MATLAB R2021a's NIQE of
-  its test image baboon.png (Set14's baboon) as 5.72957338; ours is 5.7295739.
+  changes were made to that copy: float64 throughout, its ``imresize`` too (BasicSR
+  casts to float32), and MSCN coefficients with ``|I - mu| < 1e-8`` set to 0 (the rule
+  of ``nss.mscn``; without it the float64 copy computes rounding noise there: Set5
+  woman gray 4.4239 against 4.4079; BasicSR as published, in float32, gives 4.4079
+  there and differs from these values by at most 1.3e-3, on Set14 comic gray).
+  BasicSR's docstring quotes MATLAB R2021a's NIQE of its test image baboon.png (Set14's
+  baboon) as 5.72957338; ours is 5.7295739.
 * BRISQUE: a plain NumPy/SciPy version written from the release's ``brisque_feature.m``
   and ``brisquescore.m`` (``scipy.ndimage.correlate`` with zero borders, whole-image
   ``np.roll``, ``scipy.special.gamma``, the float64 BasicSR ``imresize`` above, the
