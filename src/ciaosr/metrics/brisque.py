@@ -59,11 +59,10 @@ def brisque_features(y: torch.Tensor) -> torch.Tensor:
         c = mscn(x, border="zero")[0][0, 0]
         alpha, sigma, _ = ggd_fit(c.reshape(1, -1))
         feats += [alpha, sigma ** 2]
-        pairs = torch.stack([(c * torch.roll(c, shifts=s, dims=(0, 1))).reshape(-1) for s in SHIFTS])
-        alpha, left, right, idx = aggd_fit(pairs)
-        scale, mean_ratio = gamma_ratios(idx)
-        mean = (right - left) * mean_ratio * scale
-        feats += [torch.stack([alpha, mean, left ** 2, right ** 2], dim=1).reshape(-1)]
+        for s in SHIFTS:  # one at a time: a whole image of products each
+            alpha, left, right, idx = aggd_fit((c * torch.roll(c, shifts=s, dims=(0, 1))).reshape(1, -1))
+            scale, mean_ratio = gamma_ratios(idx)
+            feats += [alpha, (right - left) * mean_ratio * scale, left ** 2, right ** 2]
         if k == 1:
             x = imresize(x, scale=0.5)
     return torch.cat([f.reshape(-1) for f in feats])
