@@ -1,4 +1,5 @@
-"""``ciaosr eval``: PSNR / SSIM of a model on benchmark sets, as the papers measure them."""
+"""``ciaosr eval``: PSNR / SSIM / LPIPS of a model on benchmark sets, as the papers measure
+them, or no-reference NIQE / BRISQUE / PIQE of its outputs on real low-resolution images."""
 
 from __future__ import annotations
 
@@ -13,23 +14,34 @@ DEFAULT_SCALES = [2.0, 3.0, 4.0]
 
 
 def register(sub) -> None:
+    from ..evaluation.metric_set import METRICS
+    from ..metrics.lpips import NETS
     from ..runtime import PRECISIONS
 
     p = sub.add_parser(
-        "eval", help="benchmark a model (PSNR/SSIM) under the LIIF or mmediting protocol",
+        "eval", help="benchmark a model (PSNR/SSIM/LPIPS; NIQE/BRISQUE/PIQE without HR) under the LIIF or mmediting protocol",
         description="Evaluate a model on benchmark sets (<data-root>/<Set>/HR, optional "
-                    "<Set>/LR_bicubic/X<s>) and print a markdown table of PSNR / SSIM.")
+                    "<Set>/LR_bicubic/X<s>), or a folder of real LR images without HR (--input), "
+                    "and print a markdown table of the metrics.")
     p.add_argument("--model", "-m", default=None,
                    help="model name with shipped weights, checkpoint file, or 'bicubic' (default: the default model)")
-    p.add_argument("--data-root", required=True, metavar="DIR",
-                   help="folder holding one sub-folder per test set")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data-root", metavar="DIR", help="folder holding one sub-folder per test set")
+    src.add_argument("--input", metavar="DIR",
+                     help="folder of real low-resolution images without HR: no-reference metrics only")
     p.add_argument("--datasets", nargs="+", default=DEFAULT_DATASETS, metavar="SET",
                    help="test sets (sub-folders of --data-root); default: %(default)s")
     p.add_argument("--scales", nargs="+", type=float, default=DEFAULT_SCALES, metavar="S",
                    help="upscaling factors; default: 2 3 4")
     p.add_argument("--protocol", choices=["liif", "mmedit"], default="liif",
                    help="liif (default; LIIF/LTE papers) or mmedit (official CiaoSR code)")
-    p.add_argument("--metrics", nargs="+", choices=["psnr", "ssim"], default=["psnr", "ssim"])
+    p.add_argument("--metrics", nargs="+", choices=METRICS, default=None,
+                   help="default: psnr ssim (with --data-root), niqe brisque piqe (with --input)")
+    p.add_argument("--lpips-net", choices=NETS, default="alex", help="LPIPS backbone (default alex)")
+    p.add_argument("--lpips-weights", metavar="FILE", default=None,
+                   help="torchvision's ImageNet weights of the LPIPS backbone (default: the torch hub cache)")
+    p.add_argument("--skip-unavailable", action="store_true",
+                   help="drop a metric that cannot run (LPIPS without backbone weights) instead of stopping")
     p.add_argument("--steps", default=None, metavar="S1,S2,...",
                    help="multi-step synthesis, e.g. 2,4,12: upsample x2, then x4, then x12 from the previous output")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
@@ -79,8 +91,9 @@ def _write_json(path: Path, report: dict) -> None:
 
 
 def run(args) -> int:
+    from ..evaluation.metric_set import NO_REFERENCE, PROTOCOL_METRICS
     from ..evaluation.report import format_table
-    from ..evaluation.runner import evaluate, parse_steps
+    from ..evaluation.runner import evaluate, evaluate_folder, parse_steps
     from ..runtime import set_threads
 
     if args.chunk < 1:
@@ -92,11 +105,16 @@ def run(args) -> int:
     if model is None:
         from ..models.pretrained import DEFAULT_MODEL
         model = DEFAULT_MODEL
-    report = evaluate(
-        model, args.data_root, args.datasets, args.scales, protocol=args.protocol,
-        metrics=args.metrics, steps=parse_steps(args.steps), device=args.device,
-        save_images=args.save_images, chunk=args.chunk, precision=args.precision,
-    )
+    common = dict(protocol=args.protocol, steps=parse_steps(args.steps), device=args.device,
+                  save_images=args.save_images, chunk=args.chunk, precision=args.precision)
+    if args.input:
+        report = evaluate_folder(model, args.input, args.scales, metrics=args.metrics or list(NO_REFERENCE), **common)
+    else:
+        report = evaluate(model, args.data_root, args.datasets, args.scales, metrics=args.metrics or list(PROTOCOL_METRICS),
+                          lpips_net=args.lpips_net, lpips_weights=args.lpips_weights,
+                          skip_unavailable=args.skip_unavailable, **common)
+    for name, why in report["skipped"].items():
+        print(f"warning: {name} skipped: {why}", file=sys.stderr)
     steps = f", steps {args.steps}" if args.steps else ""
     print(f"model {report['model']}, {report['protocol']} protocol{steps}")
     print(format_table(report))

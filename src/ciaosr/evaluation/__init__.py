@@ -4,9 +4,9 @@ from .protocol import METRICS, PROTOCOLS, Protocol, is_rgb_dataset
 from .bicubic import BicubicModel
 from .mmedit_tiling import tiled_upsample
 from .report import format_table
-from .runner import evaluate, parse_steps, super_resolve
+from .runner import evaluate, evaluate_folder, parse_steps, super_resolve
 
 __all__ = [
-    "METRICS", "PROTOCOLS", "Protocol", "is_rgb_dataset", "BicubicModel", "evaluate",
+    "METRICS", "PROTOCOLS", "Protocol", "is_rgb_dataset", "BicubicModel", "evaluate", "evaluate_folder",
     "format_table", "parse_steps", "super_resolve", "tiled_upsample",
 ]

@@ -6,7 +6,7 @@ from .protocol import METRICS
 
 
 def format_table(report: dict) -> str:
-    """Markdown table, datasets x scales; cells ``PSNR / SSIM``."""
+    """Markdown table, datasets x scales; cells the metrics' means, e.g. ``PSNR / SSIM``."""
     results = report["results"]
     metrics = report.get("metrics") or list(METRICS)
     labels: list[str] = []
@@ -24,11 +24,6 @@ def format_table(report: dict) -> str:
             if e is None:
                 cells.append("")
                 continue
-            parts = []
-            if "psnr" in metrics:
-                parts.append(f"{e['psnr']:.4f}")
-            if "ssim" in metrics:
-                parts.append(f"{e['ssim']:.4f}")
-            cells.append(" / ".join(parts))
+            cells.append(" / ".join(f"{e[m]:.4f}" for m in metrics))
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

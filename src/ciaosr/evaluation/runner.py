@@ -9,13 +9,15 @@ from typing import Sequence
 
 import torch
 
-from ..data.benchmark import BenchmarkSet, save_png_atomic, scale_label
+from ..imageio import list_images
+from ..data.benchmark import BenchmarkSet, is_integer_scale, load_rgb, save_png_atomic, scale_label
 from ..runtime import Precision, resolve_device
 from ..errors import CiaosrError
 from ..geometry import scaled_size
 from .bicubic import BICUBIC, BicubicModel
+from .metric_set import NO_REFERENCE, PROTOCOL_METRICS, MetricSet
 from .mmedit_tiling import tiled_upsample
-from .protocol import METRICS, PROTOCOLS, Protocol
+from .protocol import PROTOCOLS, Protocol
 
 # Other spellings of the same test sets, tried when the named folder is absent.
 DATASET_ALIASES = {
@@ -99,34 +101,28 @@ def _mean(values: list[float]) -> float:
 
 
 def evaluate(model_name: str, data_root: str | os.PathLike, datasets: Sequence[str], scales: Sequence[float], *,
-             protocol: str = "liif", metrics: Sequence[str] = METRICS, steps: Sequence[float] | None = None,
+             protocol: str = "liif", metrics: Sequence[str] = PROTOCOL_METRICS, steps: Sequence[float] | None = None,
              device: str | None = None, save_images: str | os.PathLike | None = None, chunk: int = 30000,
-             progress: bool | None = None, model=None, precision: str | Precision = "fp32") -> dict:
+             progress: bool | None = None, model=None, precision: str | Precision = "fp32",
+             lpips_net: str = "alex", lpips_weights: str | os.PathLike | None = None,
+             skip_unavailable: bool = False) -> dict:
     """Evaluate and return ``{"protocol", "model", "steps", "results": {set: {scale: ...}}}``.
 
-    ``results[set][scale]`` holds the mean ``psnr``/``ssim`` over the set and
+    ``results[set][scale]`` holds the mean of each metric over the set and
     ``per_image`` ``{name: {"psnr": ..., "ssim": ...}}``. ``model`` may be given
     directly (anything with ``upsample(lr, (h, w), chunk=...)``); otherwise
     ``model_name`` is loaded (``bicubic`` is built in). ``precision`` ``bf16``/``fp16``
     runs the model under ``torch.autocast``; the metrics are always computed in float32.
+    ``metrics`` may be any of ``metric_set.METRICS``; ``lpips_net`` /
+    ``lpips_weights`` choose LPIPS's backbone, and ``skip_unavailable`` drops LPIPS
+    when its weights are missing instead of stopping.
     """
-    from tqdm.auto import tqdm
-
-    if protocol not in PROTOCOLS:
-        raise CiaosrError(f"unknown protocol {protocol!r} (choose from {', '.join(PROTOCOLS)})")
-    proto = Protocol(protocol)
-    metrics = list(dict.fromkeys(metrics))
-    bad = [m for m in metrics if m not in METRICS]
-    if bad or not metrics:
-        raise CiaosrError(f"unknown metric {bad[0] if bad else '(none)'!r} (choose from {', '.join(METRICS)})")
+    proto = _protocol(protocol)
+    mset = MetricSet(metrics, protocol=protocol, lpips_net=lpips_net, lpips_weights=lpips_weights,
+                     skip_unavailable=skip_unavailable)
     if not datasets:
         raise CiaosrError("no datasets given")
-    if not scales:
-        raise CiaosrError("no scales given")
-    scales = [float(s) for s in scales]
-    for s in scales:
-        if not math.isfinite(s) or s <= 1:
-            raise CiaosrError(f"scales must be above 1, got {s:g}")
+    scales = _check_scales(scales)
     root = Path(data_root)
     if not root.is_dir():
         raise CiaosrError(f"data root not found: {root}")
@@ -135,10 +131,7 @@ def evaluate(model_name: str, data_root: str | os.PathLike, datasets: Sequence[s
     for name in datasets:
         d = _resolve_dataset(root, name)
         sets[name] = {s: BenchmarkSet(d, s, protocol) for s in scales}
-    dev = resolve_device(device)
-    precision = Precision.parse(precision).check(dev)
-    if model is None:
-        model = load_eval_model(model_name, dev)
+    dev, precision, model = _setup(model_name, model, device, precision)
     save_root = Path(save_images) if save_images else None
 
     results: dict[str, dict] = {}
@@ -147,26 +140,114 @@ def evaluate(model_name: str, data_root: str | os.PathLike, datasets: Sequence[s
         for s, bset in by_scale.items():
             per_image: dict[str, dict[str, float]] = {}
             label = scale_label(s)
-            for pair in tqdm(bset, total=len(bset), desc=f"{name} x{label}", unit="img",
-                             disable=(not progress) if progress is not None else None, leave=False):
-                lr = (pair.lr.to(dev, torch.float32) / 255.0).unsqueeze(0)
-                with torch.no_grad(), precision.autocast(dev):
-                    sr = super_resolve(model, lr, tuple(pair.hr.shape[-2:]), s, proto, steps, chunk)[0]
-                sr = sr.float()
-                sr = proto.finalize(sr)
-                per_image[pair.name] = proto.score(sr, pair.hr, s, name, metrics)
+            for pair in _progress(bset, f"{name} x{label}", progress):
+                sr = _upscale(model, pair.lr, tuple(pair.hr.shape[-2:]), s, proto, steps, chunk, dev, precision)
+                scores = proto.score(sr, pair.hr, s, name, mset.protocol_metrics)
+                scores.update(mset.score_extra(sr, pair.hr, proto.border(s, name)))
+                per_image[pair.name] = {m: scores[m] for m in mset.names}
                 if save_root is not None:
                     save_png(sr, save_root / name / f"X{label}" / f"{pair.name}.png")
-            entry = {m: _mean([v[m] for v in per_image.values()]) for m in metrics}
-            entry["num_images"] = len(per_image)
+            entry = _entry(per_image, mset.names)
             entry["lr_source"] = bset.lr_source
             entry["per_image"] = per_image
             results[name][label] = entry
+    return _report(model_name, protocol, steps, precision, mset, results)
+
+
+def evaluate_folder(model_name: str, input_dir: str | os.PathLike, scales: Sequence[float], *,
+                    protocol: str = "liif", metrics: Sequence[str] = NO_REFERENCE,
+                    steps: Sequence[float] | None = None, device: str | None = None,
+                    save_images: str | os.PathLike | None = None, chunk: int = 30000,
+                    progress: bool | None = None, model=None, precision: str | Precision = "fp32") -> dict:
+    """No-reference evaluation of real low-resolution images (no HR): each image of
+    ``input_dir`` is upscaled by each scale (output ``round(h s)`` x ``round(w s)``) and
+    the output is scored with no-reference metrics only (``niqe``, ``brisque``, ``piqe``).
+
+    The report has the shape of ``evaluate``'s, with the folder's name as the one set.
+    """
+    proto = _protocol(protocol)
+    mset = MetricSet(metrics, protocol=protocol, reference=False)
+    scales = _check_scales(scales)
+    if protocol == "mmedit" and not all(is_integer_scale(s) for s in scales):
+        raise CiaosrError("the mmedit protocol takes integer scales only")
+    folder = Path(input_dir)
+    files = list_images(folder)  # one-line error when it is not a folder
+    if not files:
+        raise CiaosrError(f"no images in {folder}")
+    dev, precision, model = _setup(model_name, model, device, precision)
+    save_root = Path(save_images) if save_images else None
+    by_scale: dict[str, dict] = {}
+    for s in scales:
+        label = scale_label(s)
+        per_image: dict[str, dict[str, float]] = {}
+        for path in _progress(files, f"{folder.name} x{label}", progress):
+            lr = load_rgb(path)
+            sr = _upscale(model, lr, scaled_size(tuple(lr.shape[-2:]), s), s, proto, steps, chunk, dev, precision)
+            per_image[path.stem] = mset.score_extra(sr, None, 0)
+            if save_root is not None:
+                save_png(sr, save_root / folder.name / f"X{label}" / f"{path.stem}.png")
+        entry = _entry(per_image, mset.names)
+        entry["per_image"] = per_image
+        by_scale[label] = entry
+    report = _report(model_name, protocol, steps, precision, mset, {folder.name: by_scale})
+    report["input"] = str(folder)
+    return report
+
+
+def _protocol(protocol: str) -> Protocol:
+    if protocol not in PROTOCOLS:
+        raise CiaosrError(f"unknown protocol {protocol!r} (choose from {', '.join(PROTOCOLS)})")
+    return Protocol(protocol)
+
+
+def _check_scales(scales: Sequence[float]) -> list[float]:
+    if not scales:
+        raise CiaosrError("no scales given")
+    scales = [float(s) for s in scales]
+    for s in scales:
+        if not math.isfinite(s) or s <= 1:
+            raise CiaosrError(f"scales must be above 1, got {s:g}")
+    return scales
+
+
+def _setup(model_name: str, model, device, precision):
+    dev = resolve_device(device)
+    precision = Precision.parse(precision).check(dev)
+    if model is None:
+        model = load_eval_model(model_name, dev)
+    return dev, precision, model
+
+
+def _progress(items, desc: str, progress: bool | None):
+    from tqdm.auto import tqdm
+
+    return tqdm(items, total=len(items), desc=desc, unit="img",
+                disable=(not progress) if progress is not None else None, leave=False)
+
+
+def _upscale(model, lr_u8: torch.Tensor, out_size, s: float, proto: Protocol, steps, chunk: int,
+             dev: torch.device, precision: Precision) -> torch.Tensor:
+    """uint8 (3, h, w) LR -> the protocol's (3, H, W) output in [0, 1], float32 on ``dev``."""
+    lr = (lr_u8.to(dev, torch.float32) / 255.0).unsqueeze(0)
+    with torch.no_grad(), precision.autocast(dev):
+        sr = super_resolve(model, lr, tuple(out_size), s, proto, steps, chunk)[0]
+    return proto.finalize(sr.float())
+
+
+def _entry(per_image: dict[str, dict[str, float]], names: Sequence[str]) -> dict:
+    entry: dict = {m: _mean([v[m] for v in per_image.values()]) for m in names}
+    entry["num_images"] = len(per_image)
+    return entry
+
+
+def _report(model_name, protocol: str, steps, precision: Precision, mset: MetricSet, results: dict) -> dict:
     return {
         "protocol": protocol,
         "model": str(model_name),
         "steps": list(steps) if steps else None,
         "precision": precision.value,
-        "metrics": metrics,
+        "metrics": mset.names,
+        "metric_settings": mset.settings,
+        "skipped": mset.skipped,
         "results": results,
     }

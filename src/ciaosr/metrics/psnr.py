@@ -22,13 +22,16 @@ import math
 import torch
 
 __all__ = [
-    "LIIF_Y_COEFFS", "MATLAB_Y_COEFFS", "liif_y", "matlab_y", "to_uint8", "shave",
+    "LIIF_Y_COEFFS", "MATLAB_Y_COEFFS", "MATLAB_GRAY_COEFFS", "liif_y", "matlab_y", "matlab_gray", "to_uint8",
+    "shave",
     "psnr_from_mse", "psnr_liif", "psnr_mmedit",
 ]
 
 # Luma weights applied to [0, 1] RGB.
 LIIF_Y_COEFFS = (65.738 / 256, 129.057 / 256, 25.064 / 256)  # result in [0, 1] units, no offset
 MATLAB_Y_COEFFS = (65.481, 128.553, 24.966)  # result in [0, 255] units, plus 16
+# MATLAB ``rgb2gray``: the first row of the inverse of the NTSC (YIQ) matrix, in [0, 1] units.
+MATLAB_GRAY_COEFFS = (0.298936021293775, 0.587043074451121, 0.114020904255103)
 
 
 def _batched(x: torch.Tensor) -> tuple[torch.Tensor, bool]:
@@ -54,6 +57,11 @@ def liif_y(x: torch.Tensor) -> torch.Tensor:
 def matlab_y(x: torch.Tensor) -> torch.Tensor:
     """(B, 3, H, W) RGB in [0, 1] -> (B, 1, H, W) Y of MATLAB ``rgb2ycbcr`` in [16, 235], float64."""
     return _weighted_sum(x, MATLAB_Y_COEFFS) + 16.0
+
+
+def matlab_gray(x: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) RGB in [0, 1] -> (B, 1, H, W) MATLAB ``rgb2gray`` in [0, 1], float64."""
+    return _weighted_sum(x, MATLAB_GRAY_COEFFS)
 
 
 def to_uint8(x: torch.Tensor) -> torch.Tensor:

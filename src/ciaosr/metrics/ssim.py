@@ -16,7 +16,7 @@ import torch
 
 from .psnr import _batched, liif_y, matlab_y, shave, to_uint8
 
-__all__ = ["gaussian_window", "ssim", "ssim_y"]
+__all__ = ["gaussian_window", "filter_valid", "ssim", "ssim_y"]
 
 WIN = 11
 SIGMA = 1.5
@@ -31,7 +31,7 @@ def gaussian_window(size: int = WIN, sigma: float = SIGMA, *, dtype=torch.float6
     return (g / g.sum()).to(dtype=dtype, device=device)
 
 
-def _filter_valid(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+def filter_valid(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     """Separable filter of (..., H, W) by the 1-D kernel ``g``, 'valid' region only.
 
     A weighted sum of shifted slices: float64 throughout, and much faster on CPU than
@@ -73,7 +73,7 @@ def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 255.0):
     c1 = (K1 * data_range) ** 2
     c2 = (K2 * data_range) ** 2
     stacked = torch.cat([x, y, x * x, y * y, x * y], dim=1)  # (B, 5, H, W)
-    f = _filter_valid(stacked, g).flatten(2)
+    f = filter_valid(stacked, g).flatten(2)
     mx, my, mxx, myy, mxy = f.unbind(1)
     vx = mxx - mx * mx
     vy = myy - my * my
