@@ -10,7 +10,7 @@ import torch
 
 from ciaosr.data.benchmark import load_rgb, lr_filename, modcrop
 from ciaosr.imageio import list_images
-from ciaosr.data.matlab_bicubic import contributions, imresize, imresize_uint8, output_size
+from ciaosr.matlab_bicubic import contributions, imresize, imresize_uint8, output_size
 
 PREMADE = [("Set5", 2), ("Set5", 3), ("Set5", 4), ("DIV2K-mini", 4), ("Flickr2K-mini", 4)]
 

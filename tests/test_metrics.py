@@ -29,7 +29,7 @@ def test_ssim_matches_scikit_image_random(shape):
 
 def test_ssim_matches_scikit_image_on_real_y(shared):
     from ciaosr.data.benchmark import load_rgb
-    from ciaosr.data.matlab_bicubic import imresize
+    from ciaosr.matlab_bicubic import imresize
     from ciaosr.metrics.psnr import matlab_y
 
     root = shared("datasets/Set5")

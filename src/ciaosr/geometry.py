@@ -8,7 +8,7 @@ and validates it there.
 
 Output size. Each axis is ``round(input * factor)`` with Python's ``round`` (halves to
 even), as the official code does. (MATLAB's ``imresize`` rounds up instead; that rule
-belongs to ``data.matlab_bicubic``.)
+belongs to ``matlab_bicubic``.)
 
 Coordinates. A coordinate is (row, col) in [-1, 1] at pixel centres, in the LIIF /
 mmediting convention: for an axis of n pixels the centres are ``-1 + 1/n + 2i/n``.

@@ -39,7 +39,7 @@ from PIL import Image
 from ..atomic import write_atomic
 from ..errors import CiaosrError
 from ..imageio import list_images
-from .matlab_bicubic import imresize_uint8
+from ..matlab_bicubic import imresize_uint8
 
 __all__ = [
     "BenchmarkPair", "BenchmarkSet", "load_rgb",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..data.matlab_bicubic import imresize_uint8
+from ..matlab_bicubic import imresize_uint8
 
 BICUBIC = "bicubic"
 

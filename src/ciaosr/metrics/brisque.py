@@ -51,7 +51,7 @@ def svr_model() -> dict[str, np.ndarray]:
 
 def brisque_features(y: torch.Tensor) -> torch.Tensor:
     """(H, W) luma in [0, 255] -> the 36 BRISQUE features, float64."""
-    from ..data.matlab_bicubic import imresize  # MATLAB-exact bicubic (the one copy in the package)
+    from ..matlab_bicubic import imresize  # MATLAB-exact bicubic (the one copy in the package)
 
     x = y.to(torch.float64)[None, None]
     feats = []

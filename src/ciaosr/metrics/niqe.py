@@ -76,7 +76,7 @@ def _block_features(coeffs: torch.Tensor) -> torch.Tensor:
 
 def niqe_features(y: torch.Tensor) -> torch.Tensor:
     """(H, W) luma in [0, 255] (a multiple of 96 each way) -> (N, 36) block features."""
-    from ..data.matlab_bicubic import imresize  # MATLAB-exact bicubic (the one copy in the package)
+    from ..matlab_bicubic import imresize  # MATLAB-exact bicubic (the one copy in the package)
 
     x = y.to(torch.float64)[None, None]
     per_scale = []
