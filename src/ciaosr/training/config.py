@@ -58,6 +58,7 @@ DEFAULTS: dict[str, Any] = {
     "train": {
         "batch_size": 16,  # per process; effective batch = batch_size x world size
         "iterations": 1_000_000,
+        "max_minutes": None,  # stop after this many minutes (validate, save, export), resumable; null: no limit
         "precision": "fp32",  # fp32, bf16, fp16 (autocast; fp16: GPU only, with a GradScaler)
         "grad_clip": None,  # max gradient L2 norm
         "ema_decay": None,  # e.g. 0.999; validation and exported weights then use the EMA
@@ -73,10 +74,11 @@ DEFAULTS: dict[str, Any] = {
         "weight_decay": 0.0,
     },
     "scheduler": {
-        "type": "step",  # step, multistep or constant
+        "type": "step",  # step, multistep, cosine or constant
         "step_size": 200_000,  # step: lr x gamma every step_size iterations
         "milestones": [],  # multistep: lr x gamma at these iterations
         "gamma": 0.5,
+        "min_lr": 0.0,  # cosine: the learning rate at the end (of train.iterations or train.max_minutes)
     },
     "val": {
         "every": 0,  # validation period in steps; 0: only at the end; null: never
@@ -91,7 +93,7 @@ DEFAULTS: dict[str, Any] = {
 CHOICES = {
     "train.precision": PRECISIONS,
     "optimizer.type": ("adam", "adamw"),
-    "scheduler.type": ("step", "multistep", "constant"),
+    "scheduler.type": ("step", "multistep", "cosine", "constant"),
     "val.protocol": ("liif", "mmedit"),
     "init.parts": ("all", "encoder", "decoder"),
     "train.progress": ("auto", True, False),
@@ -116,11 +118,15 @@ def _kind(default) -> str | None:
 
 # Keys whose values are checked against CHOICES only (mixed types).
 UNTYPED = {"train.progress"}
+# Keys that are a number or null (YAML reads '1e-6', without a dot, as a string).
+OPTIONAL_NUMBERS = {"train.max_minutes", "train.grad_clip", "train.ema_decay"}
 
 
 def _coerce(key: str, value, default):
     """``value`` checked against the type of ``default`` (YAML gives '1e-4' as a string)."""
     kind = None if key in UNTYPED else _kind(default)
+    if key in OPTIONAL_NUMBERS and isinstance(value, str):
+        kind = "float"
     if value is None or kind is None:
         return value
     if kind == "bool":
@@ -331,6 +337,8 @@ def validate(cfg: dict) -> None:
     if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
         raise CiaosrError(f"config key 'threads' must be a positive integer or null, got {threads!r}")
     _positive(cfg, "train.grad_clip", allow_none=True)
+    _positive(cfg, "train.max_minutes", allow_none=True)
+    _positive(cfg, "scheduler.min_lr", allow_zero=True)
     _positive(cfg, "val.max_images", allow_none=True)
     _positive(cfg, "val.every", allow_zero=True, allow_none=True)
     ema = cfg["train"]["ema_decay"]
