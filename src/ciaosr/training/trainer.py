@@ -335,9 +335,10 @@ class Trainer:
                     if n_sum:
                         log_loss()
                     log.info(f"step {step}: the time budget (train.max_minutes = {tcfg['max_minutes']:g}) is spent")
+                    save_all("time budget spent")  # first: a run killed while validating keeps its weights
                     if self.validator:
                         validate()
-                    save_all("time budget spent")
+                        save_all("validated")  # the state then knows the best score, for a resume
                     log.info(f"stopped at step {step} of {total}; weights in {self.run_dir / 'last.safetensors'}; "
                              f"continue with: {self._resume_hint(step)}")
                     return TrainResult(self.run_dir, step, None, last_loss, best, timed_out=True)
