@@ -389,7 +389,12 @@ def test_signal_saves_state_and_cli_resumes(data_root, tmp_path, how):
     assert len(states) == 1 and "saved training state" in err and "Traceback" not in err
     step = states[0][0]
     assert step >= 1
-    rc = subprocess.run([*argv, "--set", f"train.iterations={step + 2}", "--resume"], cwd=REPO, env=env,
+    # the last line is the exact command that resumes: this Python, -m ciaosr, the state
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"stopped at step {step}; continue with: "), last
+    command = shlex.split(last.split("continue with: ", 1)[1])
+    assert command == [sys.executable, "-m", "ciaosr", "train", "--resume", str(states[0][1])]
+    rc = subprocess.run([*command, "--set", f"train.iterations={step + 2}"], cwd=REPO, env=env,
                         capture_output=True, text=True, timeout=60)
     assert rc.returncode == 0, rc.stderr
     assert f"at step {step}" in rc.stderr
@@ -573,3 +578,34 @@ def test_budget_and_schedule_keys_are_checked(capsys):
     assert build_config({}, ["train.max_minutes=7.5"])["train"]["max_minutes"] == 7.5
     assert "max_minutes" in _one_line_error(capsys, ["train", "--config", str(SMOKE), "--set",
                                                       "train.max_minutes=soon"])
+
+
+# --- where the data is, --set values, --threads --------------------------------------
+
+def test_data_root_follows_ciaosr_shared(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("CIAOSR_SHARED", str(tmp_path / "elsewhere"))
+    assert load_config(SMOKE)["data_root"] == str(tmp_path / "elsewhere" / "datasets")
+    assert load_config(SMOKE, ["data_root=/data"])["data_root"] == "/data"  # a config or --set value wins
+    # a missing training folder names the settings that fix it, before anything is written
+    out = tmp_path / "runs"
+    err = _one_line_error(capsys, ["train", "--config", str(SMOKE), "--set", f"output_dir={out}"])
+    missing = tmp_path / "elsewhere" / "datasets" / "T91" / "HR"
+    assert err == (f"error: training folder not found: {missing} "
+                   f"(set data_root in the config, --set data_root=DIR, or CIAOSR_SHARED)\n")
+    assert not out.exists()
+    monkeypatch.delenv("CIAOSR_SHARED")
+    assert load_config(SMOKE)["data_root"] == "../shared/datasets"
+
+
+def test_a_set_value_that_is_not_yaml_is_an_error(capsys):
+    err = _one_line_error(capsys, ["train", "--config", str(SMOKE), "--set", "data.train=[unclosed"])
+    assert err.startswith("error: --set data.train: the value '[unclosed' is not valid YAML (")
+    assert """--set 'data.train="[unclosed"'""" in err  # how to give it as a string
+    assert load_config(SMOKE, ['name="a[b"'])["name"] == "a[b"  # which works
+
+
+def test_threads_flag(tmp_path, capsys):
+    assert main(["train", "--config", str(SMOKE), "--threads", "3", "--print-config"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["threads"] == 3  # over the config's 1
+    err = _one_line_error(capsys, ["train", "--config", str(SMOKE), "--threads", "0"])
+    assert "config key 'threads' must be a positive integer or null, got 0" in err

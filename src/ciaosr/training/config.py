@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -24,13 +25,23 @@ import yaml
 from ..errors import CiaosrError
 from ..runtime import PRECISIONS, Precision
 
+# How to point a run at its data, for the errors that find none.
+DATA_ROOT_HINT = "set data_root in the config, --set data_root=DIR, or CIAOSR_SHARED"
+
+
+def default_data_root() -> str:
+    """``$CIAOSR_SHARED/datasets``, else ``../shared/datasets`` (from the current folder):
+    the shared folder as the tests find it."""
+    return str(Path(os.environ.get("CIAOSR_SHARED", "../shared")) / "datasets")
+
+
 # Sections whose contents are passed through unchecked (constructor arguments).
 FREE_FORM = {"model.encoder_args", "model.decoder_args"}
 
 DEFAULTS: dict[str, Any] = {
     "name": None,  # run name; default: the config file's stem
     "output_dir": "runs",  # run folder = <output_dir>/<name>
-    "data_root": "../shared/datasets",  # data paths below are relative to this
+    "data_root": None,  # data paths below are relative to this; null: default_data_root()
     "seed": 0,
     "device": "auto",  # auto, cpu, cuda (under torchrun: cuda:<LOCAL_RANK>)
     "threads": None,  # CPU threads per process (torch.set_num_threads); null: PyTorch's default
@@ -215,8 +226,10 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         raise CiaosrError(f"--set needs KEY=VALUE, got {text!r}")
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError:
-        value = raw
+    except yaml.YAMLError as exc:
+        why = str(getattr(exc, "problem", None) or "syntax error")
+        raise CiaosrError(f"--set {key}: the value {raw!r} is not valid YAML ({why}); "
+                          f"quote a plain string, e.g. --set '{key}=\"{raw}\"'") from None
     return key.split("."), value
 
 
@@ -279,6 +292,8 @@ def build_config(data: dict | None, overrides: Sequence[str] = (), *, source: st
         _merge(cfg, upgrade(_nest(parts, value), "--set"), "", "--set")
     if not cfg["name"]:
         cfg["name"] = default_name or "run"
+    if cfg["data_root"] is None:
+        cfg["data_root"] = default_data_root()
     validate(cfg)
     return cfg
 
@@ -314,6 +329,8 @@ def validate(cfg: dict) -> None:
             if v not in allowed:
                 shown = ", ".join(str(a).lower() for a in allowed)
                 raise CiaosrError(f"config key '{key}' must be one of {shown}, got {v!r}")
+    if not isinstance(cfg["data_root"], str) or not cfg["data_root"]:
+        raise CiaosrError(f"config key 'data_root' must be a folder, got {cfg['data_root']!r}")
     if not isinstance(cfg["name"], str) or not cfg["name"] or "/" in cfg["name"]:
         raise CiaosrError(f"config key 'name' must be a run name without '/', got {cfg['name']!r}")
     ckpt = cfg["init"]["checkpoint"]

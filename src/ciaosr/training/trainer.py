@@ -33,7 +33,7 @@ from ..errors import CiaosrError
 from ..models.factory import build_model
 from ..runtime import Precision
 from . import checkpointing as ckpt
-from .config import dump_config, upgrade
+from .config import DATA_ROOT_HINT, dump_config, upgrade
 from .schedule import make_scheduler
 from .step import optimisation_step
 from .distributed import (DistInfo, barrier, cleanup, dist_info_from_env, init_process_group, max_int,
@@ -102,6 +102,9 @@ class Trainer:
         self.run_dir = Path(cfg["output_dir"]).expanduser() / cfg["name"]
 
         # Data: folders exist and hold images; images too small are skipped (warned).
+        for folder in dcfg["train"]:
+            if not (self.data_root / folder).exists():
+                raise CiaosrError(f"training folder not found: {self.data_root / folder} ({DATA_ROOT_HINT})")
         self.dataset = SRTrainDataset(
             [self.data_root / f for f in dcfg["train"]], seed=cfg["seed"], scale_min=dcfg["scale_min"],
             scale_max=dcfg["scale_max"], scales=dcfg["scales"], lr_patch=dcfg["lr_patch"],
