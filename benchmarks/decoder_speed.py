@@ -89,10 +89,11 @@ def run_one(decoder: str, mode: str | None, size: int, precision: str, repeats: 
             "compile_first_run_s": first_s}
 
 
-def machine(threads: int | None = None) -> str:
+def machine(threads: int | None = None, device=None) -> str:
     import torch
 
-    return (f"{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+    gpu = f"{torch.cuda.get_device_name(device)} with " if device is not None and device.type == "cuda" else ""
+    return (f"{gpu}{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, "
             f"{threads or torch.get_num_threads()} thread(s)")
 
 
@@ -155,15 +156,15 @@ def main() -> int:
                 r = rows[-1]
                 print(f"{decoder:7s} {r['mode']:9s} {size:4d} {precision}: {r['median_s']:.3f} s, "
                       f"{r['peak_mb']:.0f} MiB", flush=True)
+                if args.json:  # after every row: a run stopped early keeps what it measured
+                    with open(args.json, "w") as f:
+                        json.dump({"machine": machine(args.threads, device), "rows": rows}, f, indent=2)
     import torch
 
-    header = (f"Measured {datetime.date.today().isoformat()} on {machine(args.threads)} "
+    header = (f"Measured {datetime.date.today().isoformat()} on {machine(args.threads, device)} "
               f"with `python benchmarks/decoder_speed.py {' '.join(sys.argv[1:])}`.")
     text = header + "\n\n" + table(rows)
     print("\n" + text)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"machine": machine(args.threads), "rows": rows}, f, indent=2)
     if args.write:
         _write_section(args.write, "## Decoder speed", text)
     del torch

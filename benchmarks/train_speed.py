@@ -8,6 +8,7 @@ iterations; the table gives the median iterations/s.
 
     python benchmarks/train_speed.py                    # CPU: batch 2, a few minutes
     python benchmarks/train_speed.py --device cuda --batch 16 --iters 20
+    python benchmarks/train_speed.py --decoders ciaosr --freeze-encoder --precision bf16
 
 Prints a markdown table with the date, machine, torch version and thread count.
 """
@@ -62,12 +63,16 @@ def time_decoder(decoder: str, args, device, precision: Precision) -> dict:
     elif mode:
         raise SystemExit(f"unknown mode {mode!r} (reference, or none for the project's own)")
     model = model.to(device).train()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    if args.freeze_encoder:  # as the config key freeze_encoder: the decoder alone is trained
+        model.encoder.requires_grad_(False)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=1e-4)
     lr, coord, cell, gt = make_batch(args.batch, args.lr_patch, args.queries, args.scale, device)
     scaler = precision.grad_scaler()
 
     def step():
-        optimisation_step(model, model, opt, (lr, coord, cell, gt), precision=precision, scaler=scaler)
+        optimisation_step(model, model, opt, (lr, coord, cell, gt), precision=precision, scaler=scaler,
+                          params=params)
 
     def sync():
         if device.type == "cuda":
@@ -102,6 +107,8 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--precision", choices=PRECISIONS, default="fp32")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
+    p.add_argument("--freeze-encoder", action="store_true",
+                   help="train the decoder only, the encoder frozen (the config key freeze_encoder)")
     args = p.parse_args(argv)
     device = resolve_device(args.device)
     precision = Precision.parse(args.precision).check(device)
@@ -119,7 +126,8 @@ def main(argv=None) -> int:
         print(f"- system load average (1 min) before / after: {load_before:.1f} / {load_after:.1f} "
               f"(other processes on the machine slow the timings down)")
     print(f"- batch {args.batch} x {args.lr_patch}x{args.lr_patch} LR crops, {args.queries} queries each, "
-          f"precision {args.precision}; median of {args.repeats} repeats of {args.iters} iterations "
+          f"precision {args.precision}, encoder {'frozen' if args.freeze_encoder else 'trained'}; "
+          f"median of {args.repeats} repeats of {args.iters} iterations "
           f"after {args.warmup} warm-up")
     print()
     print("| decoder | model | parameters | iterations/s (median) | range | s/iteration | vs LIIF |")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
+import math
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -22,6 +25,7 @@ from ciaosr.data.train_dataset import SRTrainDataset, StreamSampler, downscale_b
 from ciaosr.errors import CiaosrError
 from ciaosr.training import checkpointing as ck
 from ciaosr.training.config import build_config, dump_config, load_config
+from ciaosr.training.schedule import make_scheduler
 from ciaosr.training.trainer import Trainer
 
 from conftest import REPO, require_shared
@@ -326,9 +330,10 @@ def test_smoke_training_loss_falls_and_exports_load(data_root, tmp_path):
     assert time.time() - t0 < 120
 
 
-def test_resume_repeats_the_uninterrupted_run(data_root, tmp_path):
+@pytest.mark.parametrize("schedule", ["scheduler.step_size=4", "scheduler.type=cosine"])
+def test_resume_repeats_the_uninterrupted_run(data_root, tmp_path, schedule):
     out = tmp_path / "runs"
-    common = tiny(data_root, out, "train.iterations=6", "train.ema_decay=0.9", "scheduler.step_size=4")
+    common = tiny(data_root, out, "train.iterations=6", "train.ema_decay=0.9", schedule)
     straight = Trainer(load_config(SMOKE, common + ["name=straight"])).run()
     assert straight.step == 6 and straight.interrupted is None
 
@@ -384,7 +389,12 @@ def test_signal_saves_state_and_cli_resumes(data_root, tmp_path, how):
     assert len(states) == 1 and "saved training state" in err and "Traceback" not in err
     step = states[0][0]
     assert step >= 1
-    rc = subprocess.run([*argv, "--set", f"train.iterations={step + 2}", "--resume"], cwd=REPO, env=env,
+    # the last line is the exact command that resumes: this Python, -m ciaosr, the state
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"stopped at step {step}; continue with: "), last
+    command = shlex.split(last.split("continue with: ", 1)[1])
+    assert command == [sys.executable, "-m", "ciaosr", "train", "--resume", str(states[0][1])]
+    rc = subprocess.run([*command, "--set", f"train.iterations={step + 2}"], cwd=REPO, env=env,
                         capture_output=True, text=True, timeout=60)
     assert rc.returncode == 0, rc.stderr
     assert f"at step {step}" in rc.stderr
@@ -475,3 +485,127 @@ def test_tensorboard_gets_scalars_and_images_when_installed(tmp_path, monkeypatc
     if importlib.util.find_spec("tensorboard") is None:
         assert plain.tb is None
     plain.close()
+
+
+# --- time budget (train.max_minutes) and the cosine schedule -----------------------------
+
+def small_val_folder(data_root: Path, folder: Path) -> Path:
+    """A validation folder of one plain HR image: a corner of a Set5 image."""
+    folder.mkdir()
+    Image.open(data_root / "Set5" / "HR" / "bird.png").convert("RGB").crop((0, 0, 96, 96)).save(folder / "bird.png")
+    return folder
+
+
+def test_time_budget_stops_validates_and_exports(data_root, tmp_path, capsys):
+    out = tmp_path / "runs"
+    val = small_val_folder(data_root, tmp_path / "val")
+    cfg = load_config(SMOKE, tiny(data_root, out, "train.iterations=50", "train.max_minutes=2", "train.log_every=4",
+                                  f"val.datasets=[{val}]", "scheduler.type=cosine", "optimizer.lr=1e-3"))
+    now = [0.0]
+
+    def spend_time(trainer, step):  # the budget's clock: a quarter of the budget per step, all of it at step 3
+        now[0] = 30.0 * step if step < 3 else 120.0
+
+    trainer = Trainer(cfg, step_callback=spend_time)
+    trainer.clock = lambda: now[0]
+    result = trainer.run()
+    assert (result.step, result.timed_out, result.interrupted) == (3, True, None)
+    run = out / "smoke"
+    assert [s for s, _ in ck.list_states(run)] == [3]
+    rows = read_jsonl(run / "metrics.jsonl")
+    # the loss since the last line is logged at the stop (log_every 4 alone would log none)
+    assert [r["step"] for r in rows if "loss" in r] == [3]
+    assert [r["step"] for r in rows if "val" in r] == [3]  # validated at the stop
+    last, best = (ciaosr.load_model(run / f"{n}.safetensors") for n in ("last", "best"))
+    assert json.loads(last.metadata["step"]) == json.loads(best.metadata["step"]) == 3
+    assert_same_weights(last.state_dict(), ck.load_state(ck.latest_state(run))["model"])
+    # cosine over the time budget (it runs out long before 50 iterations): the rate after
+    # step 3 was set when half the budget was spent -> half the rate
+    assert [r["lr"] for r in rows if "loss" in r] == [pytest.approx(5e-4)]
+    err = capsys.readouterr().err
+    assert "the time budget (train.max_minutes = 2) is spent" in err and "Traceback" not in err
+
+
+def test_time_budget_from_the_cli_and_the_printed_resume_command(data_root, tmp_path, capsys):
+    out = tmp_path / "runs"
+    argv = ["train", "--config", str(SMOKE),
+            *sets(tiny(data_root, out, "train.iterations=4", "train.max_minutes=1e-6"))]
+    assert main(argv) == 0  # a time stop is a normal end
+    err = capsys.readouterr().err
+    states = ck.list_states(out / "smoke")
+    assert [s for s, _ in states] == [1]  # the budget is checked after each step: at least one
+    assert (out / "smoke" / "last.safetensors").is_file()
+    hint = [line for line in err.splitlines() if "continue with: " in line]
+    assert len(hint) == 1 and "stopped at step 1 of 4" in hint[0]
+    command = shlex.split(hint[0].split("continue with: ", 1)[1])
+    assert command[:3] == ["ciaosr", "train", "--resume"] and Path(command[3]) == states[0][1]
+    # the printed command, as it is (its state holds the config), with a budget large enough this time
+    assert main([*command[1:], "--set", "train.max_minutes=null"]) == 0
+    err = capsys.readouterr().err
+    assert "at step 1" in err and "finished 4 iterations" in err
+    assert [s for s, _ in ck.list_states(out / "smoke")] == [1, 4]
+
+
+def test_cosine_schedule_over_iterations_and_time():
+    def rates(time_fraction=None, steps=4):
+        opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+        sched = make_scheduler(opt, {"type": "cosine", "min_lr": 1e-4}, iterations=4, time_fraction=time_fraction)
+        out = [opt.param_groups[0]["lr"]]
+        for _ in range(steps):
+            opt.step()
+            sched.step()
+            out.append(opt.param_groups[0]["lr"])
+        return out, sched
+
+    lrs, sched = rates()
+    expect = [1e-4 + 9e-4 * 0.5 * (1 + math.cos(math.pi * k / 4)) for k in range(5)]
+    assert lrs == pytest.approx(expect) and lrs[-1] == pytest.approx(1e-4)
+    # the time budget, when it runs out first, sets the progress
+    lrs, _ = rates(time_fraction=lambda: 0.5, steps=1)
+    assert lrs[1] == pytest.approx(1e-4 + 9e-4 * 0.5)
+    # its state stays plain data (training states are read with weights_only=True)
+    buf = io.BytesIO()
+    torch.save(sched.state_dict(), buf)
+    buf.seek(0)
+    assert torch.load(buf, weights_only=True)["last_epoch"] == 4
+
+
+def test_budget_and_schedule_keys_are_checked(capsys):
+    with pytest.raises(CiaosrError, match="'train.max_minutes' must be a positive number, got 0"):
+        build_config({"train": {"max_minutes": 0}})
+    with pytest.raises(CiaosrError, match="'scheduler.min_lr' must be a number >= 0"):
+        build_config({"scheduler": {"min_lr": -1}})
+    assert build_config({}, ["train.max_minutes=7.5"])["train"]["max_minutes"] == 7.5
+    assert "max_minutes" in _one_line_error(capsys, ["train", "--config", str(SMOKE), "--set",
+                                                      "train.max_minutes=soon"])
+
+
+# --- where the data is, --set values, --threads --------------------------------------
+
+def test_data_root_follows_ciaosr_shared(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("CIAOSR_SHARED", str(tmp_path / "elsewhere"))
+    assert load_config(SMOKE)["data_root"] == str(tmp_path / "elsewhere" / "datasets")
+    assert load_config(SMOKE, ["data_root=/data"])["data_root"] == "/data"  # a config or --set value wins
+    # a missing training folder names the settings that fix it, before anything is written
+    out = tmp_path / "runs"
+    err = _one_line_error(capsys, ["train", "--config", str(SMOKE), "--set", f"output_dir={out}"])
+    missing = tmp_path / "elsewhere" / "datasets" / "T91" / "HR"
+    assert err == (f"error: training folder not found: {missing} "
+                   f"(set data_root in the config, --set data_root=DIR, or CIAOSR_SHARED)\n")
+    assert not out.exists()
+    monkeypatch.delenv("CIAOSR_SHARED")
+    assert load_config(SMOKE)["data_root"] == "../shared/datasets"
+
+
+def test_a_set_value_that_is_not_yaml_is_an_error(capsys):
+    err = _one_line_error(capsys, ["train", "--config", str(SMOKE), "--set", "data.train=[unclosed"])
+    assert err.startswith("error: --set data.train: the value '[unclosed' is not valid YAML (")
+    assert """--set 'data.train="[unclosed"'""" in err  # how to give it as a string
+    assert load_config(SMOKE, ['name="a[b"'])["name"] == "a[b"  # which works
+
+
+def test_threads_flag(tmp_path, capsys):
+    assert main(["train", "--config", str(SMOKE), "--threads", "3", "--print-config"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["threads"] == 3  # over the config's 1
+    err = _one_line_error(capsys, ["train", "--config", str(SMOKE), "--threads", "0"])
+    assert "config key 'threads' must be a positive integer or null, got 0" in err

@@ -21,6 +21,8 @@ def register(sub) -> None:
                    help="override one config key, value in YAML (e.g. --set train.iterations=5000); repeatable")
     p.add_argument("--resume", nargs="?", const=True, default=None, metavar="STATE",
                    help="continue a run: the latest state of the run folder, or the given state file / run folder")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="CPU threads per process (the config key threads; same as --set threads=N)")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     p.set_defaults(func=run)
 
@@ -28,8 +30,11 @@ def register(sub) -> None:
 def _config_from_args(args) -> dict:
     from ..training.config import build_config, load_config
 
+    overrides = list(args.overrides)
+    if args.threads is not None:
+        overrides.append(f"threads={args.threads}")
     if args.config:
-        return load_config(args.config, args.overrides)
+        return load_config(args.config, overrides)
     if isinstance(args.resume, str):
         import yaml
 
@@ -38,7 +43,7 @@ def _config_from_args(args) -> dict:
         path = resolve_resume(args.resume, Path(args.resume))
         state = load_state(path)
         data = yaml.safe_load(state.get("config") or "") or {}
-        return build_config(data, args.overrides, source=str(path))
+        return build_config(data, overrides, source=str(path))
     raise CiaosrError("--config is required (it may be left out only with --resume STATE)")
 
 

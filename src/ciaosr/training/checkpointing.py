@@ -11,8 +11,11 @@ crash mid-write never leaves a truncated state behind.
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import re
+import shlex
+import sys
 from pathlib import Path
 
 import torch
@@ -98,6 +101,21 @@ def resolve_resume(resume: str | bool | None, run_dir: Path) -> Path | None:
 def canonical_spec(spec: dict) -> dict:
     """A model spec with tuples as lists, for comparing specs from different sources."""
     return json.loads(json.dumps({k: spec[k] for k in ("name", "encoder_args", "decoder_args")}))
+
+
+def resume_command(path: Path, world_size: int = 1) -> str:
+    """The command that continues a run from the state ``path``, to copy and paste: the
+    state holds the resolved config (``--set`` values included), so nothing else is needed.
+    Launched as ``python -m ciaosr``, it names this Python; under torchrun, torchrun."""
+    if world_size > 1:
+        local = os.environ.get("LOCAL_WORLD_SIZE", str(world_size))
+        nodes = "" if local == str(world_size) else " --nnodes=... --node_rank=... --master_addr=..."
+        launcher = f"torchrun{nodes} --nproc_per_node={local} -m ciaosr"
+    elif sys.argv and Path(sys.argv[0]).parts[-2:] == ("ciaosr", "__main__.py"):
+        launcher = f"{shlex.quote(sys.executable)} -m ciaosr"
+    else:
+        launcher = "ciaosr"
+    return f"{launcher} train --resume {shlex.quote(str(path))}"
 
 
 def check_state_matches(state: dict, spec: dict, source: str) -> None:

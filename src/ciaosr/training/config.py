@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -24,13 +25,23 @@ import yaml
 from ..errors import CiaosrError
 from ..runtime import PRECISIONS, Precision
 
+# How to point a run at its data, for the errors that find none.
+DATA_ROOT_HINT = "set data_root in the config, --set data_root=DIR, or CIAOSR_SHARED"
+
+
+def default_data_root() -> str:
+    """``$CIAOSR_SHARED/datasets``, else ``../shared/datasets`` (from the current folder):
+    the shared folder as the tests find it."""
+    return str(Path(os.environ.get("CIAOSR_SHARED", "../shared")) / "datasets")
+
+
 # Sections whose contents are passed through unchecked (constructor arguments).
 FREE_FORM = {"model.encoder_args", "model.decoder_args"}
 
 DEFAULTS: dict[str, Any] = {
     "name": None,  # run name; default: the config file's stem
     "output_dir": "runs",  # run folder = <output_dir>/<name>
-    "data_root": "../shared/datasets",  # data paths below are relative to this
+    "data_root": None,  # data paths below are relative to this; null: default_data_root()
     "seed": 0,
     "device": "auto",  # auto, cpu, cuda (under torchrun: cuda:<LOCAL_RANK>)
     "threads": None,  # CPU threads per process (torch.set_num_threads); null: PyTorch's default
@@ -58,6 +69,7 @@ DEFAULTS: dict[str, Any] = {
     "train": {
         "batch_size": 16,  # per process; effective batch = batch_size x world size
         "iterations": 1_000_000,
+        "max_minutes": None,  # stop after this many minutes (validate, save, export), resumable; null: no limit
         "precision": "fp32",  # fp32, bf16, fp16 (autocast; fp16: GPU only, with a GradScaler)
         "grad_clip": None,  # max gradient L2 norm
         "ema_decay": None,  # e.g. 0.999; validation and exported weights then use the EMA
@@ -73,10 +85,11 @@ DEFAULTS: dict[str, Any] = {
         "weight_decay": 0.0,
     },
     "scheduler": {
-        "type": "step",  # step, multistep or constant
+        "type": "step",  # step, multistep, cosine or constant
         "step_size": 200_000,  # step: lr x gamma every step_size iterations
         "milestones": [],  # multistep: lr x gamma at these iterations
         "gamma": 0.5,
+        "min_lr": 0.0,  # cosine: the learning rate at the end (of train.iterations or train.max_minutes)
     },
     "val": {
         "every": 0,  # validation period in steps; 0: only at the end; null: never
@@ -91,7 +104,7 @@ DEFAULTS: dict[str, Any] = {
 CHOICES = {
     "train.precision": PRECISIONS,
     "optimizer.type": ("adam", "adamw"),
-    "scheduler.type": ("step", "multistep", "constant"),
+    "scheduler.type": ("step", "multistep", "cosine", "constant"),
     "val.protocol": ("liif", "mmedit"),
     "init.parts": ("all", "encoder", "decoder"),
     "train.progress": ("auto", True, False),
@@ -116,11 +129,15 @@ def _kind(default) -> str | None:
 
 # Keys whose values are checked against CHOICES only (mixed types).
 UNTYPED = {"train.progress"}
+# Keys that are a number or null (YAML reads '1e-6', without a dot, as a string).
+OPTIONAL_NUMBERS = {"train.max_minutes", "train.grad_clip", "train.ema_decay"}
 
 
 def _coerce(key: str, value, default):
     """``value`` checked against the type of ``default`` (YAML gives '1e-4' as a string)."""
     kind = None if key in UNTYPED else _kind(default)
+    if key in OPTIONAL_NUMBERS and isinstance(value, str):
+        kind = "float"
     if value is None or kind is None:
         return value
     if kind == "bool":
@@ -209,8 +226,10 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         raise CiaosrError(f"--set needs KEY=VALUE, got {text!r}")
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError:
-        value = raw
+    except yaml.YAMLError as exc:
+        why = str(getattr(exc, "problem", None) or "syntax error")
+        raise CiaosrError(f"--set {key}: the value {raw!r} is not valid YAML ({why}); "
+                          f"quote a plain string, e.g. --set '{key}=\"{raw}\"'") from None
     return key.split("."), value
 
 
@@ -273,6 +292,8 @@ def build_config(data: dict | None, overrides: Sequence[str] = (), *, source: st
         _merge(cfg, upgrade(_nest(parts, value), "--set"), "", "--set")
     if not cfg["name"]:
         cfg["name"] = default_name or "run"
+    if cfg["data_root"] is None:
+        cfg["data_root"] = default_data_root()
     validate(cfg)
     return cfg
 
@@ -308,6 +329,8 @@ def validate(cfg: dict) -> None:
             if v not in allowed:
                 shown = ", ".join(str(a).lower() for a in allowed)
                 raise CiaosrError(f"config key '{key}' must be one of {shown}, got {v!r}")
+    if not isinstance(cfg["data_root"], str) or not cfg["data_root"]:
+        raise CiaosrError(f"config key 'data_root' must be a folder, got {cfg['data_root']!r}")
     if not isinstance(cfg["name"], str) or not cfg["name"] or "/" in cfg["name"]:
         raise CiaosrError(f"config key 'name' must be a run name without '/', got {cfg['name']!r}")
     ckpt = cfg["init"]["checkpoint"]
@@ -331,6 +354,8 @@ def validate(cfg: dict) -> None:
     if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
         raise CiaosrError(f"config key 'threads' must be a positive integer or null, got {threads!r}")
     _positive(cfg, "train.grad_clip", allow_none=True)
+    _positive(cfg, "train.max_minutes", allow_none=True)
+    _positive(cfg, "scheduler.min_lr", allow_zero=True)
     _positive(cfg, "val.max_images", allow_none=True)
     _positive(cfg, "val.every", allow_zero=True, allow_none=True)
     ema = cfg["train"]["ema_decay"]

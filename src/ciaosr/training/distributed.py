@@ -72,13 +72,13 @@ def barrier(info: DistInfo) -> None:
         dist.barrier()
 
 
-def any_flag(flag: bool, info: DistInfo, device: torch.device) -> bool:
-    """True on every process when ``flag`` is true on any (e.g. a stop request)."""
+def max_int(value: int, info: DistInfo, device: torch.device) -> int:
+    """The largest ``value`` over all processes (e.g. the strongest reason to stop)."""
     if not (info.enabled and dist.is_initialized()):
-        return flag
-    t = torch.tensor([1 if flag else 0], dtype=torch.int32, device=device)
+        return value
+    t = torch.tensor([int(value)], dtype=torch.int32, device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item())
+    return int(t.item())
 
 
 def mean_scalar(value: float, info: DistInfo, device: torch.device) -> float:

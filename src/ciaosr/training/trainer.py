@@ -33,9 +33,10 @@ from ..errors import CiaosrError
 from ..models.factory import build_model
 from ..runtime import Precision
 from . import checkpointing as ckpt
-from .config import dump_config, upgrade
+from .config import DATA_ROOT_HINT, dump_config, upgrade
+from .schedule import make_scheduler
 from .step import optimisation_step
-from .distributed import (DistInfo, any_flag, barrier, cleanup, dist_info_from_env, init_process_group,
+from .distributed import (DistInfo, barrier, cleanup, dist_info_from_env, init_process_group, max_int,
                           mean_scalar, resolve_device)
 from .ema import EMA
 from .logging import RunLogger
@@ -43,8 +44,8 @@ from .validation import Validator
 
 # Config keys that may change between an interrupted run and its resume without a warning.
 RESUME_FREE_KEYS = ("name", "output_dir", "data_root", "device", "threads", "data.num_workers", "data.cache",
-                    "train.iterations", "train.log_every", "train.save_every", "train.keep_states", "train.progress",
-                    "val.", "init.")
+                    "train.iterations", "train.max_minutes", "train.log_every", "train.save_every",
+                    "train.keep_states", "train.progress", "val.", "init.")
 
 
 @dataclass
@@ -54,6 +55,7 @@ class TrainResult:
     interrupted: int | None = None  # the signal that stopped the run, if any
     last_loss: float | None = None
     best_psnr: float | None = None
+    timed_out: bool = False  # stopped by train.max_minutes before train.iterations
 
 
 def _flat(d: dict, prefix: str = "") -> dict:
@@ -74,6 +76,10 @@ def _quiet_worker(_worker_id: int) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
+# Why a run stops before train.iterations, agreed between processes (the largest wins).
+_GO, _OUT_OF_TIME, _SIGNALLED = 0, 1, 2
+
+
 def _step_seed(seed: int, step: int, rank: int) -> int:
     return int(np.random.SeedSequence([seed, 0x57E9, step, rank]).generate_state(1, np.uint64)[0] >> 1)
 
@@ -85,6 +91,7 @@ class Trainer:
         self.cfg = cfg
         self.info = dist_info or dist_info_from_env()
         self.step_callback = step_callback
+        self.clock = time.monotonic  # the time budget's clock (train.max_minutes)
         self._warnings: list[str] = []
         tcfg, dcfg = cfg["train"], cfg["data"]
 
@@ -95,6 +102,9 @@ class Trainer:
         self.run_dir = Path(cfg["output_dir"]).expanduser() / cfg["name"]
 
         # Data: folders exist and hold images; images too small are skipped (warned).
+        for folder in dcfg["train"]:
+            if not (self.data_root / folder).exists():
+                raise CiaosrError(f"training folder not found: {self.data_root / folder} ({DATA_ROOT_HINT})")
         self.dataset = SRTrainDataset(
             [self.data_root / f for f in dcfg["train"]], seed=cfg["seed"], scale_min=dcfg["scale_min"],
             scale_max=dcfg["scale_max"], scales=dcfg["scales"], lr_patch=dcfg["lr_patch"],
@@ -158,13 +168,6 @@ class Trainer:
         cls = torch.optim.AdamW if ocfg["type"] == "adamw" else torch.optim.Adam
         return cls(self.trainable, lr=ocfg["lr"], betas=tuple(ocfg["betas"]), weight_decay=ocfg["weight_decay"])
 
-    def _make_scheduler(self, opt):
-        scfg = self.cfg["scheduler"]
-        if scfg["type"] == "step":
-            return torch.optim.lr_scheduler.StepLR(opt, step_size=int(scfg["step_size"]), gamma=scfg["gamma"])
-        milestones = sorted(int(m) for m in scfg["milestones"]) if scfg["type"] == "multistep" else []
-        return torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=scfg["gamma"])
-
     def _export_model(self):
         return self.ema.model if self.ema is not None else self.model
 
@@ -188,6 +191,11 @@ class Trainer:
     def _run(self) -> TrainResult:
         info, cfg, dev = self.info, self.cfg, self.device
         tcfg = cfg["train"]
+        # The time budget counts from here: moving the model, building the data loader and
+        # every step; the validation and exports after the stop come on top.
+        t_start = self.clock()
+        budget_s = 60.0 * tcfg["max_minutes"] if tcfg["max_minutes"] else None
+        time_fraction = (lambda: (self.clock() - t_start) / budget_s) if budget_s else None
         if dev.type == "cuda":
             torch.backends.cudnn.benchmark = True
         model = self.model.to(dev)
@@ -198,7 +206,7 @@ class Trainer:
 
             net = DDP(model, device_ids=[dev.index] if dev.type == "cuda" else None)
         opt = self._make_optimizer()
-        sched = self._make_scheduler(opt)
+        sched = make_scheduler(opt, cfg["scheduler"], iterations=int(tcfg["iterations"]), time_fraction=time_fraction)
         scaler = self.precision.grad_scaler()
 
         step, samples_seen, best = 0, 0, None
@@ -239,7 +247,7 @@ class Trainer:
         log.info(f"{where}: {cfg['model']['name']} on {dev}"
                  f"{f' x {info.world_size} processes' if info.enabled else ''}, batch {tcfg['batch_size']}"
                  f"{f' per process = {eff}' if info.enabled else ''}, {len(self.dataset)} training images, "
-                 f"{total} iterations, run folder {self.run_dir}")
+                 f"{total} iterations{f' or {budget_s / 60:g} minutes' if budget_s else ''}, run folder {self.run_dir}")
 
         remaining = max(total - step, 0)
         bs = tcfg["batch_size"]
@@ -267,6 +275,20 @@ class Trainer:
                                 {"step": step, "trained_by": "ciaosr train", "run": cfg["name"]})
                 log.info(f"step {step}: saved training state {path} ({reason})")
             barrier(info)
+
+        def log_loss() -> None:
+            """The mean loss since the last line, to the log."""
+            nonlocal last_loss, t_last, steps_last, n_sum
+            mean_loss = mean_scalar(float(loss_sum.item()) / n_sum, info, dev)
+            if not math.isfinite(mean_loss):
+                raise CiaosrError(f"the loss became {mean_loss} at step {step}; training stopped "
+                                  f"(lower optimizer.lr, set train.grad_clip, or resume from an earlier state)")
+            now = time.time()
+            rate = (step - steps_last) / max(now - t_last, 1e-9)
+            log.scalars(step, mean_loss, opt.param_groups[0]["lr"], rate)
+            last_loss, t_last, steps_last = mean_loss, now, step
+            loss_sum.zero_()
+            n_sum = 0
 
         def validate() -> None:
             nonlocal best
@@ -300,23 +322,29 @@ class Trainer:
                 log.advance()
 
                 if step % log_every == 0 or step == total:
-                    mean_loss = mean_scalar(float(loss_sum.item()) / n_sum, info, dev)
-                    if not math.isfinite(mean_loss):
-                        raise CiaosrError(f"the loss became {mean_loss} at step {step}; training stopped "
-                                          f"(lower optimizer.lr, set train.grad_clip, or resume from an earlier state)")
-                    now = time.time()
-                    rate = (step - steps_last) / max(now - t_last, 1e-9)
-                    log.scalars(step, mean_loss, opt.param_groups[0]["lr"], rate)
-                    last_loss, t_last, steps_last = mean_loss, now, step
-                    loss_sum.zero_()
-                    n_sum = 0
+                    log_loss()
 
                 if self.step_callback is not None:
                     self.step_callback(self, step)
-                if any_flag(stop["signal"] is not None, info, dev):
+                why = _SIGNALLED if stop["signal"] is not None else _GO
+                if why == _GO and time_fraction is not None and step < total and time_fraction() >= 1:
+                    why = _OUT_OF_TIME
+                why = max_int(why, info, dev)
+                if why == _SIGNALLED:
                     save_all(f"stopped by signal {stop['signal'] or 'on another process'}")
-                    log.info(f"stopped at step {step}; continue with: ciaosr train ... --resume")
+                    log.info(f"stopped at step {step}; continue with: {self._resume_hint(step)}")
                     return TrainResult(self.run_dir, step, stop["signal"] or signal.SIGTERM, last_loss, best)
+                if why == _OUT_OF_TIME:
+                    if n_sum:
+                        log_loss()
+                    log.info(f"step {step}: the time budget (train.max_minutes = {tcfg['max_minutes']:g}) is spent")
+                    save_all("time budget spent")  # first: a run killed while validating keeps its weights
+                    if self.validator:
+                        validate()
+                        save_all("validated")  # the state then knows the best score, for a resume
+                    log.info(f"stopped at step {step} of {total}; weights in {self.run_dir / 'last.safetensors'}; "
+                             f"continue with: {self._resume_hint(step)}")
+                    return TrainResult(self.run_dir, step, None, last_loss, best, timed_out=True)
                 if step % save_every == 0 and step < total:
                     save_all("periodic")
                 if self.validator and vevery and step % vevery == 0 and step < total:
@@ -329,6 +357,9 @@ class Trainer:
         finally:
             restore()
         return TrainResult(self.run_dir, step, None, last_loss, best)
+
+    def _resume_hint(self, step: int) -> str:
+        return ckpt.resume_command(ckpt.state_path(self.run_dir, step), self.info.world_size)
 
     # ------------------------------------------------------------------------
     def _state_dict(self, step, samples_seen, best, opt, sched, scaler) -> dict:

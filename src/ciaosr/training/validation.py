@@ -20,6 +20,7 @@ from ..errors import CiaosrError
 from ..evaluation.protocol import Protocol
 from ..evaluation.runner import super_resolve
 from ..imageio import list_images
+from .config import DATA_ROOT_HINT
 
 
 class HRFolderSet:
@@ -49,7 +50,7 @@ class HRFolderSet:
 def open_val_set(path: Path, scale: float, protocol: str):
     path = Path(path)
     if not path.is_dir():
-        raise CiaosrError(f"validation folder not found: {path}")
+        raise CiaosrError(f"validation folder not found: {path} ({DATA_ROOT_HINT})")
     if (path / "HR").is_dir() or (path / "GTmod12").is_dir():
         return BenchmarkSet(path, scale, protocol)
     return HRFolderSet(path, scale)
