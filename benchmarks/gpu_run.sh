@@ -69,13 +69,13 @@ echo "gpu_run.sh $( [ "$DRY" = 1 ] && echo '(dry run) ')started $(date -u '+%Y-%
 echo "checkout $REPO ($(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo 'no git')); pack $PACK; work $WORK"
 nvidia-smi -L 2>/dev/null || echo "nvidia-smi: none"
 
-# The packages ciaosr needs that the GPU image lacks travel as wheels in the pack.
+# imagecodecs (16-bit PNG/TIFF only) may travel as a wheel in the pack (pack_training_data.py --wheels).
 if ! "$PY" -c "import imagecodecs" 2>/dev/null; then
     if ls "$PACK"/wheels/*.whl >/dev/null 2>&1; then
         "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
             --target "$WORK/site" "$PACK"/wheels/*.whl && export PYTHONPATH="$WORK/site"
     else
-        echo "warning: imagecodecs is missing and $PACK/wheels holds no wheel: ciaosr will not import"
+        echo "note: imagecodecs is missing (ciaosr needs it only for 16-bit PNG/TIFF files)"
     fi
 fi
 export PYTHONPATH="$REPO/src${PYTHONPATH:+:$PYTHONPATH}"

@@ -2,7 +2,7 @@
 by git), for a machine that cannot see the shared data or download anything
 (benchmarks/gpu_run.sh; docs/training.md, "Short runs on a GPU").
 
-    python scripts/pack_training_data.py                 # -> packed/, about 26 MiB + wheels
+    python scripts/pack_training_data.py                 # -> packed/, about 26 MiB
     python scripts/pack_training_data.py --no-wheels --train-mib 4 --out /tmp/p
 
 What it holds (``MANIFEST.json`` lists every file with its size, sha256 and source):
@@ -256,7 +256,10 @@ def main(argv=None) -> int:
     ap.add_argument("--max-mib", type=float, default=26.0,
                     help="refuse to pack more data than this (default 26 MiB: with the 25 MiB imagecodecs wheel "
                          "and the 7 MiB checkout it stays under the GPU tool's 64 MiB)")
-    ap.add_argument("--no-wheels", dest="wheels", action="store_false", help="do not download the wheels")
+    ap.add_argument("--wheels", dest="wheels", action="store_true",
+                    help="also download wheels of the packages the GPU image lacks (imagecodecs, 25 MiB); "
+                         "not needed since ciaosr imports it only to read or write 16-bit files")
+    ap.add_argument("--no-wheels", dest="wheels", action="store_false", help="do not download them (the default)")
     ap.add_argument("--overwrite", action="store_true", help="replace an existing pack folder")
     args = ap.parse_args(argv)
     for name in ("b100", "urban100", "urban_crop"):

@@ -16,14 +16,17 @@ import struct
 import zlib
 from typing import NamedTuple
 
-import imagecodecs
 import numpy as np
-import tifffile
+
+# imagecodecs and tifffile are imported where they are used, so that the package (and a
+# GPU machine whose image lacks them) runs without them until a 16-bit file comes along.
 
 
 def decode_png16(blob: bytes) -> np.ndarray | None:
     """A PNG -> (H, W, C) uint16 if it is 16-bit (any filter, interlaced or not), else
     None. Raises ``ValueError`` for a corrupt file."""
+    import imagecodecs
+
     try:
         arr = imagecodecs.png_decode(blob)
     except Exception as exc:  # imagecodecs.PngError and friends
@@ -57,6 +60,8 @@ def encode_png16(arr: np.ndarray, level: int = 6, *, icc_profile: bytes | None =
                  dpi: tuple[float, float] | None = None) -> bytes:
     """(H, W, C) uint16, C = 1 (grey), 2 (grey + alpha), 3 (RGB) or 4 (RGBA) -> PNG bytes,
     with the metadata given (an EXIF block as Pillow's, with or without its ``Exif`` header)."""
+    import imagecodecs
+
     blob = bytes(imagecodecs.png_encode(np.ascontiguousarray(arr[..., 0] if arr.shape[-1] == 1 else arr),
                                         level=level))
     extra = png_meta_chunks(icc_profile, exif, dpi)
@@ -72,6 +77,8 @@ def encode_tiff16(arr: np.ndarray, *, icc_profile: bytes | None = None,
     alpha. With an ICC profile and a resolution (dots per inch) when given."""
     c = arr.shape[-1]
     buf = io.BytesIO()
+    import tifffile
+
     tifffile.imwrite(buf, arr[..., 0] if c == 1 else arr, photometric="minisblack" if c <= 2 else "rgb",
                      planarconfig="contig", extrasamples=("unassalpha",) if c in (2, 4) else None,
                      metadata=None, iccprofile=icc_profile or None,
@@ -101,6 +108,8 @@ def read_tiff16(path: str | os.PathLike) -> Tiff16 | None:
     """The first page of a 16-bit TIFF, with the page count, EXIF orientation, ICC
     profile and resolution, or None when it is not 16-bit grey or colour with or
     without alpha. Raises ``ValueError`` for a file tifffile cannot read."""
+    import tifffile
+
     try:
         with tifffile.TiffFile(path) as tif:
             page = tif.pages[0]
