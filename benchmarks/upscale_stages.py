@@ -55,7 +55,6 @@ def child(args) -> None:
     from ciaosr.models.pretrained import shipped
     from ciaosr.models.sr_model import EncodedImage, ImplicitSRModel
 
-    torch.set_num_threads(args.threads)
     stages: dict[str, float] = defaultdict(float)
     if shipped(args.model) is None:  # an architecture without weights: random ones
         torch.manual_seed(0)
@@ -83,7 +82,8 @@ def child(args) -> None:
     with tempfile.TemporaryDirectory() as d:
         src, dst = os.path.join(d, "in.png"), os.path.join(d, "out.png")
         Image.fromarray(synthetic_image(args.size)).save(src)
-        argv = ["upscale", src, "--scale", str(args.scale), "-o", dst, "--device", "cpu"]
+        argv = ["upscale", src, "--scale", str(args.scale), "-o", dst, "--device", "cpu",
+                "--threads", str(args.threads)]
         if shipped(args.model) is not None:
             argv += ["--model", args.model]
         before = resource.getrusage(resource.RUSAGE_SELF)

@@ -10,8 +10,10 @@ training config); the code below that boundary gets a ``torch.device`` and a
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import enum
 import os
+import sys
 
 import torch
 
@@ -163,11 +165,28 @@ PRECISIONS = tuple(p.value for p in Precision)
 # --------------------------------------------------------------------------------------
 # CPU threads
 # --------------------------------------------------------------------------------------
+def share_malloc_arena() -> bool:
+    """Make glibc's allocator serve every thread from one arena (``mallopt(M_ARENA_MAX,
+    1)``, what ``MALLOC_ARENA_MAX=1`` sets). With two compute threads, memory freed in
+    the worker's own arena was not reused for the next chunk's buffers: upscaling
+    1024 x 1024 x4 peaked at 5.4 GiB with two threads against 1.1 GiB with one
+    (docs/performance.md). Call it before the first parallel work; the command line does
+    so at start. False where there is no glibc."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        m_arena_max = -8
+        return bool(ctypes.CDLL("libc.so.6").mallopt(m_arena_max, 1))
+    except (OSError, AttributeError):
+        return False
+
+
 def free_cores() -> int:
     """Cores not busy with other work: the core count less the 1-minute load average
     (rounded down), at least 1. OpenMP threads that share a core with another process
     wait on each other: on a 2-core machine with other jobs, one thread was 5.9x faster
-    than two, and on an idle one two were 1.8x faster than one (docs/performance.md)."""
+    than two for ``ciaosr upscale``, and with none two were 1.8x faster than one
+    (docs/performance.md, CPU threads)."""
     try:
         load = os.getloadavg()[0]
     except OSError:
@@ -193,4 +212,5 @@ def set_threads(threads: int | str | None) -> int:
     return torch.get_num_threads()
 
 
-__all__ = ["DEVICE_TYPES", "PRECISIONS", "Precision", "free_cores", "resolve_device", "set_threads"]
+__all__ = ["DEVICE_TYPES", "PRECISIONS", "Precision", "free_cores", "resolve_device", "set_threads",
+           "share_malloc_arena"]

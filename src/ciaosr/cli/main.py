@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ..runtime import share_malloc_arena
+
+    share_malloc_arena()  # before any parallel work: see its docstring
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

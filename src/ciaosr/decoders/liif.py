@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from ..models.registry import register_decoder
 from .base import Decoder
 from .mlp import MLP
-from .sampling import area_blend, feature_coord, sample_nearest, shifted_coords, unfold3x3
+from .sampling import area_blend, feature_coord, sample_nearest, shifted_coords
 
 
 @register_decoder("liif", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), residual=False,
@@ -53,14 +53,20 @@ class LIIFDecoder(Decoder):
         self.imnet = MLP(self.latent_dim + 2 + (2 if cell_decode else 0), out_dim, tuple(hidden))
 
     def prepare(self, feat: torch.Tensor) -> dict:
-        latent = unfold3x3(feat) if self.feat_unfold else feat
         first = self.imnet.layers[0]
-        b, _, h, w = latent.shape
+        b, c, h, w = feat.shape
+        w_feat = first.weight[:, :self.latent_dim]
+        if self.feat_unfold:
+            # The first layer on the 3x3-unfolded code (index c*9 + ky*3 + kx, zeros
+            # outside) is a 3x3 convolution of the features: no 9C-wide map is made.
+            hidden = F.conv2d(feat, w_feat.reshape(-1, c, 3, 3), first.bias, padding=1)
+            hidden = hidden.permute(0, 2, 3, 1)
+        else:
+            hidden = F.linear(feat.permute(0, 2, 3, 1), w_feat, first.bias)
         return {
-            "latent": latent,
+            "size": (h, w),
             "centres": feature_coord(feat)[0].flatten(1).t(),  # (HW, 2)
-            "hidden": F.linear(latent.flatten(2).transpose(1, 2), first.weight[:, :self.latent_dim],
-                               first.bias).reshape(b * h * w, -1),
+            "hidden": hidden.reshape(b * h * w, -1),
             "index": torch.arange(h * w, device=feat.device, dtype=torch.float32).view(1, 1, h, w).expand(b, 1, h, w),
         }
 
@@ -74,7 +80,7 @@ class LIIFDecoder(Decoder):
         return area_blend(preds, rels) if self.local_ensemble else preds[0]
 
     def query(self, prep: dict, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
-        b, _, h, w = prep["latent"].shape
+        b, (h, w) = prep["index"].shape[0], prep["size"]
         nq = coord.shape[1]
         scale_hw = torch.tensor([h, w], dtype=coord.dtype, device=coord.device)
         positions = self.positions(coord, h, w)
