@@ -23,11 +23,11 @@ import json
 import os
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from machine_info import cpu_name  # benchmarks/ is the script folder, on sys.path
+from child_run import run_child  # benchmarks/ is the script folder, on sys.path
+from machine_info import cpu_name
 
 
 def synthetic_image(n: int):
@@ -100,14 +100,10 @@ def main() -> int:
     settings = [(tile, threads) for tile in args.tiles for threads in args.threads]
     for _ in range(args.repeats):
         for tile, threads in settings:
-            cmd = [sys.executable, __file__, "--child", "--tile", tile, "--size", str(args.size),
-                   "--scale", str(args.scale), "--threads", str(threads)]
-            res = subprocess.run(cmd, capture_output=True, text=True)
-            if res.returncode != 0:
-                print(res.stderr, file=sys.stderr)
+            row = run_child([__file__, "--child", "--tile", tile, "--size", str(args.size),
+                             "--scale", str(args.scale), "--threads", str(threads)])
+            if row is None:
                 return 1
-            row = json.loads(res.stdout.strip().splitlines()[-1])
-            print(json.dumps(row), flush=True)
             rows.append((tile, threads, row))
     print("\n| tile (LR px) | overlap | chunk | input | output | threads | wall (s) | CPU (s) | load | peak RSS (MiB) |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")

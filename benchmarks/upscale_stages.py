@@ -24,13 +24,13 @@ import argparse
 import json
 import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
 from collections import defaultdict
 
-from machine_info import cpu_name  # benchmarks/ is the script folder, on sys.path
+from child_run import run_child  # benchmarks/ is the script folder, on sys.path
+from machine_info import cpu_name
 from upscale_memory import synthetic_image
 
 
@@ -119,17 +119,13 @@ def main() -> int:
           f"load average before {os.getloadavg()[0]:.2f}", flush=True)
     rows = []
     for threads in args.threads:
-        cmd = [sys.executable, __file__, "--child", "--size", str(args.size), "--scale", str(args.scale),
-               "--model", args.model, "--threads", str(threads)]
-        res = subprocess.run(cmd, capture_output=True, text=True)
-        if res.returncode != 0:
-            print(res.stderr, file=sys.stderr)
+        row = run_child([__file__, "--child", "--size", str(args.size), "--scale", str(args.scale),
+                         "--model", args.model, "--threads", str(threads)])
+        if row is None:
             return 1
-        row = json.loads(res.stdout.strip().splitlines()[-1])
-        print(json.dumps(row), flush=True)
         rows.append(row)
     names = ["read", "encoder", "prepare", "decode", "tiling", "write"]
-    print(f"\n| model | input | threads | wall (s) | user (s) | sys (s) | peak RSS (MiB) | "
+    print("\n| model | input | threads | wall (s) | user (s) | sys (s) | peak RSS (MiB) | "
           + " | ".join(f"{n} (s)" for n in names) + " |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | " + " | ".join("---:" for _ in names) + " |")
     for r in rows:
