@@ -19,8 +19,7 @@ from .native import load_native, load_weights
 from .official import convert_official
 
 #: The format tag of a ``ciaosr train`` state file and the model files its run exports,
-#: best first (``ciaosr.training``: ``checkpointing.STATE_FORMAT`` and the trainer's
-#: exports; tests/test_checkpoints.py checks that the two agree).
+#: best first; defined here, below ``ciaosr.training``, which writes them.
 TRAINING_STATE_FORMAT = "ciaosr-train-state-v1"
 TRAINING_EXPORTS = ("best.safetensors", "last.safetensors")
 

@@ -29,6 +29,7 @@ from importlib import resources
 import numpy as np
 import torch
 
+from ..matlab_bicubic import imresize  # MATLAB-exact bicubic (the one copy in the package)
 from ..errors import CiaosrError
 from .nss import aggd_fit, gamma_ratios, ggd_fit, luma255, mscn
 
@@ -51,8 +52,6 @@ def svr_model() -> dict[str, np.ndarray]:
 
 def brisque_features(y: torch.Tensor) -> torch.Tensor:
     """(H, W) luma in [0, 255] -> the 36 BRISQUE features, float64."""
-    from ..matlab_bicubic import imresize  # MATLAB-exact bicubic (the one copy in the package)
-
     x = y.to(torch.float64)[None, None]
     feats = []
     for k in (1, 2):

@@ -31,6 +31,7 @@ from importlib import resources
 import numpy as np
 import torch
 
+from ..matlab_bicubic import imresize  # MATLAB-exact bicubic (the one copy in the package)
 from ..errors import CiaosrError
 from .nss import aggd_fit, gamma_ratios, luma255, mscn
 
@@ -76,8 +77,6 @@ def _block_features(coeffs: torch.Tensor) -> torch.Tensor:
 
 def niqe_features(y: torch.Tensor) -> torch.Tensor:
     """(H, W) luma in [0, 255] (a multiple of 96 each way) -> (N, 36) block features."""
-    from ..matlab_bicubic import imresize  # MATLAB-exact bicubic (the one copy in the package)
-
     x = y.to(torch.float64)[None, None]
     per_scale = []
     for k in (1, 2):

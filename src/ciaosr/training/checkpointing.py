@@ -21,9 +21,10 @@ from pathlib import Path
 import torch
 
 from ..atomic import write_atomic
+from ..checkpoints.loader import TRAINING_EXPORTS, TRAINING_STATE_FORMAT as STATE_FORMAT
 from ..errors import CiaosrError
 
-STATE_FORMAT = "ciaosr-train-state-v1"
+BEST, LAST = TRAINING_EXPORTS  # the run folder's exported model files
 STATE_DIR = "states"
 _STATE_RE = re.compile(r"^state_(\d+)\.pt$")
 

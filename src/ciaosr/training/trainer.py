@@ -271,7 +271,7 @@ class Trainer:
                 state = self._state_dict(step, samples_seen, best, opt, sched, scaler)
                 path = ckpt.save_state(state, ckpt.state_path(self.run_dir, step))
                 ckpt.prune_states(self.run_dir, tcfg["keep_states"])
-                save_checkpoint(self._export_model(), self.run_dir / "last.safetensors",
+                save_checkpoint(self._export_model(), self.run_dir / ckpt.LAST,
                                 {"step": step, "trained_by": "ciaosr train", "run": cfg["name"]})
                 log.info(f"step {step}: saved training state {path} ({reason})")
             barrier(info)
@@ -297,7 +297,7 @@ class Trainer:
                 log.validation(step, results, mean, image)
                 if math.isfinite(mean) and (best is None or mean > best):
                     best = mean
-                    save_checkpoint(self._export_model(), self.run_dir / "best.safetensors",
+                    save_checkpoint(self._export_model(), self.run_dir / ckpt.BEST,
                                     {"step": step, "trained_by": "ciaosr train", "run": cfg["name"],
                                      "val_psnr": results, "val_psnr_mean": mean})
             barrier(info)
@@ -342,7 +342,7 @@ class Trainer:
                     if self.validator:
                         validate()
                         save_all("validated")  # the state then knows the best score, for a resume
-                    log.info(f"stopped at step {step} of {total}; weights in {self.run_dir / 'last.safetensors'}; "
+                    log.info(f"stopped at step {step} of {total}; weights in {self.run_dir / ckpt.LAST}; "
                              f"continue with: {self._resume_hint(step)}")
                     return TrainResult(self.run_dir, step, None, last_loss, best, timed_out=True)
                 if step % save_every == 0 and step < total:
@@ -353,7 +353,7 @@ class Trainer:
                 if self.validator:
                     validate()
                 save_all("finished")
-                log.info(f"finished {step} iterations; weights in {self.run_dir / 'last.safetensors'}")
+                log.info(f"finished {step} iterations; weights in {self.run_dir / ckpt.LAST}")
         finally:
             restore()
         return TrainResult(self.run_dir, step, None, last_loss, best)
