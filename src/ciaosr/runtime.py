@@ -167,9 +167,9 @@ PRECISIONS = tuple(p.value for p in Precision)
 # --------------------------------------------------------------------------------------
 def share_malloc_arena() -> bool:
     """Make glibc's allocator serve every thread from one arena (``mallopt(M_ARENA_MAX,
-    1)``, what ``MALLOC_ARENA_MAX=1`` sets). With two compute threads, memory freed in
-    the worker's own arena was not reused for the next chunk's buffers: upscaling
-    1024 x 1024 x4 peaked at 5.4 GiB with two threads against 1.1 GiB with one
+    1)``, what ``MALLOC_ARENA_MAX=1`` sets). Upscaling 1024 x 1024 x4 peaked at 5.4 GiB
+    with two threads against 1.1 GiB with one; with one arena the two-thread peak was
+    lower in the runs measured (4.1 GiB at 1024) but still varies from run to run
     (docs/performance.md). Call it before the first parallel work; the command line does
     so at start. False where there is no glibc."""
     if not sys.platform.startswith("linux"):
