@@ -238,7 +238,8 @@ def test_resume_a_state_written_with_train_amp(data_root, tmp_path, capsys):
 
 
 def test_every_shipped_config_prepares(data_root, tmp_path):
-    configs = sorted((REPO / "configs").glob("*.yaml"))
+    # (the real-world configs: tests/test_realworld_training.py)
+    configs = sorted(p for p in (REPO / "configs").glob("*.yaml") if not p.name.startswith("realworld-"))
     names = {p.stem for p in configs}
     assert {"smoke", "edsr-baseline-ciaosr", "rdn-ciaosr", "swinir-ciaosr", "edsr-baseline-liif",
             "edsr-baseline-lte", "edsr-baseline-metasr"} <= names
