@@ -228,6 +228,23 @@ def test_queries_are_the_gt_pixels_of_the_lr_patch(window):
             assert len({(int(r), int(c)) for r, c in zip(rows, cols)}) == 40  # distinct pixels
 
 
+def test_one_degradation_call_per_batch_gives_the_same_crops():
+    """``data.degrade_per_sample: false``: one call for the batch; with a degradation
+    that draws nothing, the batch is the one the per-sample calls give."""
+    calls = []
+
+    def counted(hr, scales, generator):
+        calls.append(hr.shape[0])
+        return _mean_pool_degrade(hr, scales, generator)
+
+    batch = {"gt": torch.rand(3, 3, 32, 32), "scale": torch.tensor([2.0, 4.0, 1.0]), "seed": torch.tensor([4, 5, 6])}
+    ops = RealWorldOps(counted, fake_sharpen)
+    a = RealWorldBatcher(ops, lr_patch=8, window=8)(batch, torch.device("cpu"))
+    b = RealWorldBatcher(ops, lr_patch=8, window=8, per_sample=False)(batch, torch.device("cpu"))
+    assert calls == [1, 1, 1, 3]
+    assert all(torch.equal(getattr(a, k), getattr(b, k)) for k in ("lr", "coord", "cell", "target", "real"))
+
+
 def test_batches_at_any_scale_and_the_targets(data_root):
     """Non-integer scales; the window fills the patch at scale 1; the target is the
     sharpened GT, the real sample the plain one, at the same pixels."""
@@ -425,11 +442,32 @@ def test_two_stages_from_one_command(data_root, tmp_path, vgg_file, capsys, fake
     assert [s for s, _ in ck.list_states(gan)] == [6]
 
 
-def test_resume_inside_stage_two_is_exact(data_root, tmp_path, vgg_file):
+def test_a_stopped_stage_and_the_next_continue_with_resume(data_root, tmp_path, vgg_file, capsys, fake_default_ops):
+    out = tmp_path / "runs"
+    argv = ["train", "--config", str(SMOKE), "--vgg", str(vgg_file),
+            *sets([f"data_root={data_root}", f"output_dir={out}"])]
+    assert main([*argv, "--set", "train.max_minutes=1e-6"]) == 0  # stage 1 stops after its first step
+    err = capsys.readouterr().err
+    assert "stage 1 of 2 (realworld-smoke-l1) stopped; to continue with it and the stages after it, run the " \
+           "same command with --resume" in err and "stage 2 of 2" not in err
+    assert [s for s, _ in ck.list_states(out / "realworld-smoke-l1")] == [1]
+    assert not (out / "realworld-smoke-gan").exists()
+    assert "already holds training states" in (main(argv), capsys.readouterr().err)[1]  # not without --resume
+    assert main([*argv, "--resume"]) == 0
+    err = capsys.readouterr().err
+    assert "resuming" in err and "at step 1" in err and "stage 2 of 2" in err
+    assert [s for s, _ in ck.list_states(out / "realworld-smoke-l1")] == [6]
+    assert [s for s, _ in ck.list_states(out / "realworld-smoke-gan")] == [6]
+    assert "give --resume without a path" in (main([*argv, "--resume", str(out)]), capsys.readouterr().err)[1]
+
+
+@pytest.mark.parametrize("per_sample", [True, False])
+def test_resume_inside_stage_two_is_exact(data_root, tmp_path, vgg_file, per_sample):
     """4 steps straight == 2 steps, Ctrl-C, resume 2 more: generator, EMA, discriminator
-    and both optimisers bit for bit."""
+    and both optimisers bit for bit (degradations drawn per sample or per batch)."""
     def cfg(name):
-        return stage(data_root, tmp_path, vgg_file, 2, "train.iterations=4", "train.log_every=1", f"name={name}")
+        return stage(data_root, tmp_path, vgg_file, 2, "train.iterations=4", "train.log_every=1", f"name={name}",
+                     f"data.degrade_per_sample={str(per_sample).lower()}")
 
     straight = Trainer(cfg("straight"), realworld_ops=FAKE_OPS).run()
     assert straight.step == 4

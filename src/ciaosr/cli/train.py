@@ -70,10 +70,10 @@ def run(args) -> int:
     if len(configs) == 1:
         result = Trainer(configs[0], resume=args.resume).run()
         return 128 + int(result.interrupted) if result.interrupted is not None else 0
-    return _run_stages(configs, resume=bool(args.resume), command=f"ciaosr train --config {args.config} --resume")
+    return _run_stages(configs, resume=bool(args.resume))
 
 
-def _run_stages(configs: list[dict], *, resume: bool, command: str) -> int:
+def _run_stages(configs: list[dict], *, resume: bool) -> int:
     """Each stage in turn, in its own run folder. With ``resume``, a finished stage (its
     last state at ``train.iterations``, its weights exported) is skipped and an unfinished
     one continued. Every stage is checked before the first one starts; a stage that
@@ -108,6 +108,7 @@ def _run_stages(configs: list[dict], *, resume: bool, command: str) -> int:
         print(f"{label}", file=sys.stderr)
         result = Trainer(cfg, resume=True if resume and has_states(cfg) else None).run()
         if result.interrupted is not None or result.timed_out:
-            print(f"{label} stopped; continue all stages with: {command}", file=sys.stderr)
+            print(f"{label} stopped; to continue with it and the stages after it, run the same command "
+                  f"with --resume", file=sys.stderr)
             return 128 + int(result.interrupted) if result.interrupted is not None else 0
     return 0

@@ -122,11 +122,22 @@ class RealWorldBatch:
         return queries.view(b, self.window, self.window, c).permute(0, 3, 1, 2)
 
 
+def _generator(seed: int, device: torch.device) -> torch.Generator:
+    return torch.Generator(device=device).manual_seed(seed)
+
+
 class RealWorldBatcher:
-    """Turns a batch of :class:`RealWorldDataset` samples into model inputs and targets."""
+    """Turns a batch of :class:`RealWorldDataset` samples into model inputs and targets.
+
+    ``per_sample``: degrade each sample alone with a generator of its own seed, so that
+    sample ``k`` is the same whatever the batch it falls in (any number of processes);
+    else the whole batch in one call with the generator of its first sample's seed
+    (faster, most of all on a GPU, where one call per sample is bound by kernel
+    launches; still the same after a resume and with any number of DataLoader workers,
+    but other degradations under another number of processes or batch size)."""
 
     def __init__(self, ops: RealWorldOps, *, lr_patch: int, num_queries: int | None = None,
-                 window: int | None = None, sharpen: bool = True):
+                 window: int | None = None, sharpen: bool = True, per_sample: bool = True):
         if (num_queries is None) == (window is None):
             raise ValueError("give num_queries (scattered queries) or window (a block of queries)")
         if window is not None and not 1 <= window <= lr_patch:
@@ -135,15 +146,20 @@ class RealWorldBatcher:
             raise ValueError(f"num_queries must be in 1..{lr_patch * lr_patch}, got {num_queries}")
         self.ops, self.lr_patch = ops, int(lr_patch)
         self.num_queries, self.window, self.sharpen = num_queries, window, bool(sharpen)
+        self.per_sample = bool(per_sample)
 
     def __call__(self, batch: dict, device: torch.device) -> RealWorldBatch:
         gt = batch["gt"].to(device, non_blocking=True)
         sharp = self.ops.sharpen(gt) if self.sharpen else gt
+        seeds = [int(x) for x in batch["seed"]]
+        scales = batch["scale"].to(device)
+        if self.per_sample:  # each sample's degradation from its own seed
+            lqs = [self.ops.degrade(sharp[i:i + 1], scales[i:i + 1], _generator(seeds[i], device))[0]
+                   for i in range(len(seeds))]
+        else:  # the batch's in one call, from its first sample's seed
+            lqs = self.ops.degrade(sharp, scales, _generator(seeds[0], device))
         lrs, coords, cells, targets, reals = [], [], [], [], []
-        for i in range(gt.shape[0]):
-            seed = int(batch["seed"][i])
-            gen = torch.Generator(device=device).manual_seed(seed)
-            lq = self.ops.degrade(sharp[i:i + 1], batch["scale"][i:i + 1].to(device), gen)[0]
+        for i, (seed, lq) in enumerate(zip(seeds, lqs)):
             lr, coord, cell, rows, cols = self._crop(lq, gt.shape[-2:], np.random.default_rng([seed, _TAG_CROP]))
             lrs.append(lr)
             coords.append(coord)

@@ -77,6 +77,7 @@ DEFAULTS: dict[str, Any] = {
         "sharpen": True,  # unsharp-mask the GT: the LR is degraded from it, and it is the L1 / perceptual target
         "degradation": "realesrgan",  # realesrgan or bsrgan
         "degradation_args": {},  # settings of the degradations (ciaosr.data.degradations)
+        "degrade_per_sample": True,  # one call and generator per sample (any world size: the same samples); false: per batch, faster
     },
     "losses": {  # weights of the generator's losses; perceptual and gan need data.pipeline realworld
         "pixel": 1.0,  # L1

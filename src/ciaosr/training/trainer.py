@@ -124,7 +124,7 @@ class Trainer:
             window = dcfg["query_window"]
             self.batcher = RealWorldBatcher(ops, lr_patch=dcfg["lr_patch"], window=window,
                                             num_queries=None if window else dcfg["num_queries"],
-                                            sharpen=dcfg["sharpen"])
+                                            sharpen=dcfg["sharpen"], per_sample=dcfg["degrade_per_sample"])
         else:
             self.dataset = SRTrainDataset(
                 folders, seed=cfg["seed"], scale_min=dcfg["scale_min"],
