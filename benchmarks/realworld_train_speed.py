@@ -19,11 +19,7 @@ Prints a markdown table with the date, machine, torch version and thread count.
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
-import platform
 import statistics
-import time
 
 import numpy as np
 import torch
@@ -32,12 +28,13 @@ from ciaosr import CiaosrError, build_model
 from ciaosr.data.realworld import RealWorldBatch, RealWorldBatcher
 from ciaosr.geometry import tile_queries
 from ciaosr.models.factory import count_parameters
-from ciaosr.runtime import PRECISIONS, Precision, resolve_device
+from ciaosr.runtime import Precision
 from ciaosr.training.discriminator import UNetDiscriminatorSN
 from ciaosr.training.ema import EMA
 from ciaosr.training.losses import RELEASED_LAYER_WEIGHTS, PerceptualLoss
 from ciaosr.training.step import Adversary, optimisation_step, realworld_step
-from train_speed import machine  # benchmarks/ is the script folder, on sys.path
+from train_speed import (add_timing_options, load_average, print_header, rate_cells, run_main, timed,
+                         timing_setup)  # benchmarks/ is the script folder, on sys.path
 
 WEIGHTS_STAGE2 = {"pixel": 1.0, "perceptual": 1.0, "gan": 0.1}  # the released loss weights
 
@@ -57,24 +54,6 @@ def make_batch(args, device, window: int | None) -> RealWorldBatch:
     q = coord.shape[1]
     target, real = torch.rand(b, q, 3, generator=g), torch.rand(b, q, 3, generator=g)
     return RealWorldBatch(*(t.to(device).contiguous() for t in (lr, coord, cell, target, real)), window)
-
-
-def timed(step, args, device) -> list[float]:
-    def sync():
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-
-    for _ in range(args.warmup):
-        step()
-    sync()
-    rates = []
-    for _ in range(args.repeats):
-        t0 = time.perf_counter()
-        for _ in range(args.iters):
-            step()
-        sync()
-        rates.append(args.iters / (time.perf_counter() - t0))
-    return rates
 
 
 def time_stage(n: int, args, device, precision: Precision) -> dict:
@@ -146,27 +125,14 @@ def main(argv=None) -> int:
     p.add_argument("--gt-size", type=int, default=256, help="GT crops for the degradation timing")
     p.add_argument("--no-degrade", action="store_true", help="leave out the degradation timing")
     p.add_argument("--vgg", default=None, help="vgg19-dcbb9e9d.pth (default: random weights of its shapes)")
-    p.add_argument("--iters", type=int, default=2, help="iterations per timed repeat")
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--precision", choices=PRECISIONS, default="fp32")
-    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
+    add_timing_options(p, iters=2)
     args = p.parse_args(argv)
-    device = resolve_device(args.device)
-    precision = Precision.parse(args.precision).check(device)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    device, precision = timing_setup(args)
 
-    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    load_before = load_average()
     rows = [time_stage(n, args, device, precision) for n in args.stages]
     degradation = [] if args.no_degrade else time_degradation(args, device)
-    load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    print(f"- date: {datetime.date.today().isoformat()}")
-    print(f"- machine: {machine(device)}; device: {device}")
-    print(f"- torch {torch.__version__}, {torch.get_num_threads()} threads, Python {platform.python_version()}")
-    if load_before is not None:
-        print(f"- system load average (1 min) before / after: {load_before:.1f} / {load_after:.1f} "
-              f"(other processes on the machine slow the timings down)")
+    print_header(device, load_before)
     print(f"- {args.encoder}-ciaosr (no non-local attention, no global residual), batch {args.batch} x "
           f"{args.lr_patch}x{args.lr_patch} LR patches at scale {args.scale:g}, precision {args.precision}; "
           f"stage 1: {args.queries} scattered queries, L1; stage 2: a {args.window}x{args.window} block, "
@@ -179,13 +145,9 @@ def main(argv=None) -> int:
     print("| what | parameters | queries/sample | iterations/s (median) | range | s/iteration |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for r in rows + degradation:
-        print(f"| {r['what']} | {r['params']:,} | {r['queries']} | {r['it_s']:.3f} | "
-              f"{r['min']:.3f}-{r['max']:.3f} | {1 / r['it_s']:.2f} |")
+        print(f"| {r['what']} | {r['params']:,} | {r['queries']} | {rate_cells(r)} |")
     return 0
 
 
 if __name__ == "__main__":
-    try:
-        raise SystemExit(main())
-    except CiaosrError as exc:  # a bad --device or --precision: one line, as the CLI
-        raise SystemExit(f"error: {exc}") from None
+    run_main(main)
