@@ -126,6 +126,14 @@ def _generator(seed: int, device: torch.device) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(seed)
 
 
+def _no_autotuning():
+    """cuDNN's autotuner off (the trainer turns it on for the model, whose shapes are
+    fixed): the degradations convolve images of ever new sizes and kernels, and each new
+    shape would be timed anew."""
+    b = torch.backends.cudnn
+    return b.flags(enabled=b.enabled, benchmark=False, deterministic=b.deterministic, allow_tf32=b.allow_tf32)
+
+
 class RealWorldBatcher:
     """Turns a batch of :class:`RealWorldDataset` samples into model inputs and targets.
 
@@ -153,11 +161,12 @@ class RealWorldBatcher:
         sharp = self.ops.sharpen(gt) if self.sharpen else gt
         seeds = [int(x) for x in batch["seed"]]
         scales = batch["scale"].to(device)
-        if self.per_sample:  # each sample's degradation from its own seed
-            lqs = [self.ops.degrade(sharp[i:i + 1], scales[i:i + 1], _generator(seeds[i], device))[0]
-                   for i in range(len(seeds))]
-        else:  # the batch's in one call, from its first sample's seed
-            lqs = self.ops.degrade(sharp, scales, _generator(seeds[0], device))
+        with _no_autotuning():
+            if self.per_sample:  # each sample's degradation from its own seed
+                lqs = [self.ops.degrade(sharp[i:i + 1], scales[i:i + 1], _generator(seeds[i], device))[0]
+                       for i in range(len(seeds))]
+            else:  # the batch's in one call, from its first sample's seed
+                lqs = self.ops.degrade(sharp, scales, _generator(seeds[0], device))
         lrs, coords, cells, targets, reals = [], [], [], [], []
         for i, (seed, lq) in enumerate(zip(seeds, lqs)):
             lr, coord, cell, rows, cols = self._crop(lq, gt.shape[-2:], np.random.default_rng([seed, _TAG_CROP]))

@@ -306,6 +306,11 @@ class Trainer:
                  f"{f' x {info.world_size} processes' if info.enabled else ''}, batch {tcfg['batch_size']}"
                  f"{f' per process = {eff}' if info.enabled else ''}, {len(self.dataset)} training images, "
                  f"{total} iterations{f' or {budget_s / 60:g} minutes' if budget_s else ''}, run folder {self.run_dir}")
+        if self.batcher is not None:
+            w = self.loss_weights
+            log.info(f"real-world pipeline ({cfg['data']['degradation']} degradations): losses L1 {w['pixel']:g}, "
+                     f"perceptual {w['perceptual']:g}, GAN {w['gan']:g}"
+                     f"{', U-Net discriminator' if adversary is not None else ''}")
 
         remaining = max(total - step, 0)
         bs = tcfg["batch_size"]
