@@ -100,7 +100,8 @@ def test_vgg_reads_torchvision_file_and_gives_pre_activation_outputs(vgg_file):
     # a file of another network: one line naming the tensor that does not fit
     bad = vgg_file.parent / "other.pth"
     torch.save({**sd, "features.7.weight": torch.zeros(1, 1, 3, 3)}, bad)
-    with pytest.raises(CiaosrError, match=r"not torchvision's VGG19 weights \(features.7.weight: shape"):
+    with pytest.raises(CiaosrError, match=r"other.pth: features.7.weight has shape \(1, 1, 3, 3\), "
+                                          r"expected \(128, 128, 3, 3\)"):
         VGG19Features([7], bad)
 
 

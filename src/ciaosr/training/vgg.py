@@ -2,11 +2,12 @@
 
 The network is our own module laid out as torchvision's ``vgg19().features`` (the same
 layer numbers, so the file ``vgg19-dcbb9e9d.pth`` that torchvision downloads loads into
-it by its ``features.<n>.weight/bias`` keys; its ``classifier.*`` keys are not used).
-torchvision itself is never imported. Nothing is downloaded: the file is taken from a
-path given in the config (``losses.vgg_weights``, ``ciaosr train --vgg PATH``), else from
-torch hub's cache, ``<torch.hub.get_dir()>/checkpoints/vgg19-dcbb9e9d.pth`` (where
-torchvision puts it: ``$TORCH_HOME/hub/checkpoints``).
+it by its ``features.<n>.weight/bias`` keys; its ``classifier.*`` keys are not used;
+``ciaosr.imagenet_nets``). torchvision itself is never imported. Nothing is downloaded:
+the file is taken from a path given in the config (``losses.vgg_weights``, ``ciaosr
+train --vgg PATH``), else from torch hub's cache,
+``<torch.hub.get_dir()>/checkpoints/vgg19-dcbb9e9d.pth`` (where torchvision puts it:
+``$TORCH_HOME/hub/checkpoints``).
 
 The layers' outputs are taken before their ReLU (``features.2`` is conv1_2's output),
 as mmediting's and BasicSR's perceptual losses number and read them.
@@ -14,93 +15,42 @@ as mmediting's and BasicSR's perceptual losses number and read them.
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from ..errors import CiaosrError
+from ..imagenet_nets import hub_file, read_features, vgg_features, vgg_kinds
 
 VGG19_FILE = "vgg19-dcbb9e9d.pth"
 VGG19_URL = f"https://download.pytorch.org/models/{VGG19_FILE}"
 # ImageNet statistics of the inputs VGG19 was trained on (RGB in [0, 1]).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-# torchvision's configuration "E": output channels of each conv, "M" a 2x2 max-pool.
-_VGG19 = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M")
-
-
-def vgg19_layers(upto: int) -> nn.Sequential:
-    """``vgg19().features[:upto + 1]`` of torchvision (convs, ReLUs, max-pools) with
-    random weights, numbered as there."""
-    layers: list[nn.Module] = []
-    channels = 3
-    for v in _VGG19:
-        if v == "M":
-            layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
-        else:
-            layers += [nn.Conv2d(channels, v, kernel_size=3, padding=1), nn.ReLU()]
-            channels = v
-        if len(layers) > upto:
-            break
-    if upto >= len(layers):
-        raise ValueError(f"VGG19 has {len(layers)} feature layers (0..{len(layers) - 1}), not {upto + 1}")
-    return nn.Sequential(*layers[:upto + 1])
-
-
-def _layer_kinds() -> list[str]:
-    return [k for v in _VGG19 for k in (["pool"] if v == "M" else ["conv", "relu"])]
 
 
 def vgg19_layer_count() -> int:
     """The number of layers of ``vgg19().features`` (37)."""
-    return len(_layer_kinds())
+    return len(vgg_kinds(19))
 
 
 def min_input_side(layer: int) -> int:
     """The smallest input side that still leaves one pixel at ``layer`` (2 to the number
     of max-pools up to it)."""
-    return 2 ** _layer_kinds()[:layer + 1].count("pool")
-
-
-def default_vgg_path() -> Path:
-    return Path(torch.hub.get_dir()) / "checkpoints" / VGG19_FILE
+    return 2 ** vgg_kinds(19)[:layer + 1].count("pool")
 
 
 def find_vgg_weights(path: str | None) -> Path:
     """The VGG19 weights file: ``path`` when given, else torch hub's cache; a one-line
     CiaosrError naming the file and where it was looked for when it is not there."""
-    where = Path(path).expanduser() if path else default_vgg_path()
+    where = Path(path).expanduser() if path else hub_file(VGG19_FILE)
     if where.is_file():
         return where
     how = ("(losses.vgg_weights / --vgg)" if path else
            "(torch hub's cache; give another place with --vgg PATH or losses.vgg_weights)")
     raise CiaosrError(f"the perceptual loss needs torchvision's ImageNet VGG19 weights {VGG19_FILE}: "
                       f"not found at {where} {how}; it is downloaded from {VGG19_URL}")
-
-
-def load_vgg_state(path: Path, layers: nn.Sequential) -> dict[str, torch.Tensor]:
-    """The ``features.<n>.*`` tensors of torchvision's VGG19 file that ``layers`` needs,
-    renamed to ``layers``' own keys and checked for shape."""
-    try:
-        sd = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CiaosrError(f"{path}: not a readable VGG19 weights file ({first})") from None
-    if isinstance(sd, dict) and isinstance(sd.get("state_dict"), dict):
-        sd = sd["state_dict"]
-    if not isinstance(sd, dict):
-        raise CiaosrError(f"{path}: not a VGG19 state dict")
-    own = layers.state_dict()
-    out = {}
-    for key, tensor in own.items():
-        theirs = sd.get(f"features.{key}")
-        if not isinstance(theirs, torch.Tensor) or theirs.shape != tensor.shape:
-            why = "missing" if theirs is None else f"shape {tuple(getattr(theirs, 'shape', ()))} vs {tuple(tensor.shape)}"
-            raise CiaosrError(f"{path}: not torchvision's VGG19 weights (features.{key}: {why})")
-        out[key] = theirs.float()
-    return out
 
 
 class VGG19Features(nn.Module):
@@ -115,9 +65,10 @@ class VGG19Features(nn.Module):
         if not layers:
             raise ValueError("no VGG layers requested")
         self.layer_ids = sorted({int(n) for n in layers})
-        self.features = vgg19_layers(self.layer_ids[-1])
+        self.features = vgg_features(19, self.layer_ids[-1])
         if weights is not None:
-            self.features.load_state_dict(load_vgg_state(Path(weights), self.features))
+            self.features.load_state_dict(read_features(Path(weights), self.features, file_name=VGG19_FILE,
+                                                        net="VGG19", purpose="the perceptual loss's VGG19"))
         self.input_norm = input_norm
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
