@@ -221,29 +221,37 @@ def test_quality_tables_are_libjpegs():
         assert chroma[i].flatten().int().tolist() == list(tables[1]), q
 
 
-def test_jpeg_is_close_to_pillows_libjpeg():
-    """Our JPEG against Pillow's encoder and decoder (4:2:0, the default), a batch of one
-    image at five qualities, odd sizes so that the MCU padding counts. Tolerances: libjpeg
-    computes the DCTs in scaled integers, we in float32, so a coefficient within rounding
-    of a quantisation boundary can round the other way and change its 8x8 block by a
-    step of the table (up to ~35 levels at quality 10, in a few blocks); most pixels
-    agree exactly or by one level. Measured 2026-11-30: 43-54 dB to Pillow's output,
-    the distortion against the original within 0.02 dB of Pillow's."""
-    img = Image.open(REPO / "samples" / "landscape.png").convert("RGB").crop((0, 0, 301, 203))
+JPEG_IMAGES = [("samples/landscape.png", (0, 0, 125, 93)), ("datasets/Set14/HR/baboon.png", (0, 0, 301, 203)),
+               ("datasets/Set5/HR/butterfly.png", (3, 0, 254, 203))]
+
+
+@pytest.mark.parametrize("source,box", JPEG_IMAGES)
+def test_jpeg_is_close_to_pillows_libjpeg(shared, source, box):
+    """Our JPEG against Pillow's encoder and decoder (4:2:0, its default) on a batch of
+    one image at five qualities; sizes that are not multiples of 16 exercise the edge
+    padding. Tolerances: libjpeg computes the DCTs in scaled integers, we in float32, so
+    a coefficient within rounding of a quantisation boundary can round the other way and
+    change its 8x8 block by a step of the table (up to ~35 levels at quality 10, in a few
+    blocks); elsewhere pixels agree exactly or by one level. Measured 2026-11-30 on these
+    crops: 40-54 dB to Pillow's output, the distortion of the original within 0.04 dB of
+    Pillow's, 86-98% of the values within one level."""
+    path = REPO / source if source.startswith("samples/") else shared(source)
+    img = Image.open(path).convert("RGB").crop(box)
     arr = np.asarray(img)
     qualities = [10, 30, 50, 75, 95]
     x = torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div(255).expand(len(qualities), -1, -1, -1)
     ours = jpeg_compress(x, torch.tensor(qualities, dtype=torch.float32))
     assert ours.shape == x.shape
-    ours_u8 = (ours * 255).round().permute(0, 2, 3, 1).numpy()
-    np.testing.assert_array_equal(ours_u8, np.round(ours_u8))
+    ours_u8 = (ours * 255).permute(0, 2, 3, 1).numpy()
+    np.testing.assert_allclose(ours_u8, np.round(ours_u8), atol=1e-4)
+    ours_u8 = np.round(ours_u8)
     for i, q in enumerate(qualities):
         buf = io.BytesIO()
         img.save(buf, format="JPEG", quality=q)
         pil = np.asarray(Image.open(buf).convert("RGB"))
-        assert psnr(ours_u8[i], pil) > 40, q
+        assert psnr(ours_u8[i], pil) > 38, q
         assert abs(psnr(ours_u8[i], arr) - psnr(pil, arr)) < 0.1, q
-        assert np.mean(np.abs(ours_u8[i] - pil) <= 1) > 0.95, q
+        assert np.mean(np.abs(ours_u8[i] - pil) <= 1) > 0.8, q
 
 
 # --------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 What a baseline JPEG encoder and decoder (libjpeg, as used by Pillow and OpenCV) do to
 an 8-bit RGB image, computed on any device without leaving torch:
 
-1. RGB to JFIF YCbCr, rounded to whole levels;
+1. RGB to JFIF YCbCr in libjpeg's 16-bit fixed point, giving whole levels;
 2. the edges replicated to a multiple of 16 pixels (one 4:2:0 MCU);
 3. Cb and Cr subsampled 2x2 (4:2:0) by averaging, rounded as libjpeg rounds
    (alternating biases 1 and 2 before dividing by 4);
@@ -12,8 +12,8 @@ an 8-bit RGB image, computed on any device without leaving torch:
 5. decoding: times the table, inverse DCT, plus 128, rounded and clipped to 0..255;
 6. Cb and Cr brought back to full size by libjpeg's "fancy" upsampling (3/4 of the
    nearest sample and 1/4 of the next, per axis, edges repeated: bilinear x2 with
-   half-pixel centres), rounded;
-7. JFIF YCbCr to RGB, rounded and clipped.
+   half-pixel centres), rounded with libjpeg's biases;
+7. JFIF YCbCr to RGB in libjpeg's fixed point, clipped.
 
 The tables are the standard ones of ITU-T T.81 Annex K, scaled by quality as libjpeg's
 ``jpeg_set_quality`` scales them (``5000 / q`` below 50, ``200 - 2 q`` from 50, entries
@@ -51,9 +51,12 @@ CHROMA_TABLE = (
     (47, 66, 99, 99, 99, 99, 99, 99),
 ) + ((99,) * 8,) * 4
 
-# JFIF YCbCr (ITU-R BT.601, full range).
-_RGB_TO_YCC = ((0.299, 0.587, 0.114), (-0.168735892, -0.331264108, 0.5), (0.5, -0.418687589, -0.081312411))
-_YCC_TO_RGB = ((1.0, 0.0, 1.402), (1.0, -0.344136286, -0.714136286), (1.0, 1.772, 0.0))
+# JFIF YCbCr (ITU-R BT.601, full range) in libjpeg's 16-bit fixed point: each
+# coefficient round(c * 2^16), sums shifted right by 16 with libjpeg's rounding offsets.
+_ONE = 1 << 16
+_RGB_TO_YCC = ((19595, 38470, 7471), (-11059, -21709, 32768), (32768, -27439, -5329))  # 0.299 0.587 ...
+_YCC_OFFSET = (_ONE // 2, (128 << 16) + _ONE // 2 - 1, (128 << 16) + _ONE // 2 - 1)
+_CR_R, _CB_B, _CB_G, _CR_G = 91881, 116130, -22554, -46802  # 1.402, 1.772, -0.34414, -0.71414
 
 
 def quality_tables(quality: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -93,9 +96,25 @@ def _code_blocks(plane: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
     return rec.transpose(3, 4).reshape(n, k, h, w)
 
 
-def _colour(x: torch.Tensor, matrix, offset: torch.Tensor) -> torch.Tensor:
-    m = torch.tensor(matrix, dtype=x.dtype, device=x.device)
-    return torch.einsum("cd,ndhw->nchw", m, x) + offset.view(1, 3, 1, 1)
+def _shift(acc: torch.Tensor) -> torch.Tensor:
+    return torch.div(acc, _ONE, rounding_mode="floor")
+
+
+def _rgb_to_ycc(rgb: torch.Tensor) -> torch.Tensor:
+    """(n, 3, H, W) whole RGB levels -> whole YCbCr levels, as libjpeg converts."""
+    c = rgb.long()
+    planes = [_shift(sum(w * c[:, d] for d, w in enumerate(row)) + off) for row, off in zip(_RGB_TO_YCC, _YCC_OFFSET)]
+    return torch.stack(planes, dim=1).float()
+
+
+def _ycc_to_rgb(ycc: torch.Tensor) -> torch.Tensor:
+    """(n, 3, H, W) whole YCbCr levels -> RGB levels in 0..255, as libjpeg converts."""
+    y, cb, cr = ycc.long().unbind(1)
+    cb, cr = cb - 128, cr - 128
+    half = _ONE // 2
+    rgb = torch.stack([y + _shift(_CR_R * cr + half), y + _shift(_CB_G * cb + _CR_G * cr + half),
+                       y + _shift(_CB_B * cb + half)], dim=1)
+    return rgb.clamp(0, 255).float()
 
 
 def _subsample(c: torch.Tensor) -> torch.Tensor:
@@ -114,13 +133,14 @@ def jpeg_compress(x: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
     quality = torch.as_tensor(quality, device=x.device).reshape(-1).expand(n)
     luma_t, chroma_t = quality_tables(quality)
     rgb = (x.float().clamp(0, 1) * 255).round()
-    ycc = _colour(rgb, _RGB_TO_YCC, torch.tensor([0.0, 128.0, 128.0], device=x.device)).round().clamp(0, 255)
+    ycc = _rgb_to_ycc(rgb)
     hp, wp = -(-h // 16) * 16, -(-w // 16) * 16
     ycc = F.pad(ycc, (0, wp - w, 0, hp - h), mode="replicate")
     y = (_code_blocks(ycc[:, :1] - 128, luma_t) + 128).round().clamp(0, 255)[..., :h, :w]
     chroma = _code_blocks(_subsample(ycc[:, 1:]) - 128, chroma_t) + 128
     chroma = chroma.round().clamp(0, 255)[..., :(h + 1) // 2, :(w + 1) // 2]
     chroma = F.interpolate(chroma, scale_factor=2, mode="bilinear", align_corners=False)
-    chroma = torch.floor(chroma + 0.5)[..., :h, :w]
-    out = _colour(torch.cat([y, chroma - 128], dim=1), _YCC_TO_RGB, torch.zeros(3, device=x.device))
-    return out.round().clamp(0, 255) / 255
+    # libjpeg adds 8/16 to the even output column's sum and 7/16 to the odd one's.
+    bias = 0.5 - (torch.arange(chroma.shape[-1], device=x.device) % 2).to(chroma.dtype) / 16
+    chroma = torch.floor(chroma + bias)[..., :h, :w]
+    return _ycc_to_rgb(torch.cat([y, chroma], dim=1)) / 255
