@@ -110,6 +110,14 @@ def scaled_size(in_hw: tuple[int, int], scale: float | tuple[float, float]) -> t
     return round(in_hw[0] * s_h), round(in_hw[1] * s_w)
 
 
+def downscaled_size(in_hw: tuple[int, int], scale: float | tuple[float, float]) -> tuple[int, int]:
+    """The low-resolution (h, w) of an input (h, w) shrunk by a scale (one factor, or
+    (s_h, s_w)): ``round(h / s_h)``, ``round(w / s_w)``, at least 1 pixel a side. The
+    inverse of :func:`scaled_size`, used where training data is made by degrading."""
+    s_h, s_w = (scale, scale) if isinstance(scale, (int, float)) else scale
+    return max(1, round(in_hw[0] / s_h)), max(1, round(in_hw[1] / s_w))
+
+
 def _factor(value, what: str = "scale") -> float:
     try:
         f = float(value)

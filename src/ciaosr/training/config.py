@@ -28,6 +28,7 @@ import torch
 import yaml
 
 from ..errors import CiaosrError
+from ..geometry import downscaled_size
 from ..runtime import PRECISIONS, Precision
 
 # How to point a run at its data, for the errors that find none.
@@ -504,9 +505,10 @@ def _validate_realworld(cfg: dict) -> None:
     _positive(cfg, "data.gt_size")
     p = data["lr_patch"]
     s_max = max(data["scales"]) if data["scales"] else data["scale_max"]
-    if round(data["gt_size"] / s_max) < p:
+    smallest = downscaled_size((data["gt_size"], data["gt_size"]), s_max)[0]
+    if smallest < p:
         raise CiaosrError(f"data.gt_size {data['gt_size']} degraded at scale {s_max:g} gives an LR of "
-                          f"{round(data['gt_size'] / s_max)} pixels, smaller than data.lr_patch {p}")
+                          f"{smallest} pixels, smaller than data.lr_patch {p}")
     if window is None:
         if losses["perceptual"] > 0 or losses["gan"] > 0:
             raise CiaosrError("losses.perceptual and losses.gan see images: set data.query_window "
