@@ -140,7 +140,10 @@ def main(argv=None) -> int:
           f"(U-Net discriminator, 64 channels) and a discriminator step; EMA in both; synthetic batches; "
           f"median of {args.repeats} repeats of {args.iters} iterations after {args.warmup} warm-up")
     if not args.no_degrade:
-        print(f"- degradation: {'the Real-ESRGAN pipeline on ' + str(args.gt_size) + '-pixel GT crops, per batch' if degradation else 'ciaosr.data.degradations is not installed: not timed'}")
+        what = (f"the Real-ESRGAN pipeline and USM sharpening on {args.gt_size}-pixel GT crops at scales from "
+                f"U[1, 4], then the crops and queries, one call per sample and one per batch"
+                if degradation else "ciaosr.data.degradations is not installed: not timed")
+        print(f"- degradation: {what}")
     print()
     print("| what | parameters | queries/sample | iterations/s (median) | range | s/iteration |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")

@@ -443,6 +443,22 @@ def test_two_stages_from_one_command(data_root, tmp_path, vgg_file, capsys, fake
     assert [s for s, _ in ck.list_states(gan)] == [6]
 
 
+def test_smoke_config_with_the_project_degradations(data_root, tmp_path, vgg_file, capsys):
+    """The shipped smoke config end to end with ``ciaosr.data.degradations`` (the
+    default), both stages, well under two minutes on the CPU."""
+    out = tmp_path / "runs"
+    t0 = time.time()
+    assert main(["train", "--config", str(SMOKE), "--vgg", str(vgg_file),
+                 *sets([f"data_root={data_root}", f"output_dir={out}"])]) == 0
+    assert time.time() - t0 < 120
+    assert "real-world pipeline (realesrgan degradations)" in capsys.readouterr().err
+    for name in ("realworld-smoke-l1", "realworld-smoke-gan"):
+        rows = [r for r in read_jsonl(out / name / "metrics.jsonl") if "loss" in r]
+        assert [r["step"] for r in rows] == [2, 4, 6] and all(np.isfinite(r["loss"]) for r in rows)
+        model = ciaosr.load_model(out / name / "last.safetensors")
+        assert torch.isfinite(model.upsample(torch.rand(1, 3, 12, 12), (40, 40))).all()
+
+
 def test_a_stopped_stage_and_the_next_continue_with_resume(data_root, tmp_path, vgg_file, capsys, fake_default_ops):
     out = tmp_path / "runs"
     argv = ["train", "--config", str(SMOKE), "--vgg", str(vgg_file),
