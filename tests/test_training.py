@@ -205,7 +205,7 @@ def test_old_amp_key_is_read_as_precision(amp, precision):
     assert cfg["train"]["batch_size"] == 3  # the rest of the section kept
     cfg = build_config({}, [f"train.amp={amp}"])
     assert cfg["train"]["precision"] == precision and "amp" not in cfg["train"]
-    assert "amp" not in dump_config(cfg)
+    assert "amp" not in yaml.safe_load(dump_config(cfg))["train"]  # (the word is in other keys: degrade_per_sample)
 
 
 def test_old_amp_key_errors():
