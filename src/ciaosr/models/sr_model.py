@@ -109,14 +109,25 @@ class ImplicitSRModel(nn.Module):
         """Decode in chunks of at most ``chunk`` queries (or the decoder's own, smaller
         ``max_chunk``, a memory bound; and on the CPU its ``cpu_chunk`` when it has one, the
         size that runs fastest there: large chunks are slower on the CPU, where every fresh
-        large activation buffer is mapped and page-faulted anew)."""
+        large activation buffer is mapped and page-faulted anew).
+
+        Each chunk's result is copied into one output allocated at the first chunk, not
+        kept in a list for a final ``cat``: thousands of small results that outlive each
+        chunk's freed activation buffers fragmented the C heap, and a 1344 x 1344 output
+        at two threads held 1.3 GiB instead of 0.5 (docs/performance.md, memory)."""
         chunk = min(chunk, self.decoder.max_chunk or chunk)
         if coord.device.type == "cpu":
             chunk = min(chunk, self.decoder.cpu_chunk or chunk)
-        self.plan(enc, coord.shape[1])
-        outs = [self.decode(enc, coord[:, i:i + chunk], cell[:, i:i + chunk])
-                for i in range(0, coord.shape[1], chunk)]
-        return torch.cat(outs, dim=1)
+        n = coord.shape[1]
+        self.plan(enc, n)
+        out = None
+        for i in range(0, n, chunk):
+            part = self.decode(enc, coord[:, i:i + chunk], cell[:, i:i + chunk])
+            if out is None:
+                out = part.new_empty((part.shape[0], n, *part.shape[2:]))
+            out[:, i:i + part.shape[1]] = part
+            del part
+        return out
 
     @torch.no_grad()
     def upsample(self, lr: torch.Tensor, size: tuple[int, int], chunk: int = 30000,
