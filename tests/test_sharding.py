@@ -167,6 +167,28 @@ def test_results_reach_rank_0_through_the_store():
     assert got == [(1, "two")]
 
 
+def test_map_share_and_same_items_over_two_processes(monkeypatch):
+    """Rank 0 of two, the other process played by a stand-in for the gather."""
+    peer: dict = {}
+
+    def all_gather_object(out, obj):  # what torch.distributed gives: [rank 0's, rank 1's]
+        out[0], out[1] = obj, peer["value"](obj)
+    monkeypatch.setattr(dist, "all_gather_object", all_gather_object)
+    group = ShardGroup(DistInfo(0, 0, 2, 2), dist.HashStore())
+
+    fn = [10, 11, 12, 13, 14].__getitem__
+    peer["value"] = lambda mine: [fn(i) for i in range(1, 5, 2)]  # rank 1 computes items 1 and 3
+    assert group.map(5, fn) == [10, 11, 12, 13, 14]
+    costs = [5, 8, 4, 7, 6]
+    peer["value"] = lambda mine: [costs[i] for i in range(1, 5, 2)]
+    assert group.share(5, costs.__getitem__) == balance(costs, 2)[0] == [0, 1, 2]
+    peer["value"] = lambda mine: mine  # the same list of items
+    group.same_items(["a.png", "b.png"])
+    peer["value"] = lambda mine: "another digest"  # a folder changed while they listed it
+    with pytest.raises(CiaosrError, match="the processes found different images"):
+        group.same_items(["a.png", "b.png"])
+
+
 def test_output_pixels_from_the_header_upright(tmp_path):
     arr = np.zeros((6, 10, 3), np.uint8)
     im = Image.fromarray(arr)

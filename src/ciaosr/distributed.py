@@ -22,6 +22,7 @@ everything runs in one process (rank 0 of 1). Each process computes on its own G
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import threading
@@ -180,6 +181,17 @@ class ShardGroup:
     def _key(self, what: str) -> str:
         self._keys += 1
         return f"{what}{self._keys}/"
+
+    def same_items(self, items: Sequence) -> None:
+        """Raise unless every process has the same ``items`` (they differ when a folder
+        changed while the processes listed it); every process raises alike."""
+        if self.size == 1:
+            return
+        every: list = [None] * self.size
+        dist.all_gather_object(every, hashlib.sha256(pickle.dumps(list(items))).hexdigest())
+        if len(set(every)) > 1:
+            raise CiaosrError("the processes found different images (did a folder change while they listed "
+                              "it?): run again")
 
     def map(self, n: int, fn: Callable[[int], Any]) -> list:
         """``[fn(0), ..., fn(n - 1)]`` in every process, each process computing every

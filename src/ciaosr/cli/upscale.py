@@ -220,6 +220,7 @@ def _run_plan(args, plan, group, naming, resize, device, precision, fmt_of, info
     from ..inference.batch import STREAM, output_bit_depth, output_pixels
     from ..inference.upscale import get_model, upscale_data
 
+    group.same_items([(str(job.src), str(job.dst)) for job in plan.jobs])
     # Outputs that exist are left now, before any process writes one (``map`` waits for all).
     exists = group.map(len(plan.jobs), lambda i: args.skip_existing and str(plan.jobs[i].dst) != STREAM
                        and plan.jobs[i].dst.exists())

@@ -159,8 +159,9 @@ def evaluate(model_name: str, data_root: str | os.PathLike, datasets: Sequence[s
         h, w = image_size(sets[name][s].hr_files[i])
         return h * w
 
+    keys = [(name, s, str(sets[name][s].hr_files[i])) for name, s, i in items]
     labels = [f"{name} x{scale_label(s)}" for name, s, _ in items]
-    scores = _run_items(group, len(items), score, cost, labels, progress)
+    scores = _run_items(group, keys, score, cost, labels, progress)
     report = None
     if group.is_main:
         results: dict[str, dict] = {}
@@ -219,7 +220,7 @@ def evaluate_folder(model_name: str, input_dir: str | os.PathLike, scales: Seque
         return h * w
 
     labels = [f"{folder.name} x{scale_label(s)}" for s, _ in items]
-    scores = _run_items(group, len(items), score, cost, labels, progress)
+    scores = _run_items(group, [(s, str(path)) for s, path in items], score, cost, labels, progress)
     report = None
     if group.is_main:
         by_scale: dict[str, dict] = {}
@@ -257,11 +258,15 @@ def _setup(model_name: str, model, device, precision, group: ShardGroup):
     return dev, precision, model
 
 
-def _run_items(group: ShardGroup, n: int, score, cost, labels: list[str], progress: bool | None) -> list | None:
-    """``[score(0), ..., score(n - 1)]`` on rank 0 (None in the other processes), each
-    process scoring its share (``ShardGroup.share``, balanced by ``cost``); rank 0 shows
-    one progress bar for all, labelled with the set and scale of the last image done."""
+def _run_items(group: ShardGroup, keys: list, score, cost, labels: list[str], progress: bool | None) -> list | None:
+    """``[score(0), ..., score(n - 1)]`` for the ``n`` items named by ``keys`` on rank 0
+    (None in the other processes), each process scoring its share (``ShardGroup.share``,
+    balanced by ``cost``); rank 0 shows one progress bar for all, labelled with the set
+    and scale of the last image done."""
+    n = len(keys)
     from tqdm.auto import tqdm
+
+    group.same_items(keys)
 
     bar = tqdm(total=n, desc="eval", unit="img", leave=False,
                disable=True if not group.is_main else (not progress) if progress is not None else None)
