@@ -27,6 +27,11 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see '{self.prog} --help')\n")
 
 
+def report_error(message: str) -> None:
+    """The one line a ``CiaosrError`` becomes (exit status 2)."""
+    print(f"error: {message}", file=sys.stderr)
+
+
 def build_parser() -> argparse.ArgumentParser:
     import torch
 
@@ -63,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except CiaosrError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        report_error(str(exc))
         return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

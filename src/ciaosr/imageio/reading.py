@@ -90,6 +90,20 @@ def read_image(path: str | os.PathLike) -> ImageData:
         return from_pil(img, data)
 
 
+def image_size(path: str | os.PathLike, upright: bool = False) -> tuple[int, int]:
+    """(height, width) from the file header, without decoding the pixels; ``upright``:
+    as :func:`read_image` gives it, with the EXIF orientation applied (90-degree turns
+    swap the sides). A file Pillow cannot open is a one-line :class:`CiaosrError`."""
+    try:
+        with quiet_exif_warnings(), Image.open(path) as im:
+            w, h = im.size
+            if upright and exif_orientation(im) in (5, 6, 7, 8):
+                w, h = h, w
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise CiaosrError(f"cannot read image {path}: {exc}") from None
+    return h, w
+
+
 def from_pil(img: Image.Image, data: ImageData | None = None) -> ImageData:
     """An open Pillow image as :class:`ImageData`, upright (its EXIF orientation
     applied) and with its metadata; ``data``: its pixels when read otherwise (16 bits)."""
