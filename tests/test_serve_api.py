@@ -404,6 +404,11 @@ def test_serve_refuses_a_busy_port_and_a_bad_folder_in_one_line(tmp_path, capsys
     assert capsys.readouterr().err == f"error: --models-dir {tmp_path / 'none'}: not a folder\n"
     assert main(["serve", "--port", "0", "--threads", "1", "--max-queue", "0"]) == 2
     assert capsys.readouterr().err == "error: --max-queue must be at least 1, got 0\n"
+    assert main(["serve", "--port", "0", "--threads", "1", "--max-upload-mb", "0"]) == 2
+    assert capsys.readouterr().err == "error: --max-upload-mb must be positive, got 0\n"
+    # An address of no interface here (TEST-NET-1): binding fails locally, nothing is sent.
+    assert main(["serve", "--host", "192.0.2.1", "--port", "0", "--threads", "1"]) == 2
+    assert capsys.readouterr().err == "error: cannot listen on 192.0.2.1:0 (Cannot assign requested address)\n"
 
 
 def test_the_command_serves_on_localhost_and_stops(tmp_path):

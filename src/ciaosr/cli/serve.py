@@ -67,7 +67,11 @@ def run(args) -> int:
     device = resolve_device(args.device)
     sock = listen(args.host, args.port)
     port = sock.getsockname()[1]
-    app = create_app(limits=limits, models_dir=args.models_dir, device=device, host=args.host)
+    try:
+        app = create_app(limits=limits, models_dir=args.models_dir, device=device, host=args.host)
+    except BaseException:
+        sock.close()
+        raise
     shown = f"[{args.host}]" if ":" in args.host else args.host
     print(f"ciaosr serve: http://{shown}:{port}/ ({device}, {threads} thread(s); Ctrl-C stops)", flush=True)
     if not is_loopback(args.host):
@@ -93,7 +97,8 @@ def listen(host: str, port: int) -> socket.socket:
                                                              flags=socket.AI_PASSIVE)[0]
         sock = socket.socket(family, kind, proto)
     except (OSError, UnicodeError) as exc:
-        raise CiaosrError(f"--host {host}: not an address of this machine ({getattr(exc, 'strerror', None) or exc})")
+        why = getattr(exc, "strerror", None) or exc
+        raise CiaosrError(f"--host {host}: not an address of this machine ({why})") from None
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)

@@ -22,12 +22,11 @@ class Limits:
     keep_seconds: float = 15 * 60
 
     def __post_init__(self):
-        for name, flag in (("max_upload_bytes", "--max-upload-mb"), ("max_pixels", "--max-pixels"),
-                           ("max_queue", "--max-queue")):
+        if self.max_upload_bytes < 1:
+            raise CiaosrError(f"--max-upload-mb must be positive, got {self.max_upload_bytes / MIB:g}")
+        for name in ("max_pixels", "max_queue"):
             if getattr(self, name) < 1:
-                shown = getattr(self, name) / MIB if name == "max_upload_bytes" else getattr(self, name)
-                raise CiaosrError(f"{flag} must be at least {1 / MIB if name == 'max_upload_bytes' else 1:g}, "
-                                  f"got {shown:g}")
+                raise CiaosrError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if self.keep_seconds < 0:
             raise CiaosrError(f"--keep-minutes must not be negative, got {self.keep_seconds / 60:g}")
 
