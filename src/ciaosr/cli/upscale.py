@@ -14,7 +14,6 @@ import shutil
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import CiaosrError
@@ -121,10 +120,9 @@ def _naming(args, resize):
 
 
 def _check_arguments(args) -> None:
-    from ..inference.tiling import MIN_TILE
+    from ..inference.tiling import check_tile
 
-    if args.tile is not None and args.tile < MIN_TILE:
-        raise CiaosrError(f"--tile must be at least {MIN_TILE} LR pixels, got {args.tile}")
+    check_tile(args.tile)
     if args.max_pixels < 1:
         raise CiaosrError(f"--max-pixels must be positive, got {args.max_pixels}")
     if args.quality is not None and not 1 <= args.quality <= 100:
@@ -136,9 +134,8 @@ def _check_arguments(args) -> None:
 # --------------------------------------------------------------------------------------
 # The standard streams
 # --------------------------------------------------------------------------------------
-@contextmanager
-def _stdin_file(workdir: str):
-    """stdin's bytes as a file (the image readers take files); errors name <stdin>."""
+def _stdin_file(workdir: str) -> Path:
+    """stdin's bytes as a file (the image readers take files)."""
     if sys.stdin is None or sys.stdin.isatty():
         raise CiaosrError("input '-' reads an image from stdin, but stdin is a terminal (pipe an image in)")
     blob = sys.stdin.buffer.read()
@@ -146,10 +143,7 @@ def _stdin_file(workdir: str):
         raise CiaosrError("<stdin>: no data (input '-' reads an image from stdin)")
     path = Path(workdir) / "stdin"
     path.write_bytes(blob)
-    try:
-        yield path
-    except CiaosrError as exc:
-        raise CiaosrError(str(exc).replace(str(path), "<stdin>")) from None
+    return path
 
 
 def _copy_to_stdout(path: Path) -> None:
@@ -289,8 +283,7 @@ def _run_plan(args, plan, group, naming, resize, device, precision, fmt_of, info
                             raise CiaosrError(f"{job.dst}: already exists (--skip-existing to leave it, "
                                               f"--overwrite to replace it)")
                     if str(job.src) == STREAM:
-                        with _stdin_file(work) as tmp:
-                            data = read_image(tmp)
+                        data = read_image(_stdin_file(work), name="<stdin>")
                     else:
                         data = read_image(job.src)
                     h, w = resize.output_size((data.height, data.width), args.max_pixels)
