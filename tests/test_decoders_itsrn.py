@@ -104,7 +104,7 @@ def test_official_checkpoint_loads_and_matches_the_official_forward(crop, tmp_pa
     loaded = ciaosr.load_model(path)
     assert loaded.spec["name"] == "edsr-baseline-itsrn"
     assert loaded.spec["decoder_args"] == {"hidden": (256, 256, 256, 256), "out_dim": 3, "local_ensemble": True,
-                                           "feat_unfold": True, "ensemble_hidden": 256}
+                                           "feat_unfold": True, "act": "gelu", "ensemble_hidden": 256}
     ref = reference_model(loaded)
     cases = [c for c in PARITY["cases"] if not c["variant"]]
     assert [tuple(c["size"]) for c in cases] == [(20, 24), (37, 44), (20, 42)]
@@ -186,13 +186,16 @@ def test_official_args_from_keys_and_spec():
     sd = _official_decoder_sd()
     args = ITSRNDecoder.official_args(sd, OFFICIAL_SPEC["args"])
     assert args == {"hidden": (256, 256, 256, 256), "out_dim": 3, "local_ensemble": True, "feat_unfold": True,
-                    "ensemble_hidden": 256}
+                    "act": "gelu", "ensemble_hidden": 256}
     ITSRNDecoder(64, **args).load_state_dict(sd, strict=True)
     assert all(k.startswith(ITSRNDecoder.official_prefixes) for k in sd)
     # no spec (a bare state dict): the official defaults
     assert ITSRNDecoder.official_args(sd) == args
-    no_le = ITSRNDecoder.official_args(_official_decoder_sd(local_ensemble=False), {"feat_unfold": False})
-    assert no_le == {"hidden": (256, 256, 256, 256), "out_dim": 3, "local_ensemble": False, "feat_unfold": False}
+    relu = {"feat_unfold": False, "imnet_spec": {"name": "mlp", "args": {"hidden_list": [256] * 4, "act": "ReLU"}}}
+    no_le = ITSRNDecoder.official_args(_official_decoder_sd(local_ensemble=False), relu)
+    assert no_le == {"hidden": (256, 256, 256, 256), "out_dim": 3, "local_ensemble": False, "feat_unfold": False,
+                     "act": "relu"}
+    assert isinstance(ITSRNDecoder(64, **no_le).imnet.layers[1], torch.nn.ReLU)
     # LIIF's and MetaSR's MLPs are not ITSRN's, and ITSRN's is not LIIF's
     assert ITSRNDecoder.official_args({"imnet.layers.0.weight": torch.zeros(256, 580)}) is None
     assert ITSRNDecoder.official_args({"imnet.layers.0.weight": torch.zeros(256, 3)}) is None
@@ -202,6 +205,7 @@ def test_official_args_from_keys_and_spec():
 @pytest.mark.parametrize("args,needle", [
     ({"embedding_coord": {"name": "mlp"}}, "embedding_coord"),
     ({"scale_token": False}, "scale_token"),
+    ({"imnet_spec": {"name": "mlp", "args": {"hidden_list": [256] * 4}}}, "activation 'sine'"),  # the MLP's default
 ])
 def test_unsupported_official_settings_are_refused(args, needle):
     with pytest.raises(CiaosrError, match=needle):

@@ -59,23 +59,26 @@ def itsrn_shift(cell: torch.Tensor, h: int, w: int):
                   description="implicit transformer")
 class ITSRNDecoder(Decoder):
     """ITSRN decoder. ``in_dim`` is the encoder's channel count C; ``hidden`` the widths
-    of ``imnet``'s hidden layers (official ``hidden_list: [256, 256, 256, 256]``);
-    ``ensemble_hidden`` the hidden width of ``Weight`` and ``Score`` (256, hard-coded in
-    the official code)."""
+    of ``imnet``'s hidden layers (official ``hidden_list: [256, 256, 256, 256]``) and
+    ``act`` their activation (the official config's ``gelu``, or ``relu``);
+    ``ensemble_hidden`` the hidden width of ``Weight`` and ``Score`` (256, and GELU,
+    hard-coded in the official code)."""
 
     cpu_chunk = 512  # see Decoder.cpu_chunk
     official_prefixes = ("imnet.", "Weight.", "Score.")
     liif_name = "itnsr"
 
     def __init__(self, in_dim: int, hidden: Sequence[int] = (256, 256, 256, 256), ensemble_hidden: int = 256,
-                 out_dim: int = 3, local_ensemble: bool = True, feat_unfold: bool = True):
+                 out_dim: int = 3, local_ensemble: bool = True, feat_unfold: bool = True, act: str = "gelu"):
         super().__init__(in_dim)
         self.out_dim = out_dim
         self.local_ensemble = local_ensemble
         self.feat_unfold = feat_unfold
         self.latent_dim = in_dim * 9 if feat_unfold else in_dim
         # (rel, scale token) -> a latent_dim x out_dim transform matrix
-        self.imnet = MLP(4, self.latent_dim * out_dim, tuple(hidden), act="gelu")
+        if act not in ("gelu", "relu"):
+            raise ValueError(f"act must be 'gelu' or 'relu', not {act!r}")
+        self.imnet = MLP(4, self.latent_dim * out_dim, tuple(hidden), act=act)
         if local_ensemble:
             # the four neighbours' predictions of one channel -> that channel
             self.Weight = MLP(4, 1, (ensemble_hidden,), act="gelu")
@@ -85,7 +88,8 @@ class ITSRNDecoder(Decoder):
     @classmethod
     def official_args(cls, sd: dict, spec_args: dict | None = None) -> dict | None:
         """From the keys (imnet widths; Weight/Score present = local ensemble) and the
-        official spec's ``feat_unfold`` (default True, as the official config)."""
+        official spec's ``feat_unfold`` and imnet activation (without a spec: the official
+        config's, unfolding and GELU)."""
         first = sd.get("imnet.layers.0.weight")
         if first is None or first.shape[-1] != 4:
             return None
@@ -96,11 +100,17 @@ class ITSRNDecoder(Decoder):
         if not args.get("scale_token", True):
             raise CiaosrError("ITSRN checkpoint with scale_token false: not supported (the official "
                               "code cannot run it: imnet's input width is fixed at 4)")
+        imnet = args.get("imnet_spec") or {}
+        # the official MLP's own default activation is a sine (SIREN); its config says gelu
+        act = (imnet.get("args") or {}).get("act", "sine") if imnet else "gelu"
+        if str(act).lower() not in ("gelu", "relu"):
+            raise CiaosrError(f"ITSRN checkpoint with imnet activation {act!r}: not supported "
+                              "(gelu, the official configuration's, or relu)")
         weights = sorted((k for k in sd if k.startswith("imnet.layers.") and k.endswith(".weight")),
                          key=lambda k: int(k.split(".")[2]))
         out = {"hidden": tuple(int(sd[k].shape[0]) for k in weights[:-1]), "out_dim": 3,
                "local_ensemble": "Weight.layers.0.weight" in sd,
-               "feat_unfold": bool(args.get("feat_unfold", True))}
+               "feat_unfold": bool(args.get("feat_unfold", True)), "act": str(act).lower()}
         if out["local_ensemble"]:
             out["ensemble_hidden"] = int(sd["Weight.layers.0.weight"].shape[0])
         return out
