@@ -4,7 +4,8 @@ test_decoders_lte_metasr.py).
 
 Parity vectors: ``tests/data/itsrn_parity.json``, made by running the official ITSRN
 forward (codyshen0000/ITSRN, with LIIF's EDSR-baseline as its encoder) in a throwaway
-environment under /tmp, never part of the project; its ``note`` says exactly how. The
+environment under /tmp, never part of the project, on a 10 x 12 crop of Set5's butterfly
+(stored with them); its ``note`` says exactly how. The
 weights are not stored: both sides draw them from one seeded generator, tensor by tensor
 in the official parameter order (``official_order_init`` below, the recipe of the note),
 which is also ours (checked against the stored official key list).
@@ -68,11 +69,17 @@ def to_official_layout(sd: dict) -> dict:
 
 @pytest.fixture(scope="module")
 def crop():
-    path = require_shared("datasets/Set5/LR_bicubic/X4/butterflyx4.png")
-    img = np.asarray(Image.open(path).convert("RGB"))[20:30, 24:36].copy()
-    lr = torch.from_numpy(img).permute(2, 0, 1).float().div(255).unsqueeze(0)
-    assert lr.sum().item() == pytest.approx(PARITY["lr_sum"], abs=1e-3)
+    """The stored LR crop (uint8) as the official run read it: float / 255."""
+    lr = torch.tensor(PARITY["lr_crop_u8"], dtype=torch.uint8).permute(2, 0, 1).float().div(255).unsqueeze(0)
+    assert lr.shape == (1, 3, 10, 12) and lr.sum().item() == pytest.approx(PARITY["lr_sum"], abs=1e-3)
     return lr
+
+
+def test_stored_crop_is_the_set5_crop(crop):
+    path = require_shared("datasets/Set5/LR_bicubic/X4/butterflyx4.png")
+    img = np.asarray(Image.open(path).convert("RGB"))[20:30, 24:36]
+    assert PARITY["lr_crop"].startswith("Set5/LR_bicubic/X4/butterflyx4.png rows 20:30, cols 24:36")
+    assert np.array_equal(img, np.array(PARITY["lr_crop_u8"], dtype=np.uint8))
 
 
 def _full_grid(size, batch=1):
