@@ -219,6 +219,11 @@ def test_unsupported_official_settings_are_refused(args, needle):
         ITSRNDecoder.official_args(_official_decoder_sd(), args)
 
 
+def test_unknown_activation_is_a_bad_argument():
+    with pytest.raises(CiaosrError, match="bad arguments.*activation must be one of relu, gelu, not 'sine'"):
+        ciaosr.build_model("edsr-baseline-itsrn", {"num_blocks": 1}, {"act": "sine"})
+
+
 def test_bare_official_state_dict_with_rdn_loads(tmp_path):
     """A bare ``sd`` (no spec) with the official RDN's names (the encoder of the official
     ITSRN code) is detected as rdn-itsrn and computes what the model it came from does."""

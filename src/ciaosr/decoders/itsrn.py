@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from ..errors import CiaosrError
 from ..models.registry import register_decoder
 from .base import Decoder
-from .mlp import MLP
+from .mlp import ACTIVATIONS, MLP
 from .sampling import feature_coord, sample_nearest, shifted_coords
 
 
@@ -60,7 +60,7 @@ def itsrn_shift(cell: torch.Tensor, h: int, w: int):
 class ITSRNDecoder(Decoder):
     """ITSRN decoder. ``in_dim`` is the encoder's channel count C; ``hidden`` the widths
     of ``imnet``'s hidden layers (official ``hidden_list: [256, 256, 256, 256]``) and
-    ``act`` their activation (the official config's ``gelu``, or ``relu``);
+    ``act`` their activation (the official config's ``gelu``, or ``relu``: ``mlp.ACTIVATIONS``);
     ``ensemble_hidden`` the hidden width of ``Weight`` and ``Score`` (256, and GELU,
     hard-coded in the official code)."""
 
@@ -76,8 +76,6 @@ class ITSRNDecoder(Decoder):
         self.feat_unfold = feat_unfold
         self.latent_dim = in_dim * 9 if feat_unfold else in_dim
         # (rel, scale token) -> a latent_dim x out_dim transform matrix
-        if act not in ("gelu", "relu"):
-            raise ValueError(f"act must be 'gelu' or 'relu', not {act!r}")
         self.imnet = MLP(4, self.latent_dim * out_dim, tuple(hidden), act=act)
         if local_ensemble:
             # the four neighbours' predictions of one channel -> that channel
@@ -103,7 +101,7 @@ class ITSRNDecoder(Decoder):
         imnet = args.get("imnet_spec") or {}
         # the official MLP's own default activation is a sine (SIREN); its config says gelu
         act = (imnet.get("args") or {}).get("act", "sine") if imnet else "gelu"
-        if str(act).lower() not in ("gelu", "relu"):
+        if str(act).lower() not in ACTIVATIONS:
             raise CiaosrError(f"ITSRN checkpoint with imnet activation {act!r}: not supported "
                               "(gelu, the official configuration's, or relu)")
         weights = sorted((k for k in sd if k.startswith("imnet.layers.") and k.endswith(".weight")),

@@ -19,6 +19,8 @@ class MLP(nn.Module):
     def __init__(self, in_dim: int, out_dim: int, hidden: Sequence[int] = (256, 256, 256, 256),
                  act: str = "relu"):
         super().__init__()
+        if act not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, not {act!r}")
         layers: list[nn.Module] = []
         last = in_dim
         for width in hidden:
