@@ -22,7 +22,8 @@ pixel only. ``prepare`` tabulates them per LR pixel (one 3x3 convolution of the 
 no unfolding: ``3 x (K + 1)`` values per pixel, K the last hidden width, whatever C is);
 a query then needs only the MLP up to ``h`` and a 3 x K product per neighbour instead of
 the 27C x K last layer and a 9C x 3 product. The official order of operations is
-:func:`ciaosr.decoders.reference.itsrn_query`; float32 results agree to ~1e-6 relative.
+:func:`ciaosr.decoders.reference.itsrn_query`; float32 results agree to ~1e-6
+relative.
 
 Parameter names follow the official state dict (``imnet.layers.*``, ``Weight.layers.*``,
 ``Score.layers.*``), so the decoder part of an official ``{'model': {'name': 'ITNSR',
