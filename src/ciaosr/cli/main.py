@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
 
     parser = _Parser(
-        prog="ciaosr", description="Arbitrary-scale image super-resolution (CiaoSR, LIIF, LTE, MetaSR)."
+        prog="ciaosr", description="Arbitrary-scale image super-resolution (CiaoSR, LIIF, LTE, MetaSR, ITSRN)."
     )
     parser.add_argument("--version", action="version", version=f"ciaosr {__version__} (torch {torch.__version__})")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
