@@ -7,7 +7,8 @@ per-pixel preparation and chunked decoding of every output pixel) as the median 
 
 Modes: ``fast`` is the project's implementation; ``reference`` computes as the official
 code does (CiaoSR: non-local attention and unfolding inside every query chunk, every MLP
-layer per query and neighbour; LIIF: every MLP layer per query and neighbour), in the
+layer per query and neighbour; LIIF: every MLP layer per query and neighbour; ITSRN: the
+27C-wide transform matrix per query and neighbour), in the
 official 30000-query chunks; the other rows decode in each decoder's own CPU chunk
 (``decoder.cpu_chunk``, 512 or 1024 queries: fastest on the CPU).
 
@@ -31,6 +32,7 @@ SETTINGS = [  # (decoder, mode)
     ("ciaosr", "reference"), ("ciaosr", "fast"),
     ("liif", "reference"), ("liif", "fast"),
     ("lte", None), ("metasr", None),
+    ("itsrn", "reference"), ("itsrn", "fast"),
 ]
 
 

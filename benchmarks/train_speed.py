@@ -32,7 +32,7 @@ from ciaosr.runtime import PRECISIONS, Precision, resolve_device
 from ciaosr.training.step import optimisation_step
 from machine_info import cpu_name  # benchmarks/ is the script folder, on sys.path
 
-DECODERS = ["ciaosr", "liif", "lte", "metasr"]
+DECODERS = ["ciaosr", "liif", "lte", "metasr", "itsrn"]
 
 
 def machine(device: torch.device) -> str:

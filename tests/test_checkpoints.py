@@ -22,6 +22,7 @@ SMALL = {
     "swinir-ciaosr": ({"embed_dim": 16, "depths": [2], "num_heads": [2], "window_size": 4}, {"hidden": [32]}),
     "edsr-baseline-lte": ({"num_blocks": 2, "mid_channels": 16}, {}),
     "edsr-baseline-metasr": ({"num_blocks": 2, "mid_channels": 16}, {}),
+    "edsr-baseline-itsrn": ({"num_blocks": 2, "mid_channels": 16}, {"hidden": [32], "ensemble_hidden": 16}),
 }
 
 
@@ -153,14 +154,18 @@ def test_cli_bad_model_is_one_line(model_arg, needle, capsys, tmp_path):
     ("lte", {"hidden_dim": 32, "imnet_spec": {"name": "mlp", "args": {"out_dim": 3, "hidden_list": [16, 16]}}}),
     ("liif", {"imnet_spec": {"name": "mlp", "args": {"out_dim": 3, "hidden_list": [16, 16]}}}),
     ("metasr", {}),
+    ("ITNSR", {"feat_unfold": True, "local_ensemble": True, "scale_token": True,
+               "imnet_spec": {"name": "mlp", "args": {"hidden_list": [16, 16], "act": "gelu"}}}),
 ])
 def test_official_liif_family_layout_loads(tmp_path, decoder, spec_args):
     """A checkpoint in the LIIF code base's format ({'model': {name, args, sd}}, LIIF's EDSR
     key names) loads through load_model and computes what the model it came from computes."""
     spec = {"name": decoder, "args": {"encoder_spec": {"name": "edsr-baseline", "args": {"no_upsampling": True}},
                                       **spec_args}}
-    dec_args = {"lte": {"hidden_dim": 32, "mlp_hidden": [16, 16]}, "metasr": {}, "liif": {"hidden": [16, 16]}}[decoder]
-    model = ciaosr.build_model(f"edsr-baseline-{decoder}", {"num_blocks": 2, "mid_channels": 16}, dec_args).eval()
+    ours = {"ITNSR": "itsrn"}.get(decoder, decoder)  # ITSRN's official code calls it ITNSR
+    dec_args = {"lte": {"hidden_dim": 32, "mlp_hidden": [16, 16]}, "metasr": {}, "liif": {"hidden": [16, 16]},
+                "ITNSR": {"hidden": [16, 16]}}[decoder]
+    model = ciaosr.build_model(f"edsr-baseline-{ours}", {"num_blocks": 2, "mid_channels": 16}, dec_args).eval()
     sd = {}
     for k, v in model.state_dict().items():  # rename to LIIF's EDSR layout
         k = k.replace("encoder.conv_first.", "encoder.head.0.").replace("encoder.conv_after_body.", "encoder.body.2.")
@@ -169,7 +174,7 @@ def test_official_liif_family_layout_loads(tmp_path, decoder, spec_args):
     path = tmp_path / f"{decoder}.pth"
     torch.save({"model": {**spec, "sd": sd}, "epoch": 1000}, path)
     loaded = ciaosr.load_model(path)
-    assert loaded.spec["name"] == f"edsr-baseline-{decoder}"
+    assert loaded.spec["name"] == f"edsr-baseline-{ours}"
     lr = torch.rand(1, 3, 8, 9)
     coord, cell = _queries(19, 30)
     with torch.no_grad():

@@ -50,10 +50,11 @@ def models() -> dict:
     torch.manual_seed(0)
     return {"liif (shipped)": ciaosr.load_model("edsr-baseline-liif"),
             "ciaosr": ciaosr.build_model("edsr-baseline-ciaosr"),
-            "lte": ciaosr.build_model("edsr-baseline-lte", {"num_blocks": 4})}
+            "lte": ciaosr.build_model("edsr-baseline-lte", {"num_blocks": 4}),
+            "itsrn": ciaosr.build_model("edsr-baseline-itsrn", {"num_blocks": 4})}
 
 
-@pytest.mark.parametrize("name", ["liif (shipped)", "ciaosr", "lte"])
+@pytest.mark.parametrize("name", ["liif (shipped)", "ciaosr", "lte", "itsrn"])
 def test_upscale_on_cuda_matches_cpu(name):
     model = models()[name].eval()
     x = smooth_image(40, 52)

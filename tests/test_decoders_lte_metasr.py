@@ -1,5 +1,6 @@
 """LTE and MetaSR decoders: shapes, gradients, chunking, prepare/query split, official
-checkpoint layout, and LTE's test-time cell clipping."""
+checkpoint layout, and LTE's test-time cell clipping; the shared checks also run on
+ITSRN's decoder and its two official switches (its own tests: test_decoders_itsrn.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ciaosr.geometry import make_cell, make_coord, scaled_size
+from ciaosr.decoders.itsrn import ITSRNDecoder
 from ciaosr.decoders.lte import LTEDecoder
 from ciaosr.decoders.metasr import MetaSRDecoder
 from ciaosr.errors import CiaosrError
@@ -30,7 +32,13 @@ def small_metasr() -> MetaSRDecoder:
     return MetaSRDecoder(C, hidden=32)
 
 
-DECODERS = {"lte": small_lte, "metasr": small_metasr}
+def small_itsrn(**kw) -> ITSRNDecoder:
+    return ITSRNDecoder(C, **{"hidden": (32, 32), "ensemble_hidden": 16, **kw})
+
+
+DECODERS = {"lte": small_lte, "metasr": small_metasr, "itsrn": small_itsrn,
+            "itsrn-no-unfold": lambda: small_itsrn(feat_unfold=False),
+            "itsrn-no-ensemble": lambda: small_itsrn(local_ensemble=False)}
 
 
 def grid(scale, batch=2):
@@ -102,8 +110,9 @@ def test_lte_query_does_not_rerun_convs(feat):
     assert calls == {"coef": 1, "freq": 1}
 
 
-def test_metasr_query_does_not_unfold(feat, monkeypatch):
-    dec = small_metasr().eval()
+@pytest.mark.parametrize("name", ["metasr", "itsrn"])
+def test_query_does_not_unfold(name, feat, monkeypatch):
+    dec = DECODERS[name]().eval()
     coord, cell = grid(3.7)
     with torch.no_grad():
         prep = dec.prepare(feat)
@@ -335,7 +344,7 @@ def test_default_sizes_match_official():
 
 
 # --- inside the model wrapper ------------------------------------------------------
-@pytest.mark.parametrize("name,residual", [("lte", True), ("metasr", False)])
+@pytest.mark.parametrize("name,residual", [("lte", True), ("metasr", False), ("itsrn", False)])
 def test_in_model_wrapper_chunked_upsample(name, residual):
     encoder = nn.Conv2d(3, C, 3, padding=1)
     model = ImplicitSRModel(encoder, DECODERS[name](), mean=(0.5,) * 3, std=(0.5,) * 3,

@@ -30,7 +30,7 @@ def test_models_json(capsys):
     assert main(["models", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     names = {r["name"] for r in rows}
-    assert {"edsr-baseline-ciaosr", "rdn-liif", "swinir-lte", "edsr-metasr"} <= names
+    assert {"edsr-baseline-ciaosr", "rdn-liif", "swinir-lte", "edsr-metasr", "swinir-itsrn"} <= names
     for r in rows:
         assert {"name", "encoder", "decoder", "params", "weights", "default"} <= r.keys()
         assert r["name"] == f"{r['encoder']}-{r['decoder']}"
@@ -56,7 +56,7 @@ def test_coordinate_conventions():
     assert scaled_size((5, 5), 2.5) == (12, 12)  # Python round: halves to even
 
 
-@pytest.mark.parametrize("decoder", ["ciaosr", "liif", "lte", "metasr"])
+@pytest.mark.parametrize("decoder", ["ciaosr", "liif", "lte", "metasr", "itsrn"])
 def test_every_decoder_on_every_query_layout(decoder):
     """Symmetric, non-integer and asymmetric scales; gradients reach every parameter."""
     model = ciaosr.build_model(f"edsr-baseline-{decoder}", {"num_blocks": 1, "mid_channels": 8})
@@ -110,12 +110,13 @@ def test_ciaosr_residual_switch(tmp_path):
     assert not loaded.residual and torch.allclose(loaded(lr, coord, cell), decoded, atol=1e-6)
 
 
-@pytest.mark.parametrize("decoder", ["ciaosr", "liif", "lte", "metasr"])
+@pytest.mark.parametrize("decoder", ["ciaosr", "liif", "lte", "metasr", "itsrn"])
 def test_cpu_decoding_uses_the_decoders_cpu_chunk_with_the_same_result(decoder):
     """On the CPU, fast decoders decode in their (small) ``cpu_chunk``; the output is the
     same as decoding every query in one go."""
     torch.manual_seed(0)
-    small = {"lte": {"hidden_dim": 16, "mlp_hidden": [16]}, "metasr": {"hidden": 16}}.get(decoder, {"hidden": [16, 16]})
+    small = {"lte": {"hidden_dim": 16, "mlp_hidden": [16]}, "metasr": {"hidden": 16},
+             "itsrn": {"hidden": [16], "ensemble_hidden": 8}}.get(decoder, {"hidden": [16, 16]})
     model = ciaosr.build_model(f"edsr-baseline-{decoder}", {"num_blocks": 1, "mid_channels": 8}, small).eval()
     model.decoder.cpu_chunk = 50
     sizes = []

@@ -325,3 +325,31 @@ def test_a_multi_picture_jpeg_is_read_as_its_picture(tmp_path):
         assert im.format == "MPO" and im.n_frames == 2
     data = read_image(path)
     assert np.abs(data.pixels * 255 - np.array([200, 40, 30])).max() < 3
+
+
+def test_a_pixel_limit_refuses_images_from_their_header_before_decoding(tmp_path, monkeypatch):
+    from ciaosr.imageio import encode_tiff16
+
+    png = tmp_path / "wide.png"
+    Image.new("RGB", (40, 30)).save(png)
+    assert read_image(png, max_pixels=1200).size == (40, 30)
+    with pytest.raises(ciaosr.CiaosrError) as info:
+        read_image(png, max_pixels=1199, name="upload.png")
+    assert str(info.value) == "upload.png: image of 40x30 has 1,200 pixels, over the limit of 1,199"
+    # 16-bit grey + alpha TIFF: Pillow cannot open it, tifffile reads it; the limit holds there too.
+    tif = tmp_path / "la16.tif"
+    tif.write_bytes(encode_tiff16(np.full((30, 40, 2), 30000, np.uint16)))
+    assert read_image(tif).size == (40, 30)
+    with pytest.raises(Exception):
+        Image.open(tif)  # so the path under test is tifffile's
+    decoded = []
+    import tifffile
+
+    real = tifffile.TiffPage.asarray
+    monkeypatch.setattr(tifffile.TiffPage, "asarray", lambda self, *a, **k: decoded.append(1) or real(self, *a, **k))
+    with pytest.raises(ciaosr.CiaosrError, match=r"la16.tif: image of 40x30 has 1,200 pixels, over the limit of 100$"):
+        read_image(tif, max_pixels=100)
+    assert decoded == []  # refused before decoding
+    # Without a name, errors name the path, as before.
+    with pytest.raises(ciaosr.CiaosrError, match=f"^{tmp_path / 'none.png'}: no such file$"):
+        read_image(tmp_path / "none.png")

@@ -8,7 +8,8 @@ import torch
 
 from ciaosr.errors import CiaosrError
 from ciaosr.runtime import PRECISIONS, Precision, resolve_device
-from ciaosr.training.distributed import DistInfo, resolve_device as training_device
+from ciaosr.distributed import DistInfo
+from ciaosr.training.trainer import training_device
 
 
 @pytest.fixture

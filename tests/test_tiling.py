@@ -44,13 +44,13 @@ class BilinearProbe(torch.nn.Module):
                             align_corners=False)
         return out[:, :, 0, :].permute(0, 2, 1)
 
-    def decode_chunked(self, enc, coord, cell, chunk=30000):
+    def decode_chunked(self, enc, coord, cell, chunk=30000, on_chunk=None):
         return self.decode(enc, coord, cell)
 
     def to_image(self, pred):
         return pred
 
-    def upsample(self, lr, size, chunk=30000):
+    def upsample(self, lr, size, chunk=30000, on_chunk=None):
         b = lr.shape[0]
         coord = make_coord(size).unsqueeze(0).expand(b, -1, -1)
         cell = make_cell(size, coord.shape[1]).unsqueeze(0).expand(b, -1, -1)
@@ -157,3 +157,46 @@ def test_auto_tile_follows_the_budget(tiny):
     assert plan.tile >= MIN_AUTO_TILE and plan.overlap == default_overlap(plan.tile)
     with pytest.raises(ValueError):
         plan_tiles(tiny, "cpu", tile=4)
+
+
+class Stop(Exception):
+    pass
+
+
+def test_progress_reports_tiles_and_chunks_and_can_stop_the_work(tiny):
+    x = gradient(40, 36)
+    calls = []
+    ref = tiled_upsample(tiny, x, (100, 90), tile=16, chunk=300)
+    out = tiled_upsample(tiny, x, (100, 90), tile=16, chunk=300, on_progress=calls.append)
+    assert torch.equal(out, ref)  # reporting changes nothing
+    total = len(tile_spans(40, 16, default_overlap(16))) * len(tile_spans(36, 16, default_overlap(16)))
+    assert total > 4 and all(p.tiles_total == total for p in calls)
+    assert calls[0].tiles_done == 0 and calls[0].fraction == 0
+    assert calls[-1].tiles_done == total and calls[-1].fraction == pytest.approx(1.0)
+    fractions = [p.fraction for p in calls]
+    assert fractions == sorted(fractions) and all(0 <= f <= 1 for f in fractions)
+    done = [p.tiles_done for p in calls]
+    assert done == sorted(done) and set(done) == set(range(total + 1))
+    # Chunks are reported inside a tile: fractions strictly between two tile counts.
+    assert any(p.fraction * total - p.tiles_done > 0 for p in calls)
+
+    # One tile (the image fits it): reported by chunks of the whole-image decode.
+    one = []
+    small = tiled_upsample(tiny, x[..., :12, :12], (30, 30), tile=16, chunk=200, on_progress=one.append)
+    assert torch.equal(small, tiny.upsample(x[..., :12, :12], (30, 30)))
+    assert [p.tiles_total for p in one] == [1] * len(one) and one[-1].tiles_done == 1
+    assert len(one) >= 2 + 900 // 200 and any(0 < p.fraction < 1 for p in one)
+
+    # An exception from the callback stops the work at once: no tile is decoded after it.
+    encoded = []
+    real_encode = tiny.encode
+    def stop_after_two_tiles(p):
+        if p.tiles_done == 2:
+            raise Stop
+    tiny.encode = lambda lr: encoded.append(lr.shape) or real_encode(lr)
+    try:
+        with pytest.raises(Stop):
+            tiled_upsample(tiny, x, (100, 90), tile=16, on_progress=stop_after_two_tiles)
+    finally:
+        del tiny.encode
+    assert len(encoded) == 2

@@ -242,7 +242,7 @@ def test_every_shipped_config_prepares(data_root, tmp_path):
     configs = sorted(p for p in (REPO / "configs").glob("*.yaml") if not p.name.startswith("realworld-"))
     names = {p.stem for p in configs}
     assert {"smoke", "edsr-baseline-ciaosr", "rdn-ciaosr", "swinir-ciaosr", "edsr-baseline-liif",
-            "edsr-baseline-lte", "edsr-baseline-metasr"} <= names
+            "edsr-baseline-lte", "edsr-baseline-metasr", "edsr-baseline-itsrn"} <= names
     weights = require_shared("weights/liif-edsr-baseline/edsr-baseline-liif.pth")
     for path in configs:
         cfg = load_config(path, [f"data_root={data_root}", f"output_dir={tmp_path}", "data.cache=false"])
@@ -250,7 +250,11 @@ def test_every_shipped_config_prepares(data_root, tmp_path):
             cfg["init"]["checkpoint"] = str(weights)
         trainer = Trainer(cfg)  # every check passes; nothing is written
         assert trainer.model.spec["name"] == cfg["model"]["name"]
-        if path.stem != "smoke":
+        if path.stem == "edsr-baseline-itsrn":  # the official ITSRN recipe: Adam 2e-4, halved at epochs 100, 200, ...
+            assert (cfg["optimizer"]["lr"], cfg["train"]["batch_size"], cfg["scheduler"]["type"],
+                    cfg["scheduler"]["milestones"], cfg["train"]["iterations"]) == (
+                        2e-4, 16, "multistep", [100_000, 200_000, 400_000, 600_000, 800_000], 1_000_000)
+        elif path.stem != "smoke":
             assert (cfg["optimizer"]["lr"], cfg["train"]["batch_size"], cfg["scheduler"]["step_size"],
                     cfg["train"]["iterations"]) == (1e-4, 16, 200_000, 1_000_000)
     assert not any(tmp_path.iterdir())

@@ -217,8 +217,10 @@ class Resize:
         except CiaosrError:
             raise CiaosrError(f"--scale must be a positive finite number, got '{scale}'") from None
 
-    def output_size(self, in_hw: tuple[int, int], max_pixels: int | None = None) -> tuple[int, int]:
-        """(h, w) of the output for an input (h, w)."""
+    def output_size(self, in_hw: tuple[int, int], max_pixels: int | None = None,
+                    raise_limit: str = "raise it with --max-pixels / max_pixels") -> tuple[int, int]:
+        """(h, w) of the output for an input (h, w); refused when it has more than
+        ``max_pixels`` pixels, the error ending with ``raise_limit`` (how to raise it)."""
         if self.scale is not None:
             h, w = scaled_size(in_hw, self.scale)
         else:
@@ -231,7 +233,7 @@ class Resize:
             raise CiaosrError(f"output size {w}x{h} is less than 1 pixel")
         if max_pixels is not None and w * h > max_pixels:
             raise CiaosrError(f"output {w}x{h} has {w * h:,} pixels, over the limit of {max_pixels:,} "
-                              f"(raise it with --max-pixels / max_pixels)")
+                              f"({raise_limit})")
         return h, w
 
     @property

@@ -181,25 +181,36 @@ def share_malloc_arena() -> bool:
         return False
 
 
-def free_cores() -> int:
+def free_cores(processes: int = 1) -> int:
     """Cores not busy with other work: the core count less the 1-minute load average
     (rounded down), at least 1. OpenMP threads that share a core with another process
     wait on each other: on a 2-core machine with other jobs, one thread was 5.9x faster
     than two for ``ciaosr upscale``, and with none two were 1.8x faster than one
-    (docs/performance.md, CPU threads)."""
+    (docs/performance.md, CPU threads).
+
+    ``processes``: the processes of one job on this machine (torchrun's
+    ``LOCAL_WORLD_SIZE``), which share those cores: each gets an equal part, at least 1.
+    One process counts no more cores than torch would use (``OMP_NUM_THREADS``); several
+    count the machine's, as torchrun sets ``OMP_NUM_THREADS=1`` in each."""
     try:
         load = os.getloadavg()[0]
     except OSError:
         load = 0.0
-    return max(1, min(torch.get_num_threads(), (os.cpu_count() or 1) - int(load)))
+    cores = os.cpu_count() or 1
+    cap = torch.get_num_threads() if processes <= 1 else cores
+    return max(1, min(cap, cores - int(load)) // max(1, processes))
 
 
-def set_threads(threads: int | str | None) -> int:
+def set_threads(threads: int | str | None, processes: int = 1) -> int:
     """Set the CPU threads torch computes with (``torch.set_num_threads``) and return the
     number in use; None leaves PyTorch's choice (one per core), ``'auto'`` takes
-    :func:`free_cores`. Call it before any work: the thread pool is sized on first use."""
+    :func:`free_cores`. With ``processes`` > 1 (the processes of one torchrun job on this
+    machine) None and ``'auto'`` give each process its part of the cores, at least one;
+    a number is per process. Call it before any work: the thread pool is sized on first use."""
     if threads == "auto":
-        threads = free_cores()
+        threads = free_cores(processes)
+    elif threads is None and processes > 1:
+        threads = max(1, (os.cpu_count() or 1) // processes)
     elif isinstance(threads, str):
         try:
             threads = int(threads)

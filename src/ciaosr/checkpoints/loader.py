@@ -116,7 +116,7 @@ def load_model(path_or_name: str | os.PathLike | None = None, device: str | torc
     """A ready-to-run model in eval mode.
 
     ``path_or_name``: a model name with shipped weights (``None`` for the default), a
-    ``.safetensors`` file of ours, or an official CiaoSR/LIIF/LTE checkpoint.
+    ``.safetensors`` file of ours, or an official CiaoSR/LIIF/LTE/MetaSR/ITSRN checkpoint.
     """
     key = DEFAULT_MODEL if path_or_name is None else str(path_or_name)
     entry = shipped(key)

@@ -6,7 +6,8 @@ File layouts understood (each architecture unit knows its own keys and arguments
 * mmediting 0.x (official CiaoSR): ``{'state_dict': {'generator.<key>': ...}, ...}``,
   BasicSR-style ``params_ema`` / ``params``, or a bare generator state dict; encoder and
   decoder keys are told apart by the decoders' key prefixes.
-* the LIIF code base (LIIF, LTE, MetaSR): ``{'model': {'name', 'args', 'sd'}}``, encoder
+* the LIIF code base (LIIF, LTE, MetaSR, and ITSRN's, which grew from it):
+  ``{'model': {'name', 'args', 'sd'}}``, encoder
   keys under ``encoder.``; or a bare such ``sd``.
 """
 

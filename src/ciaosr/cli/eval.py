@@ -22,7 +22,10 @@ def register(sub) -> None:
         "eval", help="benchmark a model (PSNR/SSIM/LPIPS; NIQE/BRISQUE/PIQE without HR) under the LIIF or mmediting protocol",
         description="Evaluate a model on benchmark sets (<data-root>/<Set>/HR, optional "
                     "<Set>/LR_bicubic/X<s>), or a folder of real LR images without HR (--input), "
-                    "and print a markdown table of the metrics.")
+                    "and print a markdown table of the metrics. Under torchrun (torchrun "
+                    "--nproc_per_node=N -m ciaosr eval ...) the images are split over the processes, "
+                    "each on cuda:<LOCAL_RANK> with GPUs, else the CPU; the table and the JSON are "
+                    "those of one process.")
     p.add_argument("--model", "-m", default=None,
                    help="model name with shipped weights, checkpoint file, or 'bicubic' (default: the default model)")
     src = p.add_mutually_exclusive_group(required=True)
@@ -48,7 +51,8 @@ def register(sub) -> None:
     p.add_argument("--precision", choices=PRECISIONS, default="fp32",
                    help="model precision: fp32 (default), bf16 (autocast), fp16 (GPU only)")
     p.add_argument("--threads", type=int, default=None, metavar="N",
-                   help="CPU threads (default: PyTorch's, one per core); 1 is faster on a CPU other jobs share")
+                   help="CPU threads (default: PyTorch's, one per core; under torchrun the cores divided among "
+                        "the machine's processes); 1 is faster on a CPU other jobs share")
     p.add_argument("--chunk", type=int, default=30000, help="queries decoded at once (default 30000)")
     p.add_argument("--json", metavar="FILE", default=None,
                    help="also write the results, per image, as JSON (its folder must be writable; checked first)")
@@ -91,14 +95,15 @@ def _write_json(path: Path, report: dict) -> None:
 
 
 def run(args) -> int:
+    from ..distributed import ShardGroup, dist_info_from_env, set_threads
     from ..evaluation.metric_set import NO_REFERENCE, PROTOCOL_METRICS
-    from ..evaluation.report import format_table
     from ..evaluation.runner import evaluate, evaluate_folder, parse_steps
-    from ..runtime import set_threads
+    from .main import report_error
 
     if args.chunk < 1:
         raise CiaosrError(f"--chunk must be positive, got {args.chunk}")
-    set_threads(args.threads)
+    dist_info = dist_info_from_env()  # one process, or one of a torchrun job's
+    set_threads(args.threads, dist_info)
     if args.json:
         _check_json_path(Path(args.json))
     model = args.model
@@ -107,12 +112,34 @@ def run(args) -> int:
         model = DEFAULT_MODEL
     common = dict(protocol=args.protocol, steps=parse_steps(args.steps), device=args.device,
                   save_images=args.save_images, chunk=args.chunk, precision=args.precision)
-    if args.input:
-        report = evaluate_folder(model, args.input, args.scales, metrics=args.metrics or list(NO_REFERENCE), **common)
-    else:
-        report = evaluate(model, args.data_root, args.datasets, args.scales, metrics=args.metrics or list(PROTOCOL_METRICS),
-                          lpips_net=args.lpips_net, lpips_weights=args.lpips_weights,
-                          skip_unavailable=args.skip_unavailable, **common)
+    group = ShardGroup.join(dist_info)  # under torchrun the images are split over the processes
+    finished = False
+    try:
+        if args.input:
+            report = evaluate_folder(model, args.input, args.scales, metrics=args.metrics or list(NO_REFERENCE),
+                                     group=group, **common)
+        else:
+            report = evaluate(model, args.data_root, args.datasets, args.scales,
+                              metrics=args.metrics or list(PROTOCOL_METRICS), lpips_net=args.lpips_net,
+                              lpips_weights=args.lpips_weights, skip_unavailable=args.skip_unavailable,
+                              group=group, **common)
+        code = 0
+        if group.is_main:  # all printed and written before the others hear the exit status
+            try:
+                _print_and_save(args, report)
+            except CiaosrError as exc:
+                report_error(str(exc))
+                code = 2
+        code = group.announce(code)
+        finished = True
+    finally:
+        group.close(synchronise=finished)  # after an error the others may never come
+    return code
+
+
+def _print_and_save(args, report: dict) -> None:
+    from ..evaluation.report import format_table
+
     for name, why in report["skipped"].items():
         print(f"warning: {name} skipped: {why}", file=sys.stderr)
     steps = f", steps {args.steps}" if args.steps else ""
@@ -121,4 +148,3 @@ def run(args) -> int:
     sys.stdout.flush()
     if args.json:
         _write_json(Path(args.json), report)
-    return 0

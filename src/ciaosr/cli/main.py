@@ -16,7 +16,7 @@ import sys
 from ..errors import CiaosrError
 
 # Sub-command modules, in the order ``ciaosr --help`` lists them.
-COMMANDS = ["upscale", "models", "eval", "prepare_benchmark", "train", "degrade"]
+COMMANDS = ["upscale", "models", "eval", "prepare_benchmark", "train", "degrade", "serve"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -27,13 +27,18 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see '{self.prog} --help')\n")
 
 
+def report_error(message: str) -> None:
+    """The one line a ``CiaosrError`` becomes (exit status 2)."""
+    print(f"error: {message}", file=sys.stderr)
+
+
 def build_parser() -> argparse.ArgumentParser:
     import torch
 
     from .. import __version__
 
     parser = _Parser(
-        prog="ciaosr", description="Arbitrary-scale image super-resolution (CiaoSR, LIIF, LTE, MetaSR)."
+        prog="ciaosr", description="Arbitrary-scale image super-resolution (CiaoSR, LIIF, LTE, MetaSR, ITSRN)."
     )
     parser.add_argument("--version", action="version", version=f"ciaosr {__version__} (torch {torch.__version__})")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -63,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except CiaosrError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        report_error(str(exc))
         return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

@@ -14,7 +14,6 @@ import shutil
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import CiaosrError
@@ -51,7 +50,11 @@ def register(sub) -> None:
                     "or a --size below the input) is resized with antialiased bicubic, so a pure\n"
                     "downscale is exactly that resize. EXIF orientation is applied; the ICC profile,\n"
                     "EXIF and DPI are kept where the output format can hold them. Animated or\n"
-                    "multi-page files are refused.",
+                    "multi-page files are refused.\n\n"
+                    "Several processes (GPUs, machines): torchrun --nproc_per_node=N -m ciaosr upscale DIR -o OUT\n"
+                    "... splits the images over N processes (each on cuda:<LOCAL_RANK> with GPUs, else the\n"
+                    "CPU), balanced by output pixels; the files and the report are those of one process,\n"
+                    "and --skip-existing resumes a stopped run.",
         epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders of images, or - for stdin")
     p.add_argument("-o", "--output", default=None, metavar="OUTPUT",
@@ -74,7 +77,8 @@ def register(sub) -> None:
                         "CPU or GPU computes it natively, else fp32); fp16 (GPU only; refused on CPU)")
     p.add_argument("--threads", default=DEFAULT_THREADS, metavar="N|auto",
                    help="CPU threads (default auto: the cores not busy with other work, from the load "
-                        "average; one thread shares a busy core far better than two, docs/performance.md)")
+                        "average; one thread shares a busy core far better than two, docs/performance.md); "
+                        "under torchrun per process, auto dividing the free cores among the machine's processes")
     p.add_argument("--tile", type=int, default=None, metavar="N",
                    help="LR tile size in pixels (default: chosen from available memory)")
     p.add_argument("--bit-depth", type=int, default=None, choices=[8, 16],
@@ -116,10 +120,9 @@ def _naming(args, resize):
 
 
 def _check_arguments(args) -> None:
-    from ..inference.tiling import MIN_TILE
+    from ..inference.tiling import check_tile
 
-    if args.tile is not None and args.tile < MIN_TILE:
-        raise CiaosrError(f"--tile must be at least {MIN_TILE} LR pixels, got {args.tile}")
+    check_tile(args.tile)
     if args.max_pixels < 1:
         raise CiaosrError(f"--max-pixels must be positive, got {args.max_pixels}")
     if args.quality is not None and not 1 <= args.quality <= 100:
@@ -131,9 +134,8 @@ def _check_arguments(args) -> None:
 # --------------------------------------------------------------------------------------
 # The standard streams
 # --------------------------------------------------------------------------------------
-@contextmanager
-def _stdin_file(workdir: str):
-    """stdin's bytes as a file (the image readers take files); errors name <stdin>."""
+def _stdin_file(workdir: str) -> Path:
+    """stdin's bytes as a file (the image readers take files)."""
     if sys.stdin is None or sys.stdin.isatty():
         raise CiaosrError("input '-' reads an image from stdin, but stdin is a terminal (pipe an image in)")
     blob = sys.stdin.buffer.read()
@@ -141,10 +143,7 @@ def _stdin_file(workdir: str):
         raise CiaosrError("<stdin>: no data (input '-' reads an image from stdin)")
     path = Path(workdir) / "stdin"
     path.write_bytes(blob)
-    try:
-        yield path
-    except CiaosrError as exc:
-        raise CiaosrError(str(exc).replace(str(path), "<stdin>")) from None
+    return path
 
 
 def _copy_to_stdout(path: Path) -> None:
@@ -158,20 +157,18 @@ def _copy_to_stdout(path: Path) -> None:
 # The command
 # --------------------------------------------------------------------------------------
 def run(args) -> int:
-    from tqdm.auto import tqdm
-
-    from ..atomic import check_writable_folder
+    from ..distributed import ShardGroup, device_for, dist_info_from_env, set_threads
     from ..geometry import Resize
-    from ..imageio import output_format, read_image, write_image
-    from ..inference.batch import STREAM, output_bit_depth, plan_batch
-    from ..inference.upscale import get_model, upscale_data
-    from ..runtime import Precision, resolve_device, set_threads
+    from ..imageio import output_format
+    from ..inference.batch import STREAM, plan_batch
+    from ..runtime import Precision
 
     # Everything that does not depend on one image is checked before any work.
     resize = Resize.parse(args.scale, args.size)
     _check_arguments(args)
-    set_threads(args.threads)
-    device = resolve_device(args.device)
+    dist_info = dist_info_from_env()  # one process, or one of a torchrun job's
+    set_threads(args.threads, dist_info)
+    device = device_for(args.device, dist_info)
     precision = Precision.for_device(args.precision, device)
     naming = _naming(args, resize)
     plan = plan_batch(args.inputs, args.output, naming, args.recursive)
@@ -190,7 +187,38 @@ def run(args) -> int:
             hint = " (add --ext png)" if args.bit_depth == 16 and plan.many else ""
             raise CiaosrError(f"{exc}{hint}") from None
     to_stdout = any(str(job.dst) == STREAM for job in plan.jobs)
+    if dist_info.enabled and (to_stdout or any(str(job.src) == STREAM for job in plan.jobs)):
+        raise CiaosrError("'-' (stdin or stdout) takes one process: run it without torchrun")
     info = sys.stderr if to_stdout else sys.stdout
+
+    # Under torchrun every process has made the same plan; each runs its share of it.
+    group = ShardGroup.join(dist_info)
+    finished = False
+    try:
+        code = _run_plan(args, plan, group, naming, resize, device, precision, fmt_of, info)
+        finished = True
+    finally:
+        group.close(synchronise=finished)  # after an error the others may never come
+    return code
+
+
+def _run_plan(args, plan, group, naming, resize, device, precision, fmt_of, info) -> int:
+    """Run this process's share of ``plan``; rank 0 shows the progress and the report
+    of the whole run. The exit status, the same in every process: rank 0 has printed
+    everything before it tells the others (torchrun stops the job when one fails)."""
+    from .main import report_error
+    from tqdm.auto import tqdm
+
+    from ..atomic import check_writable_folder
+    from ..imageio import read_image, write_image
+    from ..inference.batch import STREAM, output_bit_depth, output_pixels
+    from ..inference.upscale import get_model, upscale_data
+
+    group.same_items([(str(job.src), str(job.dst)) for job in plan.jobs])
+    # Outputs that exist are left now, before any process writes one (``map`` waits for all).
+    exists = group.map(len(plan.jobs), lambda i: args.skip_existing and str(plan.jobs[i].dst) != STREAM
+                       and plan.jobs[i].dst.exists())
+    todo = [i for i, found in enumerate(exists) if not found]
     if plan.many and args.output is not None:
         try:
             Path(args.output).mkdir(parents=True, exist_ok=True)
@@ -198,19 +226,24 @@ def run(args) -> int:
             raise CiaosrError(f"{args.output}: cannot create output folder ({exc.strerror or exc})") from None
 
     model = None
-    written: list[Path] = []
-    skipped: list[tuple[Path, str]] = list(plan.skipped)
+    written = 0
     failures: list[str] = [f"{src}: {why}" for src, why in plan.refused]
-    for msg in failures:
-        tqdm.write(f"error: {msg}", file=sys.stderr)
+    if group.is_main:
+        for msg in failures:
+            tqdm.write(f"error: {msg}", file=sys.stderr)
     checked_folders: dict[Path, str | None] = {}
-    bar = tqdm(total=len(plan.jobs), unit="image", desc="upscale", disable=None if plan.many else True)
+    bar = tqdm(total=len(plan.jobs), unit="image", desc="upscale",
+               disable=None if plan.many and group.is_main else True)
 
-    def fail(msg: str) -> None:
-        if not plan.many:
-            raise CiaosrError(msg)
-        failures.append(msg)
-        tqdm.write(f"error: {msg}", file=sys.stderr)
+    def show(index: int, outcome: tuple) -> None:  # rank 0, as each image's outcome arrives
+        nonlocal written
+        kind, detail = outcome
+        if kind == "written":
+            written += 1
+            tqdm.write(detail, file=info)
+        elif kind == "failed" and plan.many:
+            tqdm.write(f"error: {detail}", file=sys.stderr)
+        bar.update(1)
 
     def check_folder(folder: Path) -> None:
         if folder not in checked_folders:
@@ -225,25 +258,32 @@ def run(args) -> int:
         if checked_folders[folder] is not None:
             raise CiaosrError(checked_folders[folder])
 
-    with tempfile.TemporaryDirectory(prefix="ciaosr-") as work:
+    with tempfile.TemporaryDirectory(prefix="ciaosr-") as work, group.results(len(plan.jobs), show) as results:
+        def skip(i: int) -> None:
+            job = plan.jobs[i]
+            results.put(i, ("skipped", (job.src, f"its output {job.dst} exists (--skip-existing)")))
+
+        if group.is_main:
+            for i, found in enumerate(exists):
+                if found:
+                    skip(i)
         try:
-            for job in plan.jobs:
+            for i in [todo[k] for k in group.share(len(todo), lambda k: output_pixels(plan.jobs[todo[k]], resize))]:
+                job = plan.jobs[i]
                 stream_out = str(job.dst) == STREAM
                 dst = Path(work) / ("stdout" + naming.extension(job.src)) if stream_out else job.dst
                 try:
                     t0 = time.perf_counter()
                     if not stream_out:
                         if job.dst.exists() and args.skip_existing:
-                            skipped.append((job.src, f"its output {job.dst} exists (--skip-existing)"))
-                            bar.update(1)
+                            skip(i)
                             continue
                         check_folder(job.dst.parent)
                         if job.dst.exists() and not args.overwrite:
                             raise CiaosrError(f"{job.dst}: already exists (--skip-existing to leave it, "
                                               f"--overwrite to replace it)")
                     if str(job.src) == STREAM:
-                        with _stdin_file(work) as tmp:
-                            data = read_image(tmp)
+                        data = read_image(_stdin_file(work), name="<stdin>")
                     else:
                         data = read_image(job.src)
                     h, w = resize.output_size((data.height, data.width), args.max_pixels)
@@ -253,8 +293,7 @@ def run(args) -> int:
                         raise CiaosrError(f"{job.src}: has transparency, which JPEG cannot store "
                                           f"(write PNG, WebP or TIFF)")
                 except CiaosrError as exc:
-                    fail(str(exc))
-                    bar.update(1)
+                    results.put(i, ("failed", str(exc)))
                     continue
                 if model is None:  # loaded on the first image that needs it; a bad model stops the run
                     model = get_model(args.model, device)
@@ -263,40 +302,45 @@ def run(args) -> int:
                                           tile=args.tile, progress=None)
                     write_image(dst, result, bits, args.overwrite, quality=args.quality)
                 except CiaosrError as exc:
-                    fail(f"{job.src}: {exc}" if str(job.src) not in str(exc) else str(exc))
-                    bar.update(1)
+                    results.put(i, ("failed", f"{job.src}: {exc}" if str(job.src) not in str(exc) else str(exc)))
                     continue
                 if stream_out:
                     _copy_to_stdout(dst)
-                written.append(job.dst)
                 depth = ""
                 if data.bit_depth == 16 or bits == 16:
                     depth = f", {bits}-bit" + (f" ({fmt} holds no more)" if bits < data.bit_depth else "")
                 where = "stdout" if stream_out else job.dst
                 src = "stdin" if str(job.src) == STREAM else job.src
-                tqdm.write(f"{src}: {data.width}x{data.height} -> {w}x{h} ({resize.description}){depth}, "
-                           f"{time.perf_counter() - t0:.2f} s -> {where}", file=info)
-                bar.update(1)
+                results.put(i, ("written", f"{src}: {data.width}x{data.height} -> {w}x{h} ({resize.description})"
+                                           f"{depth}, {time.perf_counter() - t0:.2f} s -> {where}"))
+            outcomes = results.gather()  # rank 0: every process's, once all are done
         except KeyboardInterrupt:
             bar.close()
-            if plan.many:
-                print(f"interrupted after {len(written)} of {len(plan.jobs)} image(s); finished files are "
+            if plan.many and group.is_main:
+                print(f"interrupted after {written} of {len(plan.jobs)} image(s); finished files are "
                       f"complete: rerun with --skip-existing to continue", file=sys.stderr)
             raise
         finally:
             bar.close()
 
-    return _summary(plan, written, skipped, failures, info)
+    if not group.is_main:
+        return group.announce()
+    skipped = list(plan.skipped) + [d for kind, d in outcomes if kind == "skipped"]
+    failures += [d for kind, d in outcomes if kind == "failed"]
+    if failures and not plan.many:  # one input: its error is the command's
+        report_error(failures[0])
+        return group.announce(2)
+    return group.announce(_summary(plan, written, skipped, failures, info))
 
 
-def _summary(plan, written, skipped, failures, info) -> int:
+def _summary(plan, written: int, skipped, failures, info) -> int:
     total = len(plan.jobs) + len(plan.refused)
     if skipped:
         print(f"skipped {len(skipped)}:", file=info)
         for path, why in skipped:
             print(f"  {path}: {why}", file=info)
     if plan.many:
-        print(f"done: {len(written)} written, {len(skipped)} skipped, {len(failures)} failed", file=info)
+        print(f"done: {written} written, {len(skipped)} skipped, {len(failures)} failed", file=info)
     if failures:
         print(f"error: {len(failures)} of {total} image(s) failed:", file=sys.stderr)
         for msg in failures:

@@ -28,12 +28,11 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
 from ..geometry import make_cell, make_coord, scaled_size
 from ..errors import CiaosrError
-from ..imageio import list_images
+from ..imageio import image_size, list_images
 from .benchmark import load_rgb
 
 # Stream tags mixed into the seed so the different random choices are independent.
@@ -52,16 +51,6 @@ def find_images(folder: str | Path) -> list[Path]:
     if not files:
         raise CiaosrError(f"no images (PNG/JPEG/...) in training folder {folder}")
     return files
-
-
-def _image_size(path: Path) -> tuple[int, int]:
-    """(height, width) from the file header, without decoding the pixels."""
-    try:
-        with Image.open(path) as im:
-            w, h = im.size
-    except (OSError, ValueError) as exc:
-        raise CiaosrError(f"cannot read image {path}: {exc}") from None
-    return h, w
 
 
 def downscale_bicubic_u8(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -100,7 +89,7 @@ class ImageStream(Dataset):
         self.files: list[Path] = []
         small: list[str] = []
         for path in files:
-            h, w = _image_size(path)
+            h, w = image_size(path)
             if min(h, w) < min_side:
                 small.append(f"{path.name} ({w}x{h})")
             else:

@@ -34,7 +34,8 @@ class LIIFDecoder(Decoder):
     @classmethod
     def official_args(cls, sd: dict, spec_args: dict | None = None) -> dict | None:
         first = sd.get("imnet.layers.0.weight")
-        if first is None or first.shape[-1] == 3 or "coef.weight" in sd:  # MetaSR's or LTE's
+        # MetaSR's and ITSRN's first layers take coordinates only (3 and 4 inputs); LTE's has coef
+        if first is None or first.shape[-1] <= 4 or "coef.weight" in sd:
             return None
         args = spec_args or {}
         imnet_args = (args.get("imnet_spec") or {}).get("args", {}) or {}

@@ -1,4 +1,4 @@
-"""The official computations of CiaoSR and LIIF, kept apart from the production decoders.
+"""The official computations of CiaoSR, LIIF and ITSRN, kept apart from the production decoders.
 
 Each function takes a production decoder (for its weights) and computes a chunk of
 queries the way the official code does: every MLP layer per query and neighbour, and
@@ -13,6 +13,7 @@ import torch
 
 from .base import Decoder
 from .ciaosr import CiaoSRDecoder, neighbour_shift
+from .itsrn import ITSRNDecoder
 from .liif import LIIFDecoder
 from .sampling import feature_coord, sample_nearest, shifted_coords, unfold3x3
 
@@ -60,7 +61,28 @@ def liif_query(dec: LIIFDecoder, feat: torch.Tensor, coord: torch.Tensor, cell: 
     return dec.blend(preds, rels)
 
 
-QUERIES = {CiaoSRDecoder: ciaosr_query, LIIFDecoder: liif_query}
+def itsrn_query(dec: ITSRNDecoder, feat: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
+    """ITSRN as the official ``ITNSR.query_rgb``: per neighbour, the full 27C-wide transform
+    matrix from (rel, scale token) applied to the looked-up unfolded feature."""
+    latent = unfold3x3(feat) if dec.feat_unfold else feat
+    feat_coord = feature_coord(feat)
+    h, w = latent.shape[-2:]
+    bs, nq = coord.shape[:2]
+    scale_hw = torch.tensor([h, w], dtype=coord.dtype, device=coord.device)
+    token = cell / 2 * scale_hw
+    preds = []
+    for c in dec.positions(coord, cell, h, w):
+        value = sample_nearest(latent, c)
+        rel = (coord - sample_nearest(feat_coord, c)) * scale_hw
+        weight = dec.imnet(torch.cat([rel, token], dim=-1)).view(bs * nq, latent.shape[1], dec.out_dim)
+        pred = torch.bmm(value.reshape(bs * nq, 1, -1), weight).view(bs, nq, -1)
+        preds.append(pred + dec.Score(rel) if dec.local_ensemble else pred)
+    if not dec.local_ensemble:
+        return preds[0]
+    return dec.Weight(torch.stack(preds, dim=-1))[..., 0]
+
+
+QUERIES = {CiaoSRDecoder: ciaosr_query, LIIFDecoder: liif_query, ITSRNDecoder: itsrn_query}
 
 
 class ReferenceDecoder(Decoder):

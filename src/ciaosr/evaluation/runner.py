@@ -9,9 +9,10 @@ from typing import Sequence
 
 import torch
 
-from ..imageio import list_images
+from ..distributed import ShardGroup, device_for
+from ..imageio import image_size, list_images
 from ..data.benchmark import BenchmarkSet, is_integer_scale, load_rgb, save_png_atomic, scale_label
-from ..runtime import Precision, resolve_device
+from ..runtime import Precision
 from ..errors import CiaosrError
 from ..geometry import scaled_size
 from .bicubic import BICUBIC, BicubicModel
@@ -105,7 +106,7 @@ def evaluate(model_name: str, data_root: str | os.PathLike, datasets: Sequence[s
              device: str | None = None, save_images: str | os.PathLike | None = None, chunk: int = 30000,
              progress: bool | None = None, model=None, precision: str | Precision = "fp32",
              lpips_net: str = "alex", lpips_weights: str | os.PathLike | None = None,
-             skip_unavailable: bool = False) -> dict:
+             skip_unavailable: bool = False, group: ShardGroup | None = None) -> dict:
     """Evaluate and return ``{"protocol", "model", "steps", "results": {set: {scale: ...}}}``.
 
     ``results[set][scale]`` holds the mean of each metric over the set and
@@ -116,6 +117,11 @@ def evaluate(model_name: str, data_root: str | os.PathLike, datasets: Sequence[s
     ``metrics`` may be any of ``metric_set.METRICS``; ``lpips_net`` /
     ``lpips_weights`` choose LPIPS's backbone, and ``skip_unavailable`` drops LPIPS
     when its weights are missing instead of stopping.
+
+    ``group``: the processes of a torchrun job (``ShardGroup.join()``) to split the
+    images over; each process computes on its own device (``cuda:<LOCAL_RANK>`` with
+    CUDA), rank 0 collects the scores and every process gets the same report, equal to
+    one process's (the means are summed in the same order).
     """
     proto = _protocol(protocol)
     mset = MetricSet(metrics, protocol=protocol, lpips_net=lpips_net, lpips_weights=lpips_weights,
@@ -131,39 +137,60 @@ def evaluate(model_name: str, data_root: str | os.PathLike, datasets: Sequence[s
     for name in datasets:
         d = _resolve_dataset(root, name)
         sets[name] = {s: BenchmarkSet(d, s, protocol) for s in scales}
-    dev, precision, model = _setup(model_name, model, device, precision)
+    group = group or ShardGroup()
+    dev, precision, model = _setup(model_name, model, device, precision, group)
     save_root = Path(save_images) if save_images else None
 
-    results: dict[str, dict] = {}
-    for name, by_scale in sets.items():
-        results[name] = {}
-        for s, bset in by_scale.items():
-            per_image: dict[str, dict[str, float]] = {}
-            label = scale_label(s)
-            for pair in _progress(bset, f"{name} x{label}", progress):
-                sr = _upscale(model, pair.lr, tuple(pair.hr.shape[-2:]), s, proto, steps, chunk, dev, precision)
-                scores = proto.score(sr, pair.hr, s, name, mset.protocol_metrics)
-                scores.update(mset.score_extra(sr, pair.hr, proto.border(s, name)))
-                per_image[pair.name] = {m: scores[m] for m in mset.names}
-                if save_root is not None:
-                    save_png(sr, save_root / name / f"X{label}" / f"{pair.name}.png")
-            entry = _entry(per_image, mset.names)
-            entry["lr_source"] = bset.lr_source
-            entry["per_image"] = per_image
-            results[name][label] = entry
-    return _report(model_name, protocol, steps, precision, mset, results)
+    items = [(name, s, i) for name, by_scale in sets.items() for s, bset in by_scale.items()
+             for i in range(len(bset))]
+
+    def score(k: int) -> dict[str, float]:
+        name, s, i = items[k]
+        pair = sets[name][s][i]
+        sr = _upscale(model, pair.lr, tuple(pair.hr.shape[-2:]), s, proto, steps, chunk, dev, precision)
+        values = proto.score(sr, pair.hr, s, name, mset.protocol_metrics)
+        values.update(mset.score_extra(sr, pair.hr, proto.border(s, name)))
+        if save_root is not None:
+            save_png(sr, save_root / name / f"X{scale_label(s)}" / f"{pair.name}.png")
+        return {m: values[m] for m in mset.names}
+
+    def cost(k: int) -> int:  # the HR's pixels, from its header
+        name, s, i = items[k]
+        h, w = image_size(sets[name][s].hr_files[i])
+        return h * w
+
+    keys = [(name, s, str(sets[name][s].hr_files[i])) for name, s, i in items]
+    labels = [f"{name} x{scale_label(s)}" for name, s, _ in items]
+    scores = _run_items(group, keys, score, cost, labels, progress)
+    report = None
+    if group.is_main:
+        results: dict[str, dict] = {}
+        k = 0
+        for name, by_scale in sets.items():
+            results[name] = {}
+            for s, bset in by_scale.items():
+                per_image = {pair_name: scores[k + j] for j, pair_name in enumerate(bset.names())}
+                k += len(bset)
+                entry = _entry(per_image, mset.names)
+                entry["lr_source"] = bset.lr_source
+                entry["per_image"] = per_image
+                results[name][scale_label(s)] = entry
+        report = _report(model_name, protocol, steps, precision, mset, results)
+    return group.announce(report)
 
 
 def evaluate_folder(model_name: str, input_dir: str | os.PathLike, scales: Sequence[float], *,
                     protocol: str = "liif", metrics: Sequence[str] = NO_REFERENCE,
                     steps: Sequence[float] | None = None, device: str | None = None,
                     save_images: str | os.PathLike | None = None, chunk: int = 30000,
-                    progress: bool | None = None, model=None, precision: str | Precision = "fp32") -> dict:
+                    progress: bool | None = None, model=None, precision: str | Precision = "fp32",
+                    group: ShardGroup | None = None) -> dict:
     """No-reference evaluation of real low-resolution images (no HR): each image of
     ``input_dir`` is upscaled by each scale (output ``round(h s)`` x ``round(w s)``) and
     the output is scored with no-reference metrics only (``niqe``, ``brisque``, ``piqe``).
 
-    The report has the shape of ``evaluate``'s, with the folder's name as the one set.
+    The report has the shape of ``evaluate``'s, with the folder's name as the one set;
+    ``group`` splits the images over processes as there.
     """
     proto = _protocol(protocol)
     mset = MetricSet(metrics, protocol=protocol, reference=False)
@@ -174,24 +201,37 @@ def evaluate_folder(model_name: str, input_dir: str | os.PathLike, scales: Seque
     files = list_images(folder)  # one-line error when it is not a folder
     if not files:
         raise CiaosrError(f"no images in {folder}")
-    dev, precision, model = _setup(model_name, model, device, precision)
+    group = group or ShardGroup()
+    dev, precision, model = _setup(model_name, model, device, precision, group)
     save_root = Path(save_images) if save_images else None
-    by_scale: dict[str, dict] = {}
-    for s in scales:
-        label = scale_label(s)
-        per_image: dict[str, dict[str, float]] = {}
-        for path in _progress(files, f"{folder.name} x{label}", progress):
-            lr = load_rgb(path)
-            sr = _upscale(model, lr, scaled_size(tuple(lr.shape[-2:]), s), s, proto, steps, chunk, dev, precision)
-            per_image[path.stem] = mset.score_extra(sr, None, 0)
-            if save_root is not None:
-                save_png(sr, save_root / folder.name / f"X{label}" / f"{path.stem}.png")
-        entry = _entry(per_image, mset.names)
-        entry["per_image"] = per_image
-        by_scale[label] = entry
-    report = _report(model_name, protocol, steps, precision, mset, {folder.name: by_scale})
-    report["input"] = str(folder)
-    return report
+    items = [(s, path) for s in scales for path in files]
+
+    def score(k: int) -> dict[str, float]:
+        s, path = items[k]
+        lr = load_rgb(path)
+        sr = _upscale(model, lr, scaled_size(tuple(lr.shape[-2:]), s), s, proto, steps, chunk, dev, precision)
+        if save_root is not None:
+            save_png(sr, save_root / folder.name / f"X{scale_label(s)}" / f"{path.stem}.png")
+        return mset.score_extra(sr, None, 0)
+
+    def cost(k: int) -> int:  # the output's pixels, from the LR's header
+        s, path = items[k]
+        h, w = scaled_size(image_size(path), s)
+        return h * w
+
+    labels = [f"{folder.name} x{scale_label(s)}" for s, _ in items]
+    scores = _run_items(group, [(s, str(path)) for s, path in items], score, cost, labels, progress)
+    report = None
+    if group.is_main:
+        by_scale: dict[str, dict] = {}
+        for n, s in enumerate(scales):
+            per_image = {path.stem: scores[n * len(files) + j] for j, path in enumerate(files)}
+            entry = _entry(per_image, mset.names)
+            entry["per_image"] = per_image
+            by_scale[scale_label(s)] = entry
+        report = _report(model_name, protocol, steps, precision, mset, {folder.name: by_scale})
+        report["input"] = str(folder)
+    return group.announce(report)
 
 
 def _protocol(protocol: str) -> Protocol:
@@ -210,19 +250,38 @@ def _check_scales(scales: Sequence[float]) -> list[float]:
     return scales
 
 
-def _setup(model_name: str, model, device, precision):
-    dev = resolve_device(device)
+def _setup(model_name: str, model, device, precision, group: ShardGroup):
+    dev = device_for(device, group.info)
     precision = Precision.parse(precision).check(dev)
     if model is None:
         model = load_eval_model(model_name, dev)
     return dev, precision, model
 
 
-def _progress(items, desc: str, progress: bool | None):
+def _run_items(group: ShardGroup, keys: list, score, cost, labels: list[str], progress: bool | None) -> list | None:
+    """``[score(0), ..., score(n - 1)]`` for the ``n`` items named by ``keys`` on rank 0
+    (None in the other processes), each process scoring its share (``ShardGroup.share``,
+    balanced by ``cost``); rank 0 shows one progress bar for all, labelled with the set
+    and scale of the last image done."""
+    n = len(keys)
     from tqdm.auto import tqdm
 
-    return tqdm(items, total=len(items), desc=desc, unit="img",
-                disable=(not progress) if progress is not None else None, leave=False)
+    group.same_items(keys)
+
+    bar = tqdm(total=n, desc="eval", unit="img", leave=False,
+               disable=True if not group.is_main else (not progress) if progress is not None else None)
+
+    def arrived(k: int, _scores) -> None:
+        bar.set_description(labels[k], refresh=False)
+        bar.update(1)
+
+    try:
+        with group.results(n, arrived) as results:
+            for k in group.share(n, cost):
+                results.put(k, score(k))
+            return results.gather()
+    finally:
+        bar.close()
 
 
 def _upscale(model, lr_u8: torch.Tensor, out_size, s: float, proto: Protocol, steps, chunk: int,

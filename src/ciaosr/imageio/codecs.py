@@ -104,21 +104,35 @@ def _tiff_dpi(page) -> tuple[float, float] | None:
     return (x * per_inch, y * per_inch) if per_inch and x > 0 and y > 0 else None
 
 
-def read_tiff16(path: str | os.PathLike) -> Tiff16 | None:
+class TooManyPixels(ValueError):
+    """An image whose header gives more pixels than the reader was allowed to decode."""
+
+    def __init__(self, width: int, height: int):
+        super().__init__(f"{width}x{height}")
+        self.width, self.height = width, height
+
+
+def read_tiff16(path: str | os.PathLike, max_pixels: int | None = None) -> Tiff16 | None:
     """The first page of a 16-bit TIFF, with the page count, EXIF orientation, ICC
     profile and resolution, or None when it is not 16-bit grey or colour with or
-    without alpha. Raises ``ValueError`` for a file tifffile cannot read."""
+    without alpha. Raises ``ValueError`` for a file tifffile cannot read, and
+    :class:`TooManyPixels` before decoding a page of more than ``max_pixels``."""
     import tifffile
 
     try:
         with tifffile.TiffFile(path) as tif:
             page = tif.pages[0]
+            height, width = int(page.imagelength), int(page.imagewidth)
+            if max_pixels is not None and width * height > max_pixels:
+                raise TooManyPixels(width, height)
             pages = len(tif.pages)
             orientation = int(getattr(page, "orientation", 1) or 1)
             icc = page.tags.get(34675)
             icc = bytes(icc.value) if icc is not None else None
             dpi = _tiff_dpi(page)
             arr = np.asarray(page.asarray())
+    except TooManyPixels:
+        raise
     except Exception as exc:  # tifffile raises many kinds on odd files
         raise ValueError(str(exc) or type(exc).__name__) from None
     if arr.ndim == 2:
@@ -130,4 +144,4 @@ def read_tiff16(path: str | os.PathLike) -> Tiff16 | None:
     return Tiff16(arr, orientation, pages, icc, dpi)
 
 
-__all__ = ["decode_png16", "encode_png16", "encode_tiff16", "read_tiff16", "Tiff16", "png_chunk", "png_meta_chunks"]
+__all__ = ["decode_png16", "encode_png16", "encode_tiff16", "read_tiff16", "Tiff16", "TooManyPixels", "png_chunk", "png_meta_chunks"]

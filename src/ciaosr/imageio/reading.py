@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import CiaosrError
-from .codecs import Tiff16, decode_png16, read_tiff16
+from .codecs import Tiff16, TooManyPixels, decode_png16, read_tiff16
 from .image import ImageData, pil_to_data, split_channels
 from .metadata import ImageMeta, exif_orientation, orient, quiet_exif_warnings, read_meta
 
@@ -41,9 +41,28 @@ def _rawmode(img: Image.Image) -> str:
     return args if isinstance(args, str) else ""
 
 
-def read_image(path: str | os.PathLike) -> ImageData:
-    """Read an image file fully; every failure is a one-line :class:`CiaosrError`."""
+def read_image(path: str | os.PathLike, *, name: str | None = None, max_pixels: int | None = None) -> ImageData:
+    """Read an image file fully; every failure is a one-line :class:`CiaosrError`.
+
+    ``name``: what errors call the file (default: its path; e.g. ``<stdin>`` for a
+    file that holds a stream, or an upload's name). ``max_pixels``: refuse an image of
+    more pixels, from its header, before decoding it (Pillow's own decompression-bomb
+    check, at twice ``PIL.Image.MAX_IMAGE_PIXELS``, applies in any case)."""
     path = Path(path)
+    try:
+        return _read(path, max_pixels)
+    except CiaosrError as exc:
+        if name is None:
+            raise
+        raise CiaosrError(str(exc).replace(str(path), name)) from None
+
+
+def _too_many_pixels(path: Path, width: int, height: int, max_pixels: int) -> CiaosrError:
+    return CiaosrError(f"{path}: image of {width}x{height} has {width * height:,} pixels, over the limit of "
+                       f"{max_pixels:,}")
+
+
+def _read(path: Path, max_pixels: int | None) -> ImageData:
     if not path.exists():
         raise CiaosrError(f"{path}: no such file")
     if path.is_dir():
@@ -55,7 +74,9 @@ def read_image(path: str | os.PathLike) -> ImageData:
         # Pillow opens no grey+alpha 16-bit TIFF (which we write); tifffile may.
         if path.suffix.lower() in (".tif", ".tiff"):
             try:
-                found = read_tiff16(path)
+                found = read_tiff16(path, max_pixels)
+            except TooManyPixels as exc:
+                raise _too_many_pixels(path, exc.width, exc.height, max_pixels) from None
             except ValueError:
                 found = None
             if found is not None:
@@ -68,6 +89,9 @@ def read_image(path: str | os.PathLike) -> ImageData:
         raise CiaosrError(f"{path}: image too large to open safely ({exc})") from None
     except OSError as exc:
         raise CiaosrError(f"{path}: cannot open ({exc.strerror or exc})") from None
+    if max_pixels is not None and img.width * img.height > max_pixels:
+        img.close()
+        raise _too_many_pixels(path, img.width, img.height, max_pixels)
     with img:
         fmt = img.format
         if fmt != "MPO":
@@ -88,6 +112,20 @@ def read_image(path: str | os.PathLike) -> ImageData:
         if data is None:
             data = pil_to_data(img)
         return from_pil(img, data)
+
+
+def image_size(path: str | os.PathLike, upright: bool = False) -> tuple[int, int]:
+    """(height, width) from the file header, without decoding the pixels; ``upright``:
+    as :func:`read_image` gives it, with the EXIF orientation applied (90-degree turns
+    swap the sides). A file Pillow cannot open is a one-line :class:`CiaosrError`."""
+    try:
+        with quiet_exif_warnings(), Image.open(path) as im:
+            w, h = im.size
+            if upright and exif_orientation(im) in (5, 6, 7, 8):
+                w, h = h, w
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise CiaosrError(f"cannot read image {path}: {exc}") from None
+    return h, w
 
 
 def from_pil(img: Image.Image, data: ImageData | None = None) -> ImageData:

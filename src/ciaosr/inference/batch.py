@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import CiaosrError
-from ..imageio import IMAGE_EXTENSIONS, WRITE_FORMATS, list_images
+from ..geometry import Resize
+from ..imageio import IMAGE_EXTENSIONS, WRITE_FORMATS, image_size, list_images
 from ..imageio.writing import SIXTEEN_BIT_FORMATS
 
 #: The name of the standard streams, as an input or an output.
@@ -204,6 +205,19 @@ def plan_batch(inputs: list[str], output: str | None, naming: Naming, recursive:
     return Plan(jobs, skipped, refused, many)
 
 
+def output_pixels(job: Job, resize: Resize) -> int:
+    """The pixel count of ``job``'s output, from its input's header (no decoding): the
+    cost by which a run split over processes balances them. 0 for stdin and for a file
+    that cannot be read or sized (it fails at once when run)."""
+    if _is_stream(job.src):
+        return 0
+    try:
+        h, w = resize.output_size(image_size(job.src, upright=True))
+    except CiaosrError:
+        return 0
+    return h * w
+
+
 def output_bit_depth(source_bits: int, fmt: str, requested: int | None) -> int:
     """The bit depth to write: ``requested`` (8 or 16) if given, else the source's
     where the format holds it (16-bit PNG and TIFF), else 8."""
@@ -212,4 +226,4 @@ def output_bit_depth(source_bits: int, fmt: str, requested: int | None) -> int:
     return 16 if source_bits == 16 and fmt in SIXTEEN_BIT_FORMATS else 8
 
 
-__all__ = ["STREAM", "FALLBACK_EXT", "Naming", "Job", "Plan", "plan_batch", "output_bit_depth"]
+__all__ = ["STREAM", "FALLBACK_EXT", "Naming", "Job", "Plan", "plan_batch", "output_bit_depth", "output_pixels"]

@@ -36,11 +36,13 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
+from ..errors import CiaosrError
 from ..geometry import tile_queries
 
 DEFAULT_CHUNK = 30000
@@ -55,6 +57,34 @@ class TilePlan:
     tile: int  # LR pixels, square
     overlap: int  # LR pixels between neighbouring tiles, at least
     chunk: int  # queries decoded at once
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a :func:`tiled_upsample` stands: ``tiles_done`` of ``tiles_total`` tiles, and
+    the ``fraction`` of the work done, the decoded chunks of the tile under way counted
+    (an image that fits one tile is one tile of many chunks)."""
+
+    tiles_done: int
+    tiles_total: int
+    fraction: float
+
+
+#: Called with a :class:`Progress` before the first tile and after every decoded chunk
+#: and tile; an exception it raises stops the upsample there (how a caller cancels).
+ProgressCallback = Callable[[Progress], None]
+
+
+def check_tile(tile: int | None, largest: int | None = None) -> int | None:
+    """A tile size a person gave (None: automatic), or a one-line ``CiaosrError``:
+    at least ``MIN_TILE`` LR pixels, and at most ``largest`` when a limit is set."""
+    if tile is None:
+        return None
+    if isinstance(tile, bool) or not isinstance(tile, int) or tile < MIN_TILE:
+        raise CiaosrError(f"--tile must be a whole number of at least {MIN_TILE} LR pixels, got {tile}")
+    if largest is not None and tile > largest:
+        raise CiaosrError(f"--tile must be at most {largest} LR pixels here, got {tile}")
+    return tile
 
 
 # --------------------------------------------------------------------------------------
@@ -188,19 +218,31 @@ def axis_weights(n_lr: int, n_out: int, spans: list[tuple[int, int]], i: int, ov
 @torch.no_grad()
 def tiled_upsample(model, lr: torch.Tensor, size: tuple[int, int], *, tile: int | None = None,
                    overlap: int | None = None, chunk: int | None = None, progress: bool | None = False,
-                   plan: TilePlan | None = None) -> torch.Tensor:
+                   plan: TilePlan | None = None, on_progress: ProgressCallback | None = None) -> torch.Tensor:
     """(B, 3, H, W) in [0, 1] -> (B, 3, h, w) fp32 in [0, 1], in tiles of at most ``tile``
     LR pixels (automatic when None). ``progress``: a tqdm bar over tiles (None: only
-    on a terminal)."""
+    on a terminal). ``on_progress``: a :data:`ProgressCallback`."""
     b, _, H, W = lr.shape
     h, w = int(size[0]), int(size[1])
     if plan is None:
         plan = plan_tiles(model, lr.device, tile, overlap, chunk)
     t, o, chunk = plan.tile, plan.overlap, plan.chunk
-    if H <= t and W <= t:
-        return model.upsample(lr, (h, w), chunk=chunk).float()
-
     rows, cols = tile_spans(H, t, o), tile_spans(W, t, o)
+    total = len(rows) * len(cols)
+
+    def report(tiles_done: int, done: int = 0, of: int = 1) -> None:
+        if on_progress is not None:
+            on_progress(Progress(tiles_done, total, (tiles_done + done / of) / total))
+
+    def report_chunk(tiles_done: int):
+        return None if on_progress is None else (lambda done, of: report(tiles_done, done, of))
+
+    report(0)
+    if total == 1:
+        out = model.upsample(lr, (h, w), chunk=chunk, on_chunk=report_chunk(0)).float()
+        report(1)
+        return out
+
     row_w = [axis_weights(H, h, rows, i, o) for i in range(len(rows))]
     col_w = [axis_weights(W, w, cols, i, o) for i in range(len(cols))]
     row_sum = torch.from_numpy(np.sum(row_w, axis=0)).float()
@@ -209,8 +251,9 @@ def tiled_upsample(model, lr: torch.Tensor, size: tuple[int, int], *, tile: int 
     out = torch.zeros(b, 3, h, w, dtype=torch.float32)
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(rows) * len(cols), unit="tile", leave=False, desc="tiles",
+    bar = tqdm(total=total, unit="tile", leave=False, desc="tiles",
                disable=(None if progress is None else not progress))
+    done = 0
     try:
         for (r0, r1), wr in zip(rows, row_w):
             ri = np.nonzero(wr > 0)[0]
@@ -218,10 +261,12 @@ def tiled_upsample(model, lr: torch.Tensor, size: tuple[int, int], *, tile: int 
                 ci = np.nonzero(wc > 0)[0]
                 if len(ri) and len(ci):
                     block = _decode_tile(model, lr[:, :, r0:r1, c0:c1], (H, W), (h, w),
-                                         (r0, r1, c0, c1), ri, ci, chunk)
+                                         (r0, r1, c0, c1), ri, ci, chunk, report_chunk(done))
                     weight = torch.from_numpy(np.outer(wr[ri], wc[ci])).float()
                     out[:, :, ri[0]:ri[-1] + 1, ci[0]:ci[-1] + 1] += block * weight
+                done += 1
                 bar.update(1)
+                report(done)
     finally:
         bar.close()
     out /= row_sum.view(1, 1, h, 1) * col_sum.view(1, 1, 1, w)
@@ -229,18 +274,19 @@ def tiled_upsample(model, lr: torch.Tensor, size: tuple[int, int], *, tile: int 
 
 
 def _decode_tile(model, lr_tile: torch.Tensor, lr_size, out_size, box, ri: np.ndarray, ci: np.ndarray,
-                 chunk: int) -> torch.Tensor:
+                 chunk: int, on_chunk=None) -> torch.Tensor:
     """(B, 3, len(ri), len(ci)) unclamped RGB of output rows ``ri`` x cols ``ci``
     (both contiguous ranges), from one encoded tile."""
     b = lr_tile.shape[0]
     enc = model.encode(lr_tile)
     coord, cell = tile_queries(lr_size, out_size, box, ri, ci, lr_tile.device)
-    res = model.to_image(model.decode_chunked(enc, coord.expand(b, -1, -1), cell.expand(b, -1, -1), chunk))
+    res = model.to_image(model.decode_chunked(enc, coord.expand(b, -1, -1), cell.expand(b, -1, -1), chunk,
+                                              on_chunk))
     res = res.float().cpu()
     del enc
     return res.view(b, len(ri), len(ci), 3).permute(0, 3, 1, 2)
 
 
-__all__ = ["TilePlan", "tiled_upsample", "plan_tiles", "auto_tile", "auto_chunk", "available_memory",
+__all__ = ["TilePlan", "Progress", "ProgressCallback", "check_tile", "tiled_upsample", "plan_tiles", "auto_tile", "auto_chunk", "available_memory",
            "memory_budget", "encode_bytes", "query_bytes", "tile_spans", "axis_weights", "default_overlap",
            "DEFAULT_CHUNK"]

@@ -37,7 +37,7 @@ from ..runtime import Precision, resolve_device
 from ..errors import CiaosrError
 from ..imageio import ImageData, from_pil, quantise, split_channels, stack_channels
 from ..geometry import Resize
-from .tiling import TilePlan, plan_tiles, tiled_upsample
+from .tiling import ProgressCallback, TilePlan, plan_tiles, tiled_upsample
 
 #: Largest output, in pixels, made unless the caller raises the limit (``--max-pixels``):
 #: 2**28 = 268 million pixels (16384 x 16384); the fp32 result alone is 3 GiB.
@@ -76,13 +76,15 @@ def resize_bicubic(x: torch.Tensor, size_hw: tuple[int, int]) -> torch.Tensor:
 
 def upscale_tensor(colour: torch.Tensor, size_hw: tuple[int, int], model, *, device: torch.device,
                    precision: Precision = Precision.FP32, tile: int | None = None, plan: TilePlan | None = None,
-                   progress: bool | None = False) -> torch.Tensor:
+                   progress: bool | None = False, on_progress: ProgressCallback | None = None) -> torch.Tensor:
     """(B, 1 or 3, H, W) float in [0, 1] on the CPU -> (B, same, h, w) fp32 on the CPU.
 
     The model makes the axes that grow, then :func:`resize_bicubic` the axes that
     shrink (first instead when the grown image would be too large, see the module's
     notes); the model is not used when no axis grows. Grey stays grey, also when stored
-    as RGB with three equal channels."""
+    as RGB with three equal channels. ``progress``: a tqdm bar over tiles;
+    ``on_progress``: called with the tiler's ``Progress`` (``inference.tiling``), and
+    stops the work by raising."""
     channels = colour.shape[1]
     if channels == 3 and torch.equal(colour[:, 0], colour[:, 1]) and torch.equal(colour[:, 0], colour[:, 2]):
         colour = colour[:, :1]
@@ -92,14 +94,14 @@ def upscale_tensor(colour: torch.Tensor, size_hw: tuple[int, int], model, *, dev
         colour = resize_bicubic(colour, (min(h, H), min(w, W)))
         grown = (h, w)
     if grown != tuple(colour.shape[-2:]):
-        colour = _model_upsample(colour, grown, model, device, precision, tile, plan, progress)
+        colour = _model_upsample(colour, grown, model, device, precision, tile, plan, progress, on_progress)
     colour = resize_bicubic(colour, (h, w))
     return colour.expand(-1, channels, -1, -1).contiguous() if colour.shape[1] != channels else colour
 
 
 def _model_upsample(colour: torch.Tensor, size_hw: tuple[int, int], model, device: torch.device,
                     precision: Precision, tile: int | None, plan: TilePlan | None,
-                    progress: bool | None) -> torch.Tensor:
+                    progress: bool | None, on_progress: ProgressCallback | None) -> torch.Tensor:
     """The model's (B, 1 or 3, h, w) output; grey goes in as three equal channels and
     comes out as their mean."""
     grey = colour.shape[1] == 1
@@ -110,18 +112,20 @@ def _model_upsample(colour: torch.Tensor, size_hw: tuple[int, int], model, devic
         except ValueError as exc:
             raise CiaosrError(str(exc)) from None
     with precision.autocast(device):
-        out = tiled_upsample(model, rgb.float().to(device), size_hw, plan=plan, progress=progress)
+        out = tiled_upsample(model, rgb.float().to(device), size_hw, plan=plan, progress=progress,
+                             on_progress=on_progress)
     out = out.float().cpu()
     return out.mean(dim=1, keepdim=True) if grey else out
 
 
 def upscale_data(data: ImageData, size_hw: tuple[int, int], model, *, device: torch.device,
                  precision: Precision = Precision.FP32, tile: int | None = None,
-                 progress: bool | None = False) -> ImageData:
-    """One image (``ImageData``) -> the upscaled ``ImageData`` of (height, width) ``size_hw``."""
+                 progress: bool | None = False, on_progress: ProgressCallback | None = None) -> ImageData:
+    """One image (``ImageData``) -> the upscaled ``ImageData`` of (height, width) ``size_hw``
+    (``progress``, ``on_progress``: as for :func:`upscale_tensor`)."""
     colour = torch.from_numpy(np.ascontiguousarray(data.pixels)).permute(2, 0, 1).unsqueeze(0)
     out = upscale_tensor(colour, size_hw, model, device=device, precision=precision, tile=tile,
-                         progress=progress)
+                         progress=progress, on_progress=on_progress)
     pixels = out[0].permute(1, 2, 0).contiguous().numpy()
     alpha = None
     if data.alpha is not None:

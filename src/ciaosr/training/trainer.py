@@ -32,6 +32,8 @@ from torch.utils.data import DataLoader
 from ..checkpoints.native import save_checkpoint
 from ..data.realworld import RealWorldBatcher, RealWorldDataset, RealWorldOps, default_ops
 from ..data.train_dataset import SRTrainDataset, StreamSampler
+from ..distributed import (DistInfo, barrier, cleanup, device_for, dist_info_from_env, init_process_group,
+                           max_int, mean_scalar)
 from ..errors import CiaosrError
 from ..models.factory import build_model
 from ..runtime import Precision
@@ -42,8 +44,6 @@ from .discriminator import UNetDiscriminatorSN
 from .losses import PerceptualLoss
 from .step import Adversary, optimisation_step, realworld_step
 from .vgg import find_vgg_weights
-from .distributed import (DistInfo, barrier, cleanup, dist_info_from_env, init_process_group, max_int,
-                          mean_scalar, resolve_device)
 from .ema import EMA
 from .logging import RunLogger
 from .validation import Validator
@@ -90,6 +90,12 @@ def _step_seed(seed: int, step: int, rank: int) -> int:
     return int(np.random.SeedSequence([seed, 0x57E9, step, rank]).generate_state(1, np.uint64)[0] >> 1)
 
 
+def training_device(requested: str | None, info: DistInfo) -> torch.device:
+    """cpu or cuda only: ``auto`` is this process's GPU if there is one, else the CPU
+    (never MPS); under torchrun each process takes ``cuda:<LOCAL_RANK>``."""
+    return device_for(requested, info, allowed=("cpu", "cuda"), purpose="training")
+
+
 class Trainer:
     def __init__(self, cfg: dict, *, resume: str | bool | None = None,
                  step_callback: Callable[["Trainer", int], None] | None = None,
@@ -103,7 +109,7 @@ class Trainer:
         self._warnings: list[str] = []
         tcfg, dcfg = cfg["train"], cfg["data"]
 
-        self.device = resolve_device(cfg["device"], self.info)
+        self.device = training_device(cfg["device"], self.info)
         self.precision = Precision.parse(tcfg["precision"]).check(self.device)
 
         self.data_root = Path(cfg["data_root"]).expanduser()
