@@ -41,6 +41,38 @@ def machine(device: torch.device) -> str:
     return f"{cpu_name()} ({os.cpu_count()} logical CPUs)"
 
 
+def add_timing_options(p: argparse.ArgumentParser, *, iters: int) -> None:
+    p.add_argument("--iters", type=int, default=iters, help="iterations per timed repeat")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32")
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
+
+
+def timing_setup(args) -> tuple[torch.device, Precision]:
+    """The device and precision of ``--device`` and ``--precision``, checked; ``--threads`` set."""
+    device = resolve_device(args.device)
+    precision = Precision.parse(args.precision).check(device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return device, precision
+
+
+def load_average() -> float | None:
+    """The 1-minute system load average (None where the system does not say)."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+
+
+def print_header(device: torch.device, load_before: float | None) -> None:
+    """The date, machine, torch and thread count, and the load before the timings and now."""
+    print(f"- date: {datetime.date.today().isoformat()}")
+    print(f"- machine: {machine(device)}; device: {device}")
+    print(f"- torch {torch.__version__}, {torch.get_num_threads()} threads, Python {platform.python_version()}")
+    if load_before is not None:
+        print(f"- system load average (1 min) before / after: {load_before:.1f} / {load_average():.1f} "
+              f"(other processes on the machine slow the timings down)")
+
+
 def make_batch(batch: int, lr_patch: int, queries: int, scale: float, device, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
     crop = round(lr_patch * scale)
@@ -51,6 +83,26 @@ def make_batch(batch: int, lr_patch: int, queries: int, scale: float, device, se
     cell = torch.full((batch, queries, 2), 2.0 / crop)
     gt = torch.rand(batch, queries, 3, generator=g)
     return [t.to(device) for t in (lr, coord, cell, gt)]
+
+
+def timed(step, args, device) -> list[float]:
+    """Iterations/s of ``step()`` in each of ``args.repeats`` runs of ``args.iters``
+    iterations, after ``args.warmup`` untimed ones."""
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    for _ in range(args.warmup):
+        step()
+    sync()
+    rates = []
+    for _ in range(args.repeats):
+        t0 = time.perf_counter()
+        for _ in range(args.iters):
+            step()
+        sync()
+        rates.append(args.iters / (time.perf_counter() - t0))
+    return rates
 
 
 def time_decoder(decoder: str, args, device, precision: Precision) -> dict:
@@ -74,20 +126,7 @@ def time_decoder(decoder: str, args, device, precision: Precision) -> dict:
         optimisation_step(model, model, opt, (lr, coord, cell, gt), precision=precision, scaler=scaler,
                           params=params)
 
-    def sync():
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-
-    for _ in range(args.warmup):
-        step()
-    sync()
-    rates = []
-    for _ in range(args.repeats):
-        t0 = time.perf_counter()
-        for _ in range(args.iters):
-            step()
-        sync()
-        rates.append(args.iters / (time.perf_counter() - t0))
+    rates = timed(step, args, device)
     return {"decoder": decoder, "model": f"{args.encoder}-{name}", "params": count_parameters(model),
             "it_s": statistics.median(rates), "min": min(rates), "max": max(rates)}
 
@@ -102,29 +141,15 @@ def main(argv=None) -> int:
     p.add_argument("--lr-patch", type=int, default=48)
     p.add_argument("--queries", type=int, default=2304)
     p.add_argument("--scale", type=float, default=2.0, help="scale of the synthetic crops (sets the cells)")
-    p.add_argument("--iters", type=int, default=3, help="iterations per timed repeat")
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--precision", choices=PRECISIONS, default="fp32")
-    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
+    add_timing_options(p, iters=3)
     p.add_argument("--freeze-encoder", action="store_true",
                    help="train the decoder only, the encoder frozen (the config key freeze_encoder)")
     args = p.parse_args(argv)
-    device = resolve_device(args.device)
-    precision = Precision.parse(args.precision).check(device)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-
-    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    device, precision = timing_setup(args)
+    load_before = load_average()
     rows = [time_decoder(d, args, device, precision) for d in args.decoders]
-    load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     ref = next((r["it_s"] for r in rows if r["decoder"] == "liif"), None)
-    print(f"- date: {datetime.date.today().isoformat()}")
-    print(f"- machine: {machine(device)}; device: {device}")
-    print(f"- torch {torch.__version__}, {torch.get_num_threads()} threads, Python {platform.python_version()}")
-    if load_before is not None:
-        print(f"- system load average (1 min) before / after: {load_before:.1f} / {load_after:.1f} "
-              f"(other processes on the machine slow the timings down)")
+    print_header(device, load_before)
     print(f"- batch {args.batch} x {args.lr_patch}x{args.lr_patch} LR crops, {args.queries} queries each, "
           f"precision {args.precision}, encoder {'frozen' if args.freeze_encoder else 'trained'}; "
           f"median of {args.repeats} repeats of {args.iters} iterations "
@@ -134,13 +159,21 @@ def main(argv=None) -> int:
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
         rel = f"{r['it_s'] / ref:.2f}x" if ref else "-"
-        print(f"| {r['decoder']} | {r['model']} | {r['params']:,} | {r['it_s']:.3f} | "
-              f"{r['min']:.3f}-{r['max']:.3f} | {1 / r['it_s']:.2f} | {rel} |")
+        print(f"| {r['decoder']} | {r['model']} | {r['params']:,} | {rate_cells(r)} | {rel} |")
     return 0
 
 
-if __name__ == "__main__":
+def rate_cells(row: dict) -> str:
+    """The median iterations/s, their range and the seconds per iteration, as table cells."""
+    return f"{row['it_s']:.3f} | {row['min']:.3f}-{row['max']:.3f} | {1 / row['it_s']:.2f}"
+
+
+def run_main(main_fn) -> None:
     try:
-        raise SystemExit(main())
+        raise SystemExit(main_fn())
     except CiaosrError as exc:  # a bad --device or --precision: one line, as the CLI
         raise SystemExit(f"error: {exc}") from None
+
+
+if __name__ == "__main__":
+    run_main(main)

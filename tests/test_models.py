@@ -87,6 +87,29 @@ def test_ciaosr_ablation_switches():
         ciaosr.build_model("edsr-baseline-ciaosr", base, {"attention": "bogus"})
 
 
+def test_ciaosr_residual_switch(tmp_path):
+    """``residual=False`` (the official ``res=False`` of the real-world model) drops the
+    global bilinear residual: the output is the decoder's alone; by default it is there."""
+    base = {"num_blocks": 1, "mid_channels": 8}
+    torch.manual_seed(0)
+    with_res = ciaosr.build_model("edsr-baseline-ciaosr", base, {"hidden": [16]})
+    torch.manual_seed(0)
+    no_res = ciaosr.build_model("edsr-baseline-ciaosr", base, {"hidden": [16], "residual": False})
+    assert with_res.residual and not no_res.residual
+    lr = torch.rand(1, 3, 5, 6)
+    coord = make_coord((10, 12)).unsqueeze(0)
+    cell = make_cell((10, 12), 120).unsqueeze(0)
+    decoded = no_res.decoder(no_res.encoder(no_res.normalise(lr)), coord, cell)
+    assert torch.allclose(no_res(lr, coord, cell), decoded, atol=1e-6)
+    bilinear = torch.nn.functional.grid_sample(with_res.normalise(lr), coord.flip(-1).unsqueeze(1), mode="bilinear",
+                                               padding_mode="border", align_corners=False)[:, :, 0].permute(0, 2, 1)
+    assert torch.allclose(with_res(lr, coord, cell), decoded + bilinear, atol=1e-5)
+    # the switch travels with the weights
+    path = ciaosr.save_checkpoint(no_res, tmp_path / "m.safetensors")
+    loaded = ciaosr.load_model(path)
+    assert not loaded.residual and torch.allclose(loaded(lr, coord, cell), decoded, atol=1e-6)
+
+
 @pytest.mark.parametrize("decoder", ["ciaosr", "liif", "lte", "metasr", "itsrn"])
 def test_cpu_decoding_uses_the_decoders_cpu_chunk_with_the_same_result(decoder):
     """On the CPU, fast decoders decode in their (small) ``cpu_chunk``; the output is the

@@ -205,7 +205,7 @@ def test_old_amp_key_is_read_as_precision(amp, precision):
     assert cfg["train"]["batch_size"] == 3  # the rest of the section kept
     cfg = build_config({}, [f"train.amp={amp}"])
     assert cfg["train"]["precision"] == precision and "amp" not in cfg["train"]
-    assert "amp" not in dump_config(cfg)
+    assert "amp" not in yaml.safe_load(dump_config(cfg))["train"]  # (the word is in other keys: degrade_per_sample)
 
 
 def test_old_amp_key_errors():
@@ -238,7 +238,8 @@ def test_resume_a_state_written_with_train_amp(data_root, tmp_path, capsys):
 
 
 def test_every_shipped_config_prepares(data_root, tmp_path):
-    configs = sorted((REPO / "configs").glob("*.yaml"))
+    # (the real-world configs: tests/test_realworld_training.py)
+    configs = sorted(p for p in (REPO / "configs").glob("*.yaml") if not p.name.startswith("realworld-"))
     names = {p.stem for p in configs}
     assert {"smoke", "edsr-baseline-ciaosr", "rdn-ciaosr", "swinir-ciaosr", "edsr-baseline-liif",
             "edsr-baseline-lte", "edsr-baseline-metasr", "edsr-baseline-itsrn"} <= names

@@ -72,8 +72,33 @@ def tile_queries(lr_hw: tuple[int, int], out_hw: tuple[int, int], box: tuple[int
     ty = torch.from_numpy(tile_axis(H, h, r0, r1, rows)).float().to(device)
     tx = torch.from_numpy(tile_axis(W, w, c0, c1, cols)).float().to(device)
     coord = torch.stack(torch.meshgrid(ty, tx, indexing="ij"), dim=-1).view(-1, 2)
+    return coord, _window_cell(lr_hw, out_hw, box, coord.shape[0], device)
+
+
+def pixel_queries(lr_hw: tuple[int, int], out_hw: tuple[int, int], box: tuple[int, int, int, int],
+                  rows: np.ndarray, cols: np.ndarray, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """As :func:`tile_queries`, for the output pixels ``(rows[i], cols[i])`` (paired, not a
+    grid): (len(rows), 2) coordinates and cells."""
+    (H, W), (h, w), (r0, r1, c0, c1) = lr_hw, out_hw, box
+    ty = torch.from_numpy(tile_axis(H, h, r0, r1, np.asarray(rows))).float()
+    tx = torch.from_numpy(tile_axis(W, w, c0, c1, np.asarray(cols))).float()
+    coord = torch.stack([ty, tx], dim=-1).to(device)
+    return coord, _window_cell(lr_hw, out_hw, box, coord.shape[0], device)
+
+
+def _window_cell(lr_hw, out_hw, box, n: int, device) -> torch.Tensor:
+    (H, W), (h, w), (r0, r1, c0, c1) = lr_hw, out_hw, box
     cell = torch.tensor([2.0 / h * H / (r1 - r0), 2.0 / w * W / (c1 - c0)], dtype=torch.float32, device=device)
-    return coord, cell.expand(coord.shape[0], 2)
+    return cell.expand(n, 2)
+
+
+def window_pixels(n_lr: int, n_out: int, start: int, stop: int) -> tuple[int, int]:
+    """The output pixels ``first .. end - 1`` of an axis (``n_out`` pixels from ``n_lr``)
+    whose centres lie inside the LR window ``[start, stop)``: pixel i's centre is
+    ``(i + 0.5) n_lr / n_out`` LR pixels from the edge. Exact integer arithmetic."""
+    def first_at(lr_pos: int) -> int:  # the smallest i with (2i + 1) n_lr >= 2 lr_pos n_out
+        return -((n_lr - 2 * lr_pos * n_out) // (2 * n_lr))
+    return first_at(start), first_at(stop)
 
 
 # --------------------------------------------------------------------------------------

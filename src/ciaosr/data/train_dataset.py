@@ -64,7 +64,111 @@ def downscale_bicubic_u8(img: torch.Tensor, size: tuple[int, int]) -> torch.Tens
     return x.round_().clamp_(0, 255)[0]
 
 
-class SRTrainDataset(Dataset):
+class ImageStream(Dataset):
+    """An endless stream of samples cut from folders of training images: sample ``k``
+    comes from image ``image_index(k)``; images are visited in a fresh random order
+    every pass. Images whose shorter side is below ``min_side`` are skipped (warned;
+    ``min_side_is`` says what that size is, for the error when none is left).
+
+    ``len(stream)`` is the number of usable images (one pass); subclasses define
+    ``__getitem__``.
+    """
+
+    def __init__(self, folders: Sequence[str | Path], *, seed: int, min_side: int, min_side_is: str,
+                 warn: Callable[[str], None] | None = None, cache: bool = False):
+        if isinstance(folders, (str, Path)):
+            folders = [folders]
+        if not folders:
+            raise CiaosrError("no training folders given")
+        if int(seed) < 0:
+            raise CiaosrError(f"seed must be >= 0, got {seed}")
+        self.seed = int(seed)
+        files: list[Path] = []
+        for folder in folders:
+            files.extend(find_images(folder))
+        self.files: list[Path] = []
+        small: list[str] = []
+        for path in files:
+            h, w = image_size(path)
+            if min(h, w) < min_side:
+                small.append(f"{path.name} ({w}x{h})")
+            else:
+                self.files.append(path)
+        self.skipped = small
+        if small:
+            msg = (f"skipping {len(small)} of {len(files)} training images smaller than the largest crop "
+                   f"({min_side}x{min_side}): {', '.join(small[:5])}{' ...' if len(small) > 5 else ''}")
+            (warn or (lambda m: warnings.warn(m, UserWarning, stacklevel=4)))(msg)
+        if not self.files:
+            raise CiaosrError(f"no training image is at least {min_side}x{min_side} pixels "
+                              f"({min_side_is}); all {len(files)} skipped")
+        self._cache: list[torch.Tensor] | None = None
+        if cache:
+            self.enable_cache()
+
+    def enable_cache(self) -> None:
+        """Decode every image now and keep it in memory (DataLoader workers started
+        afterwards share these tensors)."""
+        if self._cache is None:
+            self._cache = [load_rgb(p) for p in self.files]
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def _order(self, epoch: int) -> np.ndarray:
+        return _permutation(self.seed, epoch, len(self.files))
+
+    def image_index(self, k: int) -> int:
+        n = len(self.files)
+        return int(self._order(k // n)[k % n])
+
+    def _image(self, i: int) -> torch.Tensor:
+        return self._cache[i] if self._cache is not None else load_rgb(self.files[i])
+
+    def _sample_start(self, k: int, tag: int) -> tuple[np.random.Generator, torch.Tensor]:
+        """Sample ``k``'s random generator (from ``(seed, tag, k)``) and image."""
+        if int(k) < 0:
+            raise IndexError(f"sample index must be >= 0, got {k}")
+        return np.random.default_rng([self.seed, tag, int(k)]), self._image(self.image_index(int(k)))
+
+
+class ScaleRange:
+    """Training scales: U[lo, hi) or one of a discrete set, checked once."""
+
+    def __init__(self, scale_min: float = 1.0, scale_max: float = 4.0, scales: Sequence[float] | None = None):
+        if scales:
+            self.scales = tuple(float(s) for s in scales)
+            if any(not math.isfinite(s) or s < 1 for s in self.scales):
+                raise CiaosrError(f"training scales must be >= 1, got {list(self.scales)}")
+            lo, hi = min(self.scales), max(self.scales)
+        else:
+            self.scales = None
+            lo, hi = float(scale_min), float(scale_max)
+            if not (math.isfinite(lo) and math.isfinite(hi)) or lo < 1 or hi < lo:
+                raise CiaosrError(f"need 1 <= scale_min <= scale_max, got [{lo:g}, {hi:g})")
+        self.lo, self.hi = lo, hi
+
+    def draw(self, rng: np.random.Generator) -> float:
+        if self.scales is not None:
+            return float(self.scales[int(rng.integers(len(self.scales)))])
+        return float(rng.uniform(self.lo, self.hi))
+
+
+def random_flips(rng: np.random.Generator, *images: torch.Tensor) -> list[torch.Tensor]:
+    """The same random horizontal flip, vertical flip and transpose (p = 0.5 each) of
+    every (..., H, W) image."""
+    hflip, vflip, transpose = (rng.random(3) < 0.5).tolist()
+    out = list(images)
+    if hflip:
+        out = [x.flip(-1) for x in out]
+    if vflip:
+        out = [x.flip(-2) for x in out]
+    if transpose:
+        out = [x.transpose(-2, -1) for x in out]
+    return out
+
+
+class SRTrainDataset(ImageStream):
     """An endless stream of training samples from folders of HR images.
 
     ``dataset[k]`` is the ``k``-th sample (any ``k >= 0``); ``len(dataset)`` is the number
@@ -88,27 +192,12 @@ class SRTrainDataset(Dataset):
         cache: bool = False,
         warn: Callable[[str], None] | None = None,
     ):
-        if isinstance(folders, (str, Path)):
-            folders = [folders]
-        if not folders:
-            raise CiaosrError("no training folders given")
-        if int(seed) < 0:
-            raise CiaosrError(f"seed must be >= 0, got {seed}")
         if int(lr_patch) < 1:
             raise CiaosrError(f"lr_patch must be positive, got {lr_patch}")
-        self.seed = int(seed)
         self.lr_patch = int(lr_patch)
         self.augment = bool(augment)
-        if scales:
-            self.scales = tuple(float(s) for s in scales)
-            if any(not math.isfinite(s) or s < 1 for s in self.scales):
-                raise CiaosrError(f"training scales must be >= 1, got {list(self.scales)}")
-            lo, hi = min(self.scales), max(self.scales)
-        else:
-            self.scales = None
-            lo, hi = float(scale_min), float(scale_max)
-            if not (math.isfinite(lo) and math.isfinite(hi)) or lo < 1 or hi < lo:
-                raise CiaosrError(f"need 1 <= scale_min <= scale_max, got [{lo:g}, {hi:g})")
+        self.scale_range = ScaleRange(scale_min, scale_max, scales)
+        lo, hi = self.scale_range.lo, self.scale_range.hi
         self.scale_min, self.scale_max = lo, hi
         self.min_crop = scaled_size((self.lr_patch, self.lr_patch), lo)[0]
         self.max_crop = scaled_size((self.lr_patch, self.lr_patch), hi)[0]
@@ -118,60 +207,13 @@ class SRTrainDataset(Dataset):
             raise CiaosrError(
                 f"num_queries must be in 1..{smallest_q} (the pixels of the smallest HR crop, "
                 f"{self.min_crop}x{self.min_crop}), got {self.num_queries}")
-
-        files: list[Path] = []
-        for folder in folders:
-            files.extend(find_images(folder))
-        self.files: list[Path] = []
-        small: list[str] = []
-        for path in files:
-            h, w = image_size(path)
-            if min(h, w) < self.max_crop:
-                small.append(f"{path.name} ({w}x{h})")
-            else:
-                self.files.append(path)
-        self.skipped = small
-        if small:
-            msg = (f"skipping {len(small)} of {len(files)} training images smaller than the largest crop "
-                   f"({self.max_crop}x{self.max_crop}): {', '.join(small[:5])}{' ...' if len(small) > 5 else ''}")
-            (warn or (lambda m: warnings.warn(m, UserWarning, stacklevel=3)))(msg)
-        if not self.files:
-            raise CiaosrError(f"no training image is at least {self.max_crop}x{self.max_crop} pixels "
-                              f"(the largest HR crop at scale {hi:g}); all {len(files)} skipped")
-        self._cache: list[torch.Tensor] | None = None
-        if cache:
-            self.enable_cache()
-
-    def enable_cache(self) -> None:
-        """Decode every image now and keep it in memory (DataLoader workers started
-        afterwards share these tensors)."""
-        if self._cache is None:
-            self._cache = [load_rgb(p) for p in self.files]
-
-    # -- the stream ------------------------------------------------------------
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def _order(self, epoch: int) -> np.ndarray:
-        return _permutation(self.seed, epoch, len(self.files))
-
-    def image_index(self, k: int) -> int:
-        n = len(self.files)
-        return int(self._order(k // n)[k % n])
-
-    def _image(self, i: int) -> torch.Tensor:
-        return self._cache[i] if self._cache is not None else load_rgb(self.files[i])
+        super().__init__(folders, seed=seed, min_side=self.max_crop, warn=warn, cache=cache,
+                         min_side_is=f"the largest HR crop at scale {hi:g}")
 
     def __getitem__(self, k: int) -> dict[str, torch.Tensor]:
         k = int(k)
-        if k < 0:
-            raise IndexError(f"sample index must be >= 0, got {k}")
-        rng = np.random.default_rng([self.seed, _TAG_SAMPLE, k])
-        img = self._image(self.image_index(k))
-        if self.scales is not None:
-            s = float(self.scales[int(rng.integers(len(self.scales)))])
-        else:
-            s = float(rng.uniform(self.scale_min, self.scale_max))
+        rng, img = self._sample_start(k, _TAG_SAMPLE)
+        s = self.scale_range.draw(rng)
         c = scaled_size((self.lr_patch, self.lr_patch), s)[0]
         h, w = img.shape[-2:]
         y0 = int(rng.integers(0, h - c + 1))
@@ -180,13 +222,7 @@ class SRTrainDataset(Dataset):
         lr = downscale_bicubic_u8(hr, (self.lr_patch, self.lr_patch))
         hr = hr.to(torch.float32)
         if self.augment:
-            hflip, vflip, transpose = (rng.random(3) < 0.5).tolist()
-            if hflip:
-                hr, lr = hr.flip(-1), lr.flip(-1)
-            if vflip:
-                hr, lr = hr.flip(-2), lr.flip(-2)
-            if transpose:
-                hr, lr = hr.transpose(-2, -1), lr.transpose(-2, -1)
+            hr, lr = random_flips(rng, hr, lr)
         hh, ww = hr.shape[-2:]
         idx = torch.from_numpy(rng.choice(hh * ww, size=self.num_queries, replace=False).astype(np.int64))
         coord = make_coord((hh, ww))[idx]

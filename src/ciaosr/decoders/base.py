@@ -34,6 +34,10 @@ class Decoder(nn.Module):
     #: The largest LR tile ``prepare`` should be given (None: any); CiaoSR's non-local
     #: attention searches the whole tile, at a cost that grows with its area squared.
     max_tile: int | None = None
+    #: Whether the model adds a global bilinear residual of the input to this decoder's
+    #: output; None: the convention registered for the decoder (``register_decoder``).
+    #: A decoder with a switch for it (CiaoSR's ``residual``) sets it per instance.
+    global_residual: bool | None = None
 
     #: Key prefixes of this decoder's tensors in official state dicts (in the mmediting
     #: layout nothing else tells them from the encoder's).

@@ -20,9 +20,11 @@ The official computation (the non-local attention and unfolding inside every que
 chunk, every MLP layer per query and neighbour) is
 :func:`ciaosr.decoders.reference.ciaosr_query`, for tests and benchmarks.
 
-Ablation switches: ``non_local=False`` drops the non-local feature from the values;
-``attention='mlp'`` replaces the q.k softmax by weights that an MLP predicts from
-(key feature, relative coordinate, cell), softmaxed over the 4 neighbours.
+Ablation switches: ``non_local=False`` drops the non-local feature from the values
+(the official ``non_local_attn``); ``attention='mlp'`` replaces the q.k softmax by
+weights that an MLP predicts from (key feature, relative coordinate, cell), softmaxed
+over the 4 neighbours; ``residual=False`` drops the model's global bilinear residual of
+the input (the official ``res``; the released real-world model has both switches off).
 """
 
 from __future__ import annotations
@@ -161,11 +163,12 @@ class CiaoSRDecoder(Decoder):
                 "attention": "dot" if "imnet_k.layers.0.weight" in sd else "mlp"}
 
     def __init__(self, in_dim: int, hidden: Sequence[int] = (256, 256, 256, 256), out_dim: int = 3,
-                 non_local: bool = True, attention: str = "dot"):
+                 non_local: bool = True, attention: str = "dot", residual: bool = True):
         super().__init__(in_dim)
         if attention not in ("dot", "mlp"):
             raise ValueError(f"attention must be 'dot' or 'mlp', not {attention!r}")
         self.non_local = non_local
+        self.global_residual = bool(residual)
         self.attention = attention
         # Queries per LR pixel from which tabulating the logit weights (9 per pixel) beats
         # computing them per query and neighbour (4 per query).

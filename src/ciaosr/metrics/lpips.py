@@ -12,9 +12,8 @@ positions and summed over the five layers.
 
 The backbones' ImageNet weights are torchvision's own files, which cannot be shipped or
 downloaded here: ``alexnet-owt-7be5be79.pth`` and ``vgg16-397923af.pth``, given by path
-or found in ``torch.hub.get_dir()/checkpoints/``, where torchvision itself keeps them.
-They are read with ``torch.load(weights_only=True)`` into feature stacks that carry
-torchvision's parameter names (``features.0.weight``, ...).
+or found in ``torch.hub.get_dir()/checkpoints/``, where torchvision itself keeps them,
+and read into feature stacks numbered as torchvision's (``ciaosr.imagenet_nets``).
 """
 
 from __future__ import annotations
@@ -28,6 +27,7 @@ import torch
 from torch import nn
 
 from ..errors import CiaosrError
+from ..imagenet_nets import hub_file, read_features, vgg_features
 from .nss import to_rgb01
 
 __all__ = ["LPIPS", "NETS", "BACKBONE_FILES", "backbone_path", "lpips"]
@@ -44,19 +44,7 @@ _ALEX = [("conv", 3, 64, 11, 4, 2), ("relu",), ("pool", 3, 2), ("conv", 64, 192,
          ("conv", 192, 384, 3, 1, 1), ("relu",), ("conv", 384, 256, 3, 1, 1), ("relu",),
          ("conv", 256, 256, 3, 1, 1), ("relu",)]
 _ALEX_TAPS = (1, 4, 7, 9, 11)  # relu1 .. relu5
-_VGG_CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512]
 _VGG_TAPS = (3, 8, 15, 22, 29)  # relu1_2, relu2_2, relu3_3, relu4_3, relu5_3
-
-
-def _vgg_layers():
-    layers, c = [], 3
-    for v in _VGG_CFG:
-        if v == "M":
-            layers.append(("pool", 2, 2))
-        else:
-            layers += [("conv", c, v, 3, 1, 1), ("relu",)]
-            c = v
-    return layers
 
 
 def _module(spec) -> nn.Module:
@@ -73,8 +61,10 @@ class _Backbone(nn.Module):
 
     def __init__(self, net: str):
         super().__init__()
-        spec = _ALEX if net == "alex" else _vgg_layers()[:_VGG_TAPS[-1] + 1]
-        self.features = nn.Sequential(*(_module(s) for s in spec))
+        if net == "alex":
+            self.features = nn.Sequential(*(_module(s) for s in _ALEX))
+        else:
+            self.features = vgg_features(16, _VGG_TAPS[-1])
         self.taps = _ALEX_TAPS if net == "alex" else _VGG_TAPS
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -97,8 +87,8 @@ def backbone_path(net: str, weights: str | os.PathLike | None = None) -> Path:
         if not path.is_file():
             raise CiaosrError(f"LPIPS ({net}) backbone weights not found: {path}")
         return path
-    folder = Path(torch.hub.get_dir()) / "checkpoints"
-    path = folder / BACKBONE_FILES[net]
+    path = hub_file(BACKBONE_FILES[net])
+    folder = path.parent
     if not path.is_file():
         raise CiaosrError(
             f"LPIPS ({net}) needs torchvision's ImageNet weights {BACKBONE_FILES[net]}, which are not in "
@@ -115,21 +105,9 @@ class LPIPS(nn.Module):
         path = backbone_path(net, weights)
         self.net_name = net
         self.backbone = _Backbone(net)
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # a pickle that is no state dict, a truncated file, ...
-            raise CiaosrError(f"{path}: cannot read LPIPS backbone weights ({type(exc).__name__})") from None
-        wanted = self.backbone.state_dict()
-        try:
-            found = {k: state[k] for k in wanted}
-        except (KeyError, TypeError):
-            raise CiaosrError(f"{path}: not torchvision's {BACKBONE_FILES[net]} (no 'features.*' weights "
-                              f"of {'AlexNet' if net == 'alex' else 'VGG16'})") from None
-        bad = [k for k in wanted if tuple(found[k].shape) != tuple(wanted[k].shape)]
-        if bad:
-            raise CiaosrError(f"{path}: {bad[0]} has shape {tuple(found[bad[0]].shape)}, "
-                              f"expected {tuple(wanted[bad[0]].shape)} for LPIPS ({net})")
-        self.backbone.load_state_dict(found)
+        self.backbone.features.load_state_dict(read_features(
+            path, self.backbone.features, file_name=BACKBONE_FILES[net], net="AlexNet" if net == "alex" else "VGG16",
+            purpose=f"LPIPS ({net}) backbone"))
         from safetensors.torch import load as load_safetensors
 
         blob = resources.files("ciaosr.metrics").joinpath(f"data/lpips_v0.1_{net}.safetensors").read_bytes()

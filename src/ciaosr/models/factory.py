@@ -20,7 +20,8 @@ def build_model(name: str, encoder_args: dict | None = None, decoder_args: dict 
     except (TypeError, ValueError) as exc:
         raise CiaosrError(f"bad arguments for model '{name}': {exc}") from None
     spec = {"name": name, "encoder_args": enc_kwargs, "decoder_args": dec_kwargs}
-    return ImplicitSRModel(encoder, decoder, mean=dec.mean, std=dec.std, residual=dec.residual, spec=spec)
+    residual = dec.residual if decoder.global_residual is None else decoder.global_residual
+    return ImplicitSRModel(encoder, decoder, mean=dec.mean, std=dec.std, residual=residual, spec=spec)
 
 
 def count_parameters(model) -> int:

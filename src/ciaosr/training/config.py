@@ -4,7 +4,12 @@ Every key a config may set is in ``DEFAULTS``; a key that is not there is an err
 (a typo must not silently fall back to a default). ``--set a.b=value`` overrides one
 key, the value read as YAML (``--set train.iterations=500``, ``--set data.scales=[2,3]``).
 Keys under ``model.encoder_args``, ``model.decoder_args`` are free-form: they are
-passed to the model constructors, which check them.
+passed to the model constructors, which check them; so are ``data.degradation_args``
+(to the degradations) and ``losses.perceptual_layers`` (VGG19 layer -> weight).
+
+A config file may hold ``stages:``, a list of partial configs run one after the other,
+each on top of the rest of the file (``load_stages``); a stage's ``init.checkpoint:
+previous`` starts it from the weights the stage before exported.
 
 Old names are still read (``upgrade``): ``train.amp: none|bf16|fp16``, in configs and
 training states written before ``train.precision``, means ``train.precision:
@@ -23,6 +28,7 @@ import torch
 import yaml
 
 from ..errors import CiaosrError
+from ..geometry import downscaled_size
 from ..runtime import PRECISIONS, Precision
 
 # How to point a run at its data, for the errors that find none.
@@ -36,7 +42,7 @@ def default_data_root() -> str:
 
 
 # Sections whose contents are passed through unchecked (constructor arguments).
-FREE_FORM = {"model.encoder_args", "model.decoder_args"}
+FREE_FORM = {"model.encoder_args", "model.decoder_args", "data.degradation_args", "losses.perceptual_layers"}
 
 DEFAULTS: dict[str, Any] = {
     "name": None,  # run name; default: the config file's stem
@@ -65,6 +71,27 @@ DEFAULTS: dict[str, Any] = {
         "augment": True,
         "cache": True,  # keep decoded images in memory
         "num_workers": 4,
+        "pipeline": "bicubic",  # bicubic (the benchmark recipe) or realworld (degraded LR, docs/real-world.md)
+        # realworld only:
+        "gt_size": 256,  # GT crop side, degraded to round(gt_size / s) pixels, then an lr_patch crop
+        "query_window": None,  # side of a contiguous block of queries (perceptual / GAN); null: num_queries scattered
+        "sharpen": True,  # unsharp-mask the GT: the LR is degraded from it, and it is the L1 / perceptual target
+        "degradation": "realesrgan",  # realesrgan or bsrgan
+        "degradation_args": {},  # settings of the degradations (ciaosr.data.degradations)
+        "degrade_per_sample": True,  # one call and generator per sample (any world size: the same samples); false: per batch, faster
+    },
+    "losses": {  # weights of the generator's losses; perceptual and gan need data.pipeline realworld
+        "pixel": 1.0,  # L1
+        "perceptual": 0.0,  # VGG19 features (torchvision's vgg19-dcbb9e9d.pth)
+        "perceptual_layers": {2: 0.1, 7: 0.1, 16: 1.0, 25: 1.0, 34: 1.0},  # vgg19.features index -> weight
+        "gan": 0.0,  # vanilla GAN with a U-Net discriminator
+        "vgg_weights": None,  # path of vgg19-dcbb9e9d.pth; null: <torch hub dir>/checkpoints/
+    },
+    "discriminator": {  # used when losses.gan > 0
+        "channels": 64,
+        "skip": True,
+        "lr": 1.0e-4,
+        "betas": [0.9, 0.99],
     },
     "train": {
         "batch_size": 16,  # per process; effective batch = batch_size x world size
@@ -103,6 +130,8 @@ DEFAULTS: dict[str, Any] = {
 
 CHOICES = {
     "train.precision": PRECISIONS,
+    "data.pipeline": ("bicubic", "realworld"),
+    "data.degradation": ("realesrgan", "bsrgan"),
     "optimizer.type": ("adam", "adamw"),
     "scheduler.type": ("step", "multistep", "cosine", "constant"),
     "val.protocol": ("liif", "mmedit"),
@@ -131,6 +160,8 @@ def _kind(default) -> str | None:
 UNTYPED = {"train.progress"}
 # Keys that are a number or null (YAML reads '1e-6', without a dot, as a string).
 OPTIONAL_NUMBERS = {"train.max_minutes", "train.grad_clip", "train.ema_decay"}
+# Keys that are an integer or null.
+OPTIONAL_INTEGERS = {"data.query_window"}
 
 
 def _coerce(key: str, value, default):
@@ -138,6 +169,8 @@ def _coerce(key: str, value, default):
     kind = None if key in UNTYPED else _kind(default)
     if key in OPTIONAL_NUMBERS and isinstance(value, str):
         kind = "float"
+    if key in OPTIONAL_INTEGERS:
+        kind = "int"
     if value is None or kind is None:
         return value
     if kind == "bool":
@@ -299,8 +332,61 @@ def build_config(data: dict | None, overrides: Sequence[str] = (), *, source: st
 
 
 def load_config(path: str | Path, overrides: Sequence[str] = ()) -> dict:
+    """The config of a file of one stage (a file with ``stages:``: ``load_stages``)."""
+    if "stages" in read_yaml(path):
+        raise CiaosrError(f"{path} has stages: read it with load_stages")
+    return load_stages(path, overrides)[0]
+
+
+PREVIOUS = "previous"  # init.checkpoint of a stage: the weights the stage before exported
+
+
+def load_stages(path: str | Path, overrides: Sequence[str] = ()) -> list[dict]:
+    """The configs of a file, one per stage, in order: a file without ``stages:`` is one
+    stage. Each entry of ``stages:`` is a partial config merged over the rest of the
+    file (mappings key by key), then ``--set`` overrides; its run name defaults to
+    ``<file stem>-<n>``. ``init.checkpoint: previous`` becomes the previous stage's
+    exported ``last`` weights (the two stages must build the same model)."""
+    from ..checkpoints.loader import TRAINING_EXPORTS
+
     path = Path(path)
-    return build_config(read_yaml(path), overrides, source=str(path), default_name=path.stem)
+    data = read_yaml(path)
+    stages = data.pop("stages", None)
+    if stages is None:
+        cfg = build_config(data, overrides, source=str(path), default_name=path.stem)
+        if cfg["init"]["checkpoint"] == PREVIOUS:
+            raise CiaosrError(f"{path}: init.checkpoint: {PREVIOUS} is for a stage of a config with stages:")
+        return [cfg]
+    if not isinstance(stages, list) or not stages or not all(isinstance(st, dict) for st in stages):
+        raise CiaosrError(f"{path}: 'stages' must be a list of partial configs (mappings)")
+    configs: list[dict] = []
+    for i, stage in enumerate(stages, 1):
+        source = f"{path} stage {i}"
+        if "stages" in stage:
+            raise CiaosrError(f"{source}: a stage cannot hold stages")
+        cfg = build_config(_deep_merge(data, stage), overrides, source=source, default_name=f"{path.stem}-{i}")
+        if cfg["init"]["checkpoint"] == PREVIOUS:
+            if not configs:
+                raise CiaosrError(f"{source}: init.checkpoint: {PREVIOUS}, but it is the first stage")
+            prev = configs[-1]
+            if prev["model"] != cfg["model"]:
+                raise CiaosrError(f"{source} starts from the previous stage's weights, so it must build the "
+                                  f"same model (its model section differs)")
+            cfg["init"]["checkpoint"] = str(Path(prev["output_dir"]) / prev["name"] / TRAINING_EXPORTS[1])
+        if any((c["output_dir"], c["name"]) == (cfg["output_dir"], cfg["name"]) for c in configs):
+            raise CiaosrError(f"{source}: two stages share the run folder {Path(cfg['output_dir']) / cfg['name']}")
+        configs.append(cfg)
+    return configs
+
+
+def _deep_merge(base: dict, update: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
 
 
 def _positive(cfg: dict, key: str, allow_zero: bool = False, allow_none: bool = False) -> None:
@@ -368,9 +454,7 @@ def validate(cfg: dict) -> None:
         raise CiaosrError("config key 'scheduler.milestones' must list iterations for a multistep schedule")
     if not isinstance(sched["gamma"], (int, float)) or not 0 < sched["gamma"] <= 1:
         raise CiaosrError(f"config key 'scheduler.gamma' must be in (0, 1], got {sched['gamma']!r}")
-    betas = cfg["optimizer"]["betas"]
-    if len(betas) != 2 or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas):
-        raise CiaosrError(f"config key 'optimizer.betas' must be two numbers in [0, 1), got {betas!r}")
+    _check_betas("optimizer.betas", cfg["optimizer"]["betas"])
     if not cfg["data"]["train"]:
         raise CiaosrError("config key 'data.train' must list at least one folder of HR images")
     for key in ("data.train", "val.datasets"):
@@ -383,6 +467,76 @@ def validate(cfg: dict) -> None:
                 raise CiaosrError(f"config key 'val.scales' must hold scales above 1, got {s!r}")
     if str(cfg["device"]).startswith("cpu"):  # other devices: checked once resolved (Trainer)
         Precision.parse(cfg["train"]["precision"]).check(torch.device("cpu"))
+    _validate_realworld(cfg)
+
+
+def _validate_realworld(cfg: dict) -> None:
+    """The real-world pipeline's keys, the losses and the discriminator."""
+    from .vgg import min_input_side, vgg19_layer_count
+
+    data, losses = cfg["data"], cfg["losses"]
+    for key in ("losses.pixel", "losses.perceptual", "losses.gan"):
+        _positive(cfg, key, allow_zero=True)
+    if losses["pixel"] + losses["perceptual"] + losses["gan"] <= 0:
+        raise CiaosrError("the losses are all zero: give losses.pixel, losses.perceptual or losses.gan a weight")
+    layers = {}
+    for k, v in (losses["perceptual_layers"] or {}).items():
+        try:
+            n = int(k)
+        except (TypeError, ValueError):
+            n = -1
+        if not 0 <= n < vgg19_layer_count() or not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
+            raise CiaosrError(f"config key 'losses.perceptual_layers' maps vgg19.features layers "
+                              f"(0..{vgg19_layer_count() - 1}) to weights >= 0, got {k!r}: {v!r}")
+        layers[n] = float(v)
+    losses["perceptual_layers"] = dict(sorted(layers.items()))
+    if losses["perceptual"] > 0 and not any(layers.values()):
+        raise CiaosrError("losses.perceptual needs at least one layer of weight > 0 in losses.perceptual_layers")
+    vgg = losses["vgg_weights"]
+    if vgg is not None and (not isinstance(vgg, str) or not vgg):
+        raise CiaosrError(f"config key 'losses.vgg_weights' must be a file path or null, got {vgg!r}")
+    window = data["query_window"]
+    if data["pipeline"] != "realworld":
+        if losses["perceptual"] > 0 or losses["gan"] > 0:
+            raise CiaosrError("losses.perceptual and losses.gan need data.pipeline: realworld")
+        if window is not None:
+            raise CiaosrError("data.query_window needs data.pipeline: realworld")
+        return
+    _positive(cfg, "data.gt_size")
+    p = data["lr_patch"]
+    s_max = max(data["scales"]) if data["scales"] else data["scale_max"]
+    smallest = downscaled_size((data["gt_size"], data["gt_size"]), s_max)[0]
+    if smallest < p:
+        raise CiaosrError(f"data.gt_size {data['gt_size']} degraded at scale {s_max:g} gives an LR of "
+                          f"{smallest} pixels, smaller than data.lr_patch {p}")
+    if window is None:
+        if losses["perceptual"] > 0 or losses["gan"] > 0:
+            raise CiaosrError("losses.perceptual and losses.gan see images: set data.query_window "
+                              "(the side of a block of queries, e.g. 64)")
+        if data["num_queries"] > p * p:
+            raise CiaosrError(f"data.num_queries must be at most data.lr_patch^2 = {p * p} "
+                              f"(the GT pixels of an LR patch at scale 1), got {data['num_queries']}")
+    else:
+        if window < 1 or window > p:
+            raise CiaosrError(f"data.query_window must be in 1..data.lr_patch ({p}): every GT window, "
+                              f"round(lr_patch x s) >= lr_patch pixels, must hold it; got {window}")
+        if losses["gan"] > 0 and window % 8:
+            raise CiaosrError(f"the U-Net discriminator needs data.query_window to be a multiple of 8, got {window}")
+        used = [n for n, w in layers.items() if w > 0]
+        need = min_input_side(max(used)) if losses["perceptual"] > 0 and used else 1
+        if window < need:
+            raise CiaosrError(f"data.query_window {window} is too small for VGG19 layer {max(used)} "
+                              f"(it needs at least {need})")
+    dcfg = cfg["discriminator"]
+    if not isinstance(dcfg["channels"], int) or dcfg["channels"] < 1:
+        raise CiaosrError(f"config key 'discriminator.channels' must be a positive integer, got {dcfg['channels']!r}")
+    _positive(cfg, "discriminator.lr")
+    _check_betas("discriminator.betas", dcfg["betas"])
+
+
+def _check_betas(key: str, betas) -> None:
+    if len(betas) != 2 or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas):
+        raise CiaosrError(f"config key '{key}' must be two numbers in [0, 1), got {betas!r}")
 
 
 def dump_config(cfg: dict) -> str:

@@ -3,7 +3,8 @@
 Only the main process (rank 0) writes anything. Files in the run folder:
 
 * ``metrics.jsonl``: one JSON object per line, ``{"step", "loss", "lr", "it_per_s",
-  "time"}`` every ``log_every`` steps and ``{"step", "val": {...}, "val_mean"}`` after
+  "time"}`` (and the real-world loss terms ``loss_pixel``, ``loss_perceptual``,
+  ``loss_gan``, ``loss_d_real``, ``loss_d_fake``) every ``log_every`` steps and ``{"step", "val": {...}, "val_mean"}`` after
   each validation;
 * ``train.log``: the messages printed (start, warnings, validation, checkpoints);
 * ``tb/``: TensorBoard scalars and sample images, when ``torch.utils.tensorboard``
@@ -73,10 +74,15 @@ class RunLogger:
         if self.bar is not None:
             self.bar.update(n)
 
-    def scalars(self, step: int, loss: float, lr: float, it_per_s: float) -> None:
+    def scalars(self, step: int, loss: float, lr: float, it_per_s: float, terms: dict[str, float] | None = None) -> None:
+        """``terms``: the loss's parts (the real-world losses), written as ``loss_<name>``."""
         if not self.enabled:
             return
         row = {"step": step, "loss": loss, "lr": lr, "it_per_s": it_per_s, "time": round(time.time() - self._t0, 3)}
+        for name, value in (terms or {}).items():
+            row[f"loss_{name}"] = value
+            if self.tb is not None:
+                self.tb.add_scalar(f"train/loss_{name}", value, step)
         self._jsonl.write(json.dumps(row) + "\n")
         if self.bar is not None:
             self.bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", its=f"{it_per_s:.2f}", refresh=False)

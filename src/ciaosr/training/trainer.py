@@ -1,4 +1,6 @@
 """The training loop: L1 on sampled query pixels, Adam, step schedule; resumable to the step.
+With ``data.pipeline: realworld``, degraded LR inputs and, when ``losses`` ask for them,
+the perceptual and GAN losses with a U-Net discriminator (docs/real-world.md).
 
 ``Trainer(cfg, resume=...)`` checks everything that can be wrong with a run (config
 values, data folders, validation sets, initial weights, the resume state, the run
@@ -28,6 +30,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from ..checkpoints.native import save_checkpoint
+from ..data.realworld import RealWorldBatcher, RealWorldDataset, RealWorldOps, default_ops
 from ..data.train_dataset import SRTrainDataset, StreamSampler
 from ..distributed import (DistInfo, barrier, cleanup, device_for, dist_info_from_env, init_process_group,
                            max_int, mean_scalar)
@@ -37,7 +40,10 @@ from ..runtime import Precision
 from . import checkpointing as ckpt
 from .config import DATA_ROOT_HINT, dump_config, upgrade
 from .schedule import make_scheduler
-from .step import optimisation_step
+from .discriminator import UNetDiscriminatorSN
+from .losses import PerceptualLoss
+from .step import Adversary, optimisation_step, realworld_step
+from .vgg import find_vgg_weights
 from .ema import EMA
 from .logging import RunLogger
 from .validation import Validator
@@ -45,7 +51,7 @@ from .validation import Validator
 # Config keys that may change between an interrupted run and its resume without a warning.
 RESUME_FREE_KEYS = ("name", "output_dir", "data_root", "device", "threads", "data.num_workers", "data.cache",
                     "train.iterations", "train.max_minutes", "train.log_every", "train.save_every",
-                    "train.keep_states", "train.progress", "val.", "init.")
+                    "train.keep_states", "train.progress", "val.", "init.", "losses.vgg_weights")
 
 
 @dataclass
@@ -93,7 +99,9 @@ def training_device(requested: str | None, info: DistInfo) -> torch.device:
 class Trainer:
     def __init__(self, cfg: dict, *, resume: str | bool | None = None,
                  step_callback: Callable[["Trainer", int], None] | None = None,
-                 dist_info: DistInfo | None = None):
+                 dist_info: DistInfo | None = None, realworld_ops: RealWorldOps | None = None):
+        """``realworld_ops``: the degradation and sharpening of ``data.pipeline:
+        realworld`` (default: ``data.realworld.default_ops``, the project's own)."""
         self.cfg = cfg
         self.info = dist_info or dist_info_from_env()
         self.step_callback = step_callback
@@ -111,10 +119,28 @@ class Trainer:
         for folder in dcfg["train"]:
             if not (self.data_root / folder).exists():
                 raise CiaosrError(f"training folder not found: {self.data_root / folder} ({DATA_ROOT_HINT})")
-        self.dataset = SRTrainDataset(
-            [self.data_root / f for f in dcfg["train"]], seed=cfg["seed"], scale_min=dcfg["scale_min"],
-            scale_max=dcfg["scale_max"], scales=dcfg["scales"], lr_patch=dcfg["lr_patch"],
-            num_queries=dcfg["num_queries"], augment=dcfg["augment"], cache=False, warn=self._warnings.append)
+        folders = [self.data_root / f for f in dcfg["train"]]
+        self.batcher = None
+        if dcfg["pipeline"] == "realworld":
+            self.dataset = RealWorldDataset(
+                folders, seed=cfg["seed"], gt_size=dcfg["gt_size"], scale_min=dcfg["scale_min"],
+                scale_max=dcfg["scale_max"], scales=dcfg["scales"], augment=dcfg["augment"], cache=False,
+                warn=self._warnings.append)
+            ops = realworld_ops or default_ops(dcfg["degradation"], dcfg["degradation_args"])
+            window = dcfg["query_window"]
+            self.batcher = RealWorldBatcher(ops, lr_patch=dcfg["lr_patch"], window=window,
+                                            num_queries=None if window else dcfg["num_queries"],
+                                            sharpen=dcfg["sharpen"], per_sample=dcfg["degrade_per_sample"])
+        else:
+            self.dataset = SRTrainDataset(
+                folders, seed=cfg["seed"], scale_min=dcfg["scale_min"],
+                scale_max=dcfg["scale_max"], scales=dcfg["scales"], lr_patch=dcfg["lr_patch"],
+                num_queries=dcfg["num_queries"], augment=dcfg["augment"], cache=False, warn=self._warnings.append)
+        lcfg = cfg["losses"]
+        self.loss_weights = {k: float(lcfg[k]) for k in ("pixel", "perceptual", "gan")}
+        self.perceptual = None
+        if lcfg["perceptual"] > 0:  # the VGG19 file is found and read now, before any work
+            self.perceptual = PerceptualLoss(lcfg["perceptual_layers"], find_vgg_weights(lcfg["vgg_weights"]))
         vcfg = cfg["val"]
         self.validator = None
         if vcfg["datasets"] and vcfg["every"] is not None:
@@ -140,8 +166,17 @@ class Trainer:
         torch.manual_seed(cfg["seed"])
         mcfg = cfg["model"]
         self.model = build_model(mcfg["name"], mcfg["encoder_args"], mcfg["decoder_args"])
+        # The discriminator (losses.gan > 0), seeded after the model.
+        self.discriminator = None
+        if self.loss_weights["gan"] > 0:
+            d = cfg["discriminator"]
+            self.discriminator = UNetDiscriminatorSN(3, d["channels"], d["skip"])
         if self.state is not None:
             ckpt.check_state_matches(self.state, self.model.spec, str(self.resume_path))
+            if self.discriminator is not None and not self.state.get("discriminator"):
+                raise CiaosrError(f"cannot resume from {self.resume_path} with losses.gan > 0: it holds no "
+                                  f"discriminator (a run without the GAN loss); start a new run from its "
+                                  f"weights with init.checkpoint")
             self._compare_configs()
         elif init_ckpt:
             ckpt.load_init_weights(self.model, init_ckpt, cfg["init"]["parts"])
@@ -173,6 +208,19 @@ class Trainer:
         ocfg = self.cfg["optimizer"]
         cls = torch.optim.AdamW if ocfg["type"] == "adamw" else torch.optim.Adam
         return cls(self.trainable, lr=ocfg["lr"], betas=tuple(ocfg["betas"]), weight_decay=ocfg["weight_decay"])
+
+    def _make_adversary(self, dev: torch.device) -> Adversary | None:
+        """The discriminator on ``dev`` (DDP-wrapped under torchrun) and its Adam."""
+        if self.discriminator is None:
+            return None
+        d = self.discriminator.to(dev)
+        net = d
+        if self.info.enabled:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            net = DDP(d, device_ids=[dev.index] if dev.type == "cuda" else None)
+        dcfg = self.cfg["discriminator"]
+        return Adversary(net, d, torch.optim.Adam(d.parameters(), lr=dcfg["lr"], betas=tuple(dcfg["betas"])))
 
     def _export_model(self):
         return self.ema.model if self.ema is not None else self.model
@@ -214,6 +262,12 @@ class Trainer:
         opt = self._make_optimizer()
         sched = make_scheduler(opt, cfg["scheduler"], iterations=int(tcfg["iterations"]), time_fraction=time_fraction)
         scaler = self.precision.grad_scaler()
+        perceptual = self.perceptual.to(dev) if self.perceptual is not None else None
+        adversary = self._make_adversary(dev)
+        sched_d = None
+        if adversary is not None:  # the same schedule as the generator's
+            sched_d = make_scheduler(adversary.opt, cfg["scheduler"], iterations=int(tcfg["iterations"]),
+                                     time_fraction=time_fraction)
 
         step, samples_seen, best = 0, 0, None
         if self.state is not None:
@@ -228,6 +282,10 @@ class Trainer:
                     self.ema.model.load_state_dict(model.state_dict())
             if scaler is not None and st.get("scaler"):
                 scaler.load_state_dict(st["scaler"])
+            if adversary is not None:
+                adversary.model.load_state_dict(st["discriminator"]["weights"])
+                adversary.opt.load_state_dict(st["discriminator"]["optimizer"])
+                sched_d.load_state_dict(st["discriminator"]["scheduler"])
             step, samples_seen = int(st["step"]), int(st["samples_seen"])
             best = st.get("best_psnr")
             if "rng_torch" in st:
@@ -254,6 +312,11 @@ class Trainer:
                  f"{f' x {info.world_size} processes' if info.enabled else ''}, batch {tcfg['batch_size']}"
                  f"{f' per process = {eff}' if info.enabled else ''}, {len(self.dataset)} training images, "
                  f"{total} iterations{f' or {budget_s / 60:g} minutes' if budget_s else ''}, run folder {self.run_dir}")
+        if self.batcher is not None:
+            w = self.loss_weights
+            log.info(f"real-world pipeline ({cfg['data']['degradation']} degradations): losses L1 {w['pixel']:g}, "
+                     f"perceptual {w['perceptual']:g}, GAN {w['gan']:g}"
+                     f"{', U-Net discriminator' if adversary is not None else ''}")
 
         remaining = max(total - step, 0)
         bs = tcfg["batch_size"]
@@ -270,11 +333,13 @@ class Trainer:
         stop = {"signal": None}
         restore = self._install_signal_handlers(stop)
         loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
+        term_sums: dict[str, torch.Tensor] = {}  # the real-world loss terms, when there are several
         n_sum, t_last, last_loss, steps_last = 0, time.time(), None, 0
+        realworld_losses = self.loss_weights["perceptual"] > 0 or self.loss_weights["gan"] > 0
 
         def save_all(reason: str) -> None:
             if info.is_main:
-                state = self._state_dict(step, samples_seen, best, opt, sched, scaler)
+                state = self._state_dict(step, samples_seen, best, opt, sched, scaler, adversary, sched_d)
                 path = ckpt.save_state(state, ckpt.state_path(self.run_dir, step))
                 ckpt.prune_states(self.run_dir, tcfg["keep_states"])
                 save_checkpoint(self._export_model(), self.run_dir / ckpt.LAST,
@@ -291,9 +356,12 @@ class Trainer:
                                   f"(lower optimizer.lr, set train.grad_clip, or resume from an earlier state)")
             now = time.time()
             rate = (step - steps_last) / max(now - t_last, 1e-9)
-            log.scalars(step, mean_loss, opt.param_groups[0]["lr"], rate)
+            terms = {k: mean_scalar(float(v.item()) / n_sum, info, dev) for k, v in sorted(term_sums.items())}
+            log.scalars(step, mean_loss, opt.param_groups[0]["lr"], rate, terms)
             last_loss, t_last, steps_last = mean_loss, now, step
             loss_sum.zero_()
+            for v in term_sums.values():
+                v.zero_()
             n_sum = 0
 
         def validate() -> None:
@@ -312,13 +380,24 @@ class Trainer:
             net.train()
             for batch in loader:
                 torch.manual_seed(_step_seed(cfg["seed"], step, info.rank))
-                lr = batch["lr"].to(dev, non_blocking=True)
-                coord = batch["coord"].to(dev, non_blocking=True)
-                cell = batch["cell"].to(dev, non_blocking=True)
-                gt = batch["gt"].to(dev, non_blocking=True)
-                loss = optimisation_step(net, model, opt, (lr, coord, cell, gt), precision=self.precision,
-                                         scaler=scaler, clip=clip, params=self.trainable)
+                if self.batcher is not None:
+                    rb = self.batcher(batch, dev)
+                    inputs = (rb.lr, rb.coord, rb.cell, rb.target)
+                else:
+                    inputs = tuple(batch[k].to(dev, non_blocking=True) for k in ("lr", "coord", "cell", "gt"))
+                if realworld_losses:
+                    terms = realworld_step(net, model, opt, rb, self.loss_weights, perceptual=perceptual,
+                                           adversary=adversary, precision=self.precision, scaler=scaler,
+                                           clip=clip, params=self.trainable)
+                    loss = terms.pop("loss")
+                    for k, v in terms.items():
+                        term_sums.setdefault(k, torch.zeros((), dtype=torch.float64, device=dev)).add_(v.double())
+                else:
+                    loss = optimisation_step(net, model, opt, inputs, precision=self.precision,
+                                             scaler=scaler, clip=clip, params=self.trainable)
                 sched.step()
+                if sched_d is not None:
+                    sched_d.step()
                 if self.ema is not None:
                     self.ema.update(model)
                 step += 1
@@ -368,7 +447,7 @@ class Trainer:
         return ckpt.resume_command(ckpt.state_path(self.run_dir, step), self.info.world_size)
 
     # ------------------------------------------------------------------------
-    def _state_dict(self, step, samples_seen, best, opt, sched, scaler) -> dict:
+    def _state_dict(self, step, samples_seen, best, opt, sched, scaler, adversary=None, sched_d=None) -> dict:
         model = self.model
         state = {
             "format": ckpt.STATE_FORMAT,
@@ -386,6 +465,12 @@ class Trainer:
             "scaler": scaler.state_dict() if scaler is not None else None,
             "rng_torch": torch.get_rng_state(),
         }
+        if adversary is not None:
+            state["discriminator"] = {
+                "weights": {k: v.detach().cpu().clone() for k, v in adversary.model.state_dict().items()},
+                "optimizer": adversary.opt.state_dict(),
+                "scheduler": sched_d.state_dict(),
+            }
         if torch.cuda.is_available() and self.device.type == "cuda":
             state["rng_cuda"] = torch.cuda.get_rng_state(self.device)
         return state
