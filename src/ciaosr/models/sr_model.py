@@ -117,7 +117,8 @@ class ImplicitSRModel(nn.Module):
         Each chunk's result is copied into one output allocated at the first chunk, not
         kept in a list for a final ``cat``: thousands of small results that outlive each
         chunk's freed activation buffers fragmented the C heap, and a 1344 x 1344 output
-        at two threads held 1.3 GiB instead of 0.5 (docs/performance.md, memory)."""
+        at two threads held 1.3 GiB instead of 0.5 (docs/performance.md, `ciaosr upscale`
+        end to end)."""
         chunk = min(chunk, self.decoder.max_chunk or chunk)
         if coord.device.type == "cpu":
             chunk = min(chunk, self.decoder.cpu_chunk or chunk)
