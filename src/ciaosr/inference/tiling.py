@@ -287,6 +287,6 @@ def _decode_tile(model, lr_tile: torch.Tensor, lr_size, out_size, box, ri: np.nd
     return res.view(b, len(ri), len(ci), 3).permute(0, 3, 1, 2)
 
 
-__all__ = ["TilePlan", "Progress", "ProgressCallback", "check_tile", "tiled_upsample", "plan_tiles", "auto_tile", "auto_chunk", "available_memory",
-           "memory_budget", "encode_bytes", "query_bytes", "tile_spans", "axis_weights", "default_overlap",
+__all__ = ["TilePlan", "Progress", "ProgressCallback", "check_tile", "tiled_upsample", "plan_tiles", "auto_tile",
+           "auto_chunk", "available_memory", "memory_budget", "encode_bytes", "query_bytes", "tile_spans", "axis_weights", "default_overlap",
            "DEFAULT_CHUNK"]
