@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import CiaosrError
+from ..errors import CiaosrError, require_file
 from ..models.factory import build_model
 from ..models.pretrained import DEFAULT_MODEL, shipped
 from ..models.registry import split_name
@@ -96,10 +96,7 @@ def _refuse_training_state(obj, path: Path) -> None:
 def load_checkpoint_file(path: str | os.PathLike):
     """Load a model from a file: our safetensors format, or an official checkpoint."""
     path = Path(path)
-    if not path.exists():
-        raise CiaosrError(f"{path}: no such file")
-    if path.is_dir():
-        raise CiaosrError(f"{path}: is a folder, not a checkpoint")
+    require_file(path, "a checkpoint")
     with open(path, "rb") as f:
         head = f.read(64)
     if path.suffix == ".safetensors" or (len(head) >= 9 and head[8:9] == b"{"):

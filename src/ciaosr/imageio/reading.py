@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ..errors import CiaosrError
+from ..errors import CiaosrError, require_file
 from .codecs import Tiff16, TooManyPixels, decode_png16, read_tiff16
 from .image import ImageData, pil_to_data, split_channels
 from .metadata import ImageMeta, exif_orientation, orient, quiet_exif_warnings, read_meta
@@ -63,10 +63,7 @@ def _too_many_pixels(path: Path, width: int, height: int, max_pixels: int) -> Ci
 
 
 def _read(path: Path, max_pixels: int | None) -> ImageData:
-    if not path.exists():
-        raise CiaosrError(f"{path}: no such file")
-    if path.is_dir():
-        raise CiaosrError(f"{path}: is a folder, not an image")
+    require_file(path, "an image")
     try:
         with quiet_exif_warnings():
             img = Image.open(path)
