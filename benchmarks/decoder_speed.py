@@ -12,6 +12,15 @@ layer per query and neighbour; LIIF: every MLP layer per query and neighbour; IT
 official 30000-query chunks; the other rows decode in each decoder's own CPU chunk
 (``decoder.cpu_chunk``, 512 or 1024 queries: fastest on the CPU).
 
+``liif:official`` times the official LIIF code itself (github.com/yinboc/liif, not part
+of this project: give a checkout with ``--liif-repo``), its EDSR-baseline LIIF with its
+default initialisation, decoded as its ``test.py`` does (``gen_feat`` once, then
+``query_rgb`` on 30000-query chunks). Its training-only import (``tensorboardX``) is
+given an empty stand-in and its ``.cuda()`` calls are made no-ops on the CPU.
+
+    python benchmarks/decoder_speed.py --sizes 192 --decoders ciaosr:fast liif:reference \
+        liif:official --liif-repo ../liif
+
     python benchmarks/decoder_speed.py                     # 48x48 x4, fp32 and bf16
     python benchmarks/decoder_speed.py --sizes 48 192 --repeats 3 --write docs/performance.md
 """
@@ -36,8 +45,42 @@ SETTINGS = [  # (decoder, mode)
 ]
 
 
+class OfficialLIIF:
+    """The official LIIF code's EDSR-baseline LIIF behind ``upsample``, as its test.py
+    runs it: inputs normalised by 0.5/0.5, ``gen_feat``, ``query_rgb`` per 30000 queries."""
+
+    def __init__(self, repo: str, device):
+        import types
+
+        import torch
+
+        sys.path.insert(0, os.path.abspath(repo))
+        sys.modules.setdefault("tensorboardX", types.SimpleNamespace(SummaryWriter=None))
+        if device.type == "cpu":
+            torch.Tensor.cuda = lambda self, *args, **kwargs: self
+        import models  # the official package
+
+        spec = {"name": "liif", "args": {
+            "encoder_spec": {"name": "edsr-baseline", "args": {"no_upsampling": True}},
+            "imnet_spec": {"name": "mlp", "args": {"out_dim": 3, "hidden_list": [256, 256, 256, 256]}}}}
+        self.net = models.make(spec).eval().to(device)
+
+    def upsample(self, lr, shape, chunk: int = 30000):
+        import torch
+
+        from ciaosr.geometry import make_cell, make_coord
+
+        coord = make_coord(shape, lr.device).unsqueeze(0)
+        cell = make_cell(shape, coord.shape[1], lr.device).unsqueeze(0)
+        self.net.gen_feat((lr - 0.5) / 0.5)
+        pred = torch.cat([self.net.query_rgb(coord[:, i:i + chunk], cell[:, i:i + chunk])
+                          for i in range(0, coord.shape[1], chunk)], dim=1)
+        img = (pred * 0.5 + 0.5).clamp_(0, 1)
+        return img.view(1, *shape, 3).permute(0, 3, 1, 2)
+
+
 def run_one(decoder: str, mode: str | None, size: int, precision: str, repeats: int, scale: int,
-            device: str, threads: int | None, compile: bool = False) -> dict:
+            device: str, threads: int | None, compile: bool = False, liif_repo: str | None = None) -> dict:
     import resource
     import time
 
@@ -51,7 +94,10 @@ def run_one(decoder: str, mode: str | None, size: int, precision: str, repeats: 
     torch.manual_seed(0)
     from ciaosr.decoders.reference import reference_model
 
-    model = ciaosr.build_model(f"edsr-baseline-{decoder}").eval().to(device)
+    if mode == "official":
+        model = OfficialLIIF(liif_repo, torch.device(device))
+    else:
+        model = ciaosr.build_model(f"edsr-baseline-{decoder}").eval().to(device)
     if mode == "reference":
         model = reference_model(model)
     lr = torch.rand(1, 3, size, size, device=device)
@@ -100,16 +146,18 @@ def machine(threads: int | None = None, device=None) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    out = ["| decoder | mode | input | precision | time (s, median) | peak memory (MiB) | vs LIIF reference | vs LIIF fast |",
-           "| --- | --- | --- | --- | ---: | ---: | ---: | ---: |"]
+    bases = ["reference", "fast"] + (["official"] if any(r["mode"] == "official" for r in rows) else [])
+    out = ["| decoder | mode | input | precision | time (s, median) | peak memory (MiB) | "
+           + " | ".join(f"vs LIIF {b}" for b in bases) + " |",
+           "| --- | --- | --- | --- | ---: | ---: |" + " ---: |" * len(bases)]
     for r in rows:
-        ref = next((x for x in rows if x["decoder"] == "liif" and x["mode"] == "reference"
-                    and x["size"] == r["size"] and x["precision"] == r["precision"]), None)
-        fast = next((x for x in rows if x["decoder"] == "liif" and x["mode"] == "fast"
-                     and x["size"] == r["size"] and x["precision"] == r["precision"]), None)
-        ratio = lambda base: f"{r['median_s'] / base['median_s']:.2f}x" if base else "-"  # noqa: E731
+        ratios = []
+        for mode in bases:
+            base = next((x for x in rows if x["decoder"] == "liif" and x["mode"] == mode
+                         and x["size"] == r["size"] and x["precision"] == r["precision"]), None)
+            ratios.append(f"{r['median_s'] / base['median_s']:.2f}x" if base else "-")
         out.append(f"| {r['decoder']} | {r['mode']} | {r['size']}x{r['size']} x4 | {r['precision']} | "
-                   f"{r['median_s']:.3f} | {r['peak_mb']:.0f} | {ratio(ref)} | {ratio(fast)} |")
+                   f"{r['median_s']:.3f} | {r['peak_mb']:.0f} | " + " | ".join(ratios) + " |")
     return "\n".join(out)
 
 
@@ -126,6 +174,8 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: PyTorch's)")
     p.add_argument("--compile", action="store_true",
                    help="also time each fast setting with model.compile_decoding() (torch.compile)")
+    p.add_argument("--liif-repo", metavar="DIR",
+                   help="a checkout of github.com/yinboc/liif, for the liif:official setting")
     p.add_argument("--write", metavar="MD", help="replace the '## Decoder speed' section of this file")
     p.add_argument("--json", metavar="FILE")
     p.add_argument("--_one", help=argparse.SUPPRESS)
@@ -140,6 +190,9 @@ def main() -> int:
     if args.decoders:
         settings = [(d.split(":")[0], (d.split(":") + [None])[1]) for d in args.decoders]
     settings = [(d, m, False) for d, m in settings]
+    if any(m == "official" for _, m, _ in settings) and not (
+            args.liif_repo and os.path.isfile(os.path.join(args.liif_repo, "models", "liif.py"))):
+        sys.exit("error: liif:official needs --liif-repo DIR, a checkout of github.com/yinboc/liif")
     if args.compile:
         settings += [(d, m, True) for d, m, _ in settings if m in (None, "fast")]
     rows = []
@@ -148,7 +201,8 @@ def main() -> int:
             for decoder, mode, compile_ in settings:
                 job = dict(decoder=decoder, mode=mode, size=size, precision=precision,
                            repeats=args.repeats, scale=args.scale, device=str(device),
-                           threads=args.threads, compile=compile_)
+                           threads=args.threads, compile=compile_,
+                           liif_repo=args.liif_repo if mode == "official" else None)
                 res = subprocess.run([sys.executable, __file__, "--_one", json.dumps(job)],
                                      capture_output=True, text=True)
                 if res.returncode != 0:

@@ -148,6 +148,7 @@ def test_output_file_name_with_a_folder_input_is_refused(photos, tiny_model_file
     (["--ext", "gif"], "unknown output format"),
     (["--ext", "jpg", "-o", "{dir}/x.png"], "different formats"),
     (["--quality", "0"], "--quality"),
+    (["--png-level", "10"], "--png-level"),
     (["--threads", "0"], "--threads"),
     (["--suffix", "a/b"], "path separator"),
     (["--overwrite", "--skip-existing"], "not both"),
@@ -196,6 +197,21 @@ def test_quality_reaches_jpeg(tmp_path, tiny_model_file):
         assert upscale(tiny_model_file, str(src), "--scale", "2", "--quality", q, "-o", str(out)) == 0
         sizes.append(out.stat().st_size)
     assert sizes[0] < sizes[1]
+
+
+@pytest.mark.parametrize("bits", ["8", "16"])
+def test_png_level_reaches_png_and_keeps_the_pixels(tmp_path, tiny_model_file, bits):
+    src = picture(tmp_path / "a.png", 48, 48)
+    sizes, pixels = [], []
+    for level in ("0", "9"):
+        out = tmp_path / f"l{level}.png"
+        assert upscale(tiny_model_file, str(src), "--scale", "2", "--png-level", level, "--bit-depth", bits,
+                       "-o", str(out)) == 0
+        sizes.append(out.stat().st_size)
+        with Image.open(out) as im:
+            pixels.append(np.asarray(im))
+    assert sizes[0] > sizes[1]  # level 0 stores, level 9 compresses
+    assert np.array_equal(pixels[0], pixels[1])
 
 
 def test_bit_depth_follows_the_input(tmp_path, tiny_model_file, capsys):

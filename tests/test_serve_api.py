@@ -32,6 +32,7 @@ from starlette.testclient import TestClient  # noqa: E402
 import ciaosr  # noqa: E402
 from ciaosr.errors import CiaosrError  # noqa: E402
 from ciaosr.geometry import Resize  # noqa: E402
+from ciaosr.inference.tiling import MAX_AUTO_TILE  # noqa: E402
 from ciaosr.imageio.codecs import png_chunk  # noqa: E402
 from ciaosr.runtime import Precision  # noqa: E402
 from ciaosr.serve import jobs as jobs_module  # noqa: E402
@@ -344,7 +345,7 @@ def test_upload_and_output_limits(models_dir):
     ({"precision": "fp64"}, lambda: message(Precision.for_device, "fp64", torch.device("cpu"))),
     ({"tile": "4"}, lambda: "--tile must be a whole number of at least 8 LR pixels, got 4"),
     ({"tile": "big"}, lambda: "--tile must be a whole number of at least 8 LR pixels, got big"),
-    ({"tile": "100000"}, lambda: "--tile must be at most 512 LR pixels here, got 100000"),
+    ({"tile": "100000"}, lambda: f"--tile must be at most {MAX_AUTO_TILE} LR pixels here, got 100000"),
     ({"format": "gif"}, lambda: "format must be one of input, png8, png16, got 'gif'"),
     ({"path": "/tmp/x"}, lambda: "unknown parameter 'path' (known: name, model, scale, size, precision, tile, "
                                  "format)"),

@@ -88,6 +88,9 @@ def register(sub) -> None:
                         f"-o FILE's; stdin: png")
     p.add_argument("--quality", type=int, default=None, metavar="Q",
                    help="JPEG and WebP quality, 1-100 (default 95)")
+    p.add_argument("--png-level", type=int, default=None, metavar="L",
+                   help="PNG compression, 0 (none) to 9 (smallest, slowest); default 3, which writes "
+                        "about 3x faster than 6 for files about 15%% larger")
     p.add_argument("--suffix", default=None, metavar="TEXT",
                    help="added to each output's stem (default _x<scale>, or _<W>x<H> with --size)")
     p.add_argument("-r", "--recursive", action="store_true",
@@ -127,6 +130,8 @@ def _check_arguments(args) -> None:
         raise CiaosrError(f"--max-pixels must be positive, got {args.max_pixels}")
     if args.quality is not None and not 1 <= args.quality <= 100:
         raise CiaosrError(f"--quality must be 1 to 100, got {args.quality}")
+    if args.png_level is not None and not 0 <= args.png_level <= 9:
+        raise CiaosrError(f"--png-level must be 0 to 9, got {args.png_level}")
     if args.overwrite and args.skip_existing:
         raise CiaosrError("give --overwrite or --skip-existing, not both")
 
@@ -300,7 +305,7 @@ def _run_plan(args, plan, group, naming, resize, device, precision, fmt_of, info
                 try:
                     result = upscale_data(data, (h, w), model, device=device, precision=precision,
                                           tile=args.tile, progress=None)
-                    write_image(dst, result, bits, args.overwrite, quality=args.quality)
+                    write_image(dst, result, bits, args.overwrite, quality=args.quality, png_level=args.png_level)
                 except CiaosrError as exc:
                     results.put(i, ("failed", f"{job.src}: {exc}" if str(job.src) not in str(exc) else str(exc)))
                     continue

@@ -68,9 +68,11 @@ class Decoder(nn.Module):
         """Told how many queries per image will be asked of ``prepared`` (all chunks)."""
 
     def prepare_bytes(self, pixels: int) -> int:
-        """Estimated peak bytes of ``prepare`` beyond the per-pixel feature maps, for an
-        input of ``pixels`` LR pixels (what a tiler must budget for)."""
-        return 0
+        """Estimated peak bytes of ``prepare`` for an input of ``pixels`` LR pixels (what
+        a tiler must budget for): by default the 3x3-unfolded features and the
+        decoder's other per-pixel maps, about 19 C floats per pixel, deliberately on the
+        high side; decoders that know their tables declare them."""
+        return 4 * 19 * self.in_dim * pixels
 
     def forward(self, feat: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
         prepared = self.prepare(feat)

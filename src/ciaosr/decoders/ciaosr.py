@@ -29,40 +29,19 @@ the input (the official ``res``; the released real-world model has both switches
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
 from ..models.registry import register_decoder
 from .base import Decoder
-from .mlp import MLP
+from .mlp import MLP, first_layer, run_layers, split_first_layer
 from .nonlocal_attention import CrossScaleAttention
 from .sampling import feature_coord, sample_nearest, shifted_coords, unfold3x3
-
-
-def _split_first_layer(mlp: MLP, feat_dim: int):
-    """(W_feat, b, W_pos) of an MLP whose input is cat[feature, rel (2), cell (2)]."""
-    first = mlp.layers[0]
-    return first.weight[:, :feat_dim], first.bias, first.weight[:, feat_dim:]
-
-
-def _first_layer(table: torch.Tensor, rows: torch.Tensor, pos: torch.Tensor, w_pos: torch.Tensor):
-    """Pre-activation of a split first layer: the per-pixel half gathered at ``rows``
-    plus the (rel, cell) half, in one fused multiply-add. pos: (N, 4) -> (N, hidden)."""
-    gathered = table.index_select(0, rows)
-    if torch.is_grad_enabled():
-        return torch.addmm(gathered, pos, w_pos.t())
-    return gathered.addmm_(pos.to(gathered.dtype), w_pos.t().to(gathered.dtype))
-
-
-def _run_tail(mlp: MLP, h: torch.Tensor, stop: int | None = None) -> torch.Tensor:
-    """ReLU (in place) on a first-layer pre-activation, then layers 2..stop of ``mlp``."""
-    h = h.relu_() if not torch.is_grad_enabled() else F.relu(h)
-    for layer in list(mlp.layers)[2:stop]:
-        h = layer(h)
-    return h
+from .workspace import Workspace, reusable
 
 
 def neighbour_shift(cell: torch.Tensor, h: int, w: int):
@@ -77,33 +56,42 @@ class LogitTables:
     3x3 offsets p + d, built in bands of LR rows (the rows of the chunks' queries) and
     kept while chunks stay inside them, so that row-ordered queries build each row once
     and the tables never hold the whole image (9 x hidden values per LR pixel: 340 MB at
-    192 x 192). Queries in no particular order would rebuild bands again and again; once
-    the rows built reach three times the image's, the whole table is built instead.
+    192 x 192). The two newest bands are kept, so that chunks decoded side by side on
+    several threads (``runtime.parallel_chunks``), one still in a band and the next in
+    the following one, do not rebuild each other's; a lock keeps two threads from
+    building the same band. Queries in no particular order would rebuild bands again and
+    again; once the rows built reach three times the image's, the whole table is built
+    instead.
 
     ``builds`` lists the (first row, end row) of every band built, oldest first."""
+
+    kept = 2
 
     def __init__(self, last: torch.nn.Linear, keys: torch.Tensor, batch: int, size: tuple[int, int],
                  band_elements: int):
         self.last, self.keys, self.batch, self.size = last, keys, batch, size
         self.band_elements = band_elements
-        self.band: tuple | None = None
+        self.bands: list[tuple] = []
         self.builds: list[tuple[int, int]] = []
+        self._lock = threading.Lock()
 
     def rows(self, row_min: int, row_max: int):
         """(r0, r1, weight, bias) of a band holding LR rows ``row_min..row_max``."""
-        h, w = self.size
-        band = self.band
-        if band is not None and band[0] <= row_min and row_max < band[1]:
+        with self._lock:
+            for band in self.bands:
+                if band[0] <= row_min and row_max < band[1]:
+                    return band
+            h, w = self.size
+            per_row = max(self.batch * w * 9 * self.last.in_features, 1)
+            rows = max(row_max - row_min + 1, self.band_elements // per_row, 1)
+            r0, r1 = row_min, min(h, row_min + rows)
+            if sum(b - a for a, b in self.builds) >= 3 * h:
+                r0, r1 = 0, h
+            self.builds.append((r0, r1))
+            self.bands = self.bands[-(self.kept - 1):]  # free the oldest before the new one is built
+            band = (r0, r1, *self._build(r0, r1))
+            self.bands.append(band)
             return band
-        per_row = max(self.batch * w * 9 * self.last.in_features, 1)
-        rows = max(row_max - row_min + 1, self.band_elements // per_row, 1)
-        r0, r1 = row_min, min(h, row_min + rows)
-        if sum(b - a for a, b in self.builds) >= 3 * h:
-            r0, r1 = 0, h
-        self.builds.append((r0, r1))
-        self.band = None  # free the old band before the new one is built
-        self.band = (r0, r1, *self._build(r0, r1))
-        return self.band
 
     def _build(self, r0: int, r1: int):
         """(9 * B*(r1-r0)*W, hidden) and (9 * B*(r1-r0)*W,) tables, offset-major (row
@@ -142,6 +130,7 @@ class CiaoSRPrepared:
     centres: torch.Tensor  # (H*W, 2) LR pixel centres
     index: torch.Tensor  # (B, 1, H, W) pixel numbers, for grid_sample's own rounding
     tables: LogitTables | None = None  # set by ``plan`` when queries are dense
+    workspace: Workspace = field(default_factory=Workspace)  # per-chunk buffers
 
 
 @register_decoder("ciaosr", mean=(0.4488, 0.4371, 0.4040), std=(1.0, 1.0, 1.0), residual=True,
@@ -200,7 +189,7 @@ class CiaoSRDecoder(Decoder):
         # 192 on the CPU: 376 MiB; with the tiler's encoder term this estimate is ~2x that.
         hidden = self.imnet_v.layers[0].out_features
         tables = 4 * pixels * ((19 if self.non_local else 18) * self.in_dim + 2 * hidden)
-        return tables + (12 * self.cs_attn.band_elements if self.non_local else 0)
+        return super().prepare_bytes(pixels) + tables + (12 * self.cs_attn.band_elements if self.non_local else 0)
 
     def prepare(self, feat: torch.Tensor) -> CiaoSRPrepared:
         b, c, h, w = feat.shape
@@ -212,8 +201,8 @@ class CiaoSRDecoder(Decoder):
         if self.non_local:
             values = torch.cat([keys, self.cs_attn(feat).flatten(2).transpose(1, 2)], dim=-1)  # (B, HW, 10C)
         key_dim, value_dim = keys.shape[-1], values.shape[-1]
-        wv, bv, _ = _split_first_layer(self.imnet_v, value_dim)
-        wk, bk, _ = _split_first_layer(self.key_net, key_dim)
+        wv, bv, _ = split_first_layer(self.imnet_v, value_dim)
+        wk, bk, _ = split_first_layer(self.key_net, key_dim)
         return CiaoSRPrepared(
             size=(h, w), batch=b,
             keys=keys.reshape(b * h * w, key_dim),
@@ -247,18 +236,23 @@ class CiaoSRDecoder(Decoder):
         base = (torch.arange(bsz, device=coord.device) * (h * w)).view(bsz, 1, 1)
         flat = (n_idx + base).reshape(-1)  # rows of the per-pixel tables
 
+        ws = prep.workspace
         # Values: per-pixel first-layer half + per-query position half, then the rest.
-        _, _, wv_pos = _split_first_layer(self.imnet_v, prep.values.shape[-1])
-        m_v = _run_tail(self.imnet_v, _first_layer(prep.value_hidden, flat, pos, wv_pos))
-        v = prep.values.index_select(0, flat)
-        v_hat = (v.mul_(m_v) if not torch.is_grad_enabled() else v * m_v).view(bsz * nq, 4, -1)
+        _, _, wv_pos = split_first_layer(self.imnet_v, prep.values.shape[-1])
+        m_v = run_layers(self.imnet_v, first_layer(prep.value_hidden, flat, pos, wv_pos, ws), 1, ws=ws,
+                         out_name="m_v")
+        if reusable(m_v):
+            v_hat = torch.index_select(prep.values, 0, flat, out=ws.take("v", m_v.shape, m_v)).mul_(m_v)
+        else:
+            v_hat = prep.values.index_select(0, flat) * m_v
+        v_hat = v_hat.view(bsz * nq, 4, -1)
 
-        _, _, wk_pos = _split_first_layer(self.key_net, self.in_dim * 9)
-        hk = _first_layer(prep.key_hidden, flat, pos, wk_pos)
+        _, _, wk_pos = split_first_layer(self.key_net, self.in_dim * 9)
+        hk = first_layer(prep.key_hidden, flat, pos, wk_pos, ws)
         if self.attention == "mlp":
-            logits = _run_tail(self.imnet_a, hk)[..., 0]
+            logits = run_layers(self.imnet_a, hk, 1, ws=ws)[..., 0]
         elif prep.tables is not None:
-            hk = _run_tail(self.imnet_k, hk, stop=-1)  # up to the last hidden layer
+            hk = run_layers(self.imnet_k, hk, 1, -1, ws)  # up to the last hidden layer
             q_row, q_col = q_idx // w, q_idx % w
             r0, r1, table_w, table_b = prep.tables.rows(int(q_row.min()), int(q_row.max()))
             n_row, n_col = n_idx // w, n_idx % w
@@ -270,9 +264,9 @@ class CiaoSRDecoder(Decoder):
         else:
             # Sparse queries (training batches): q . (k * imnet_k(...)) per query.
             q_rows = (q_idx + base[..., 0]).reshape(-1)
-            m_k = _run_tail(self.imnet_k, hk).view(bsz * nq, 4, -1)
+            m_k = run_layers(self.imnet_k, hk, 1, ws=ws).view(bsz * nq, 4, -1)
             qk = prep.keys[flat].view(bsz * nq, 4, -1) * prep.keys[q_rows].unsqueeze(1)
             logits = (qk * m_k).sum(-1)
         attn = torch.softmax(logits.view(bsz * nq, 1, 4), dim=-1)
         x = torch.bmm(attn, v_hat).view(bsz, nq, -1)  # attention-weighted sum of the values
-        return self.imnet_q(x)
+        return run_layers(self.imnet_q, x.view(bsz * nq, -1), 0, ws=ws).view(bsz, nq, -1)

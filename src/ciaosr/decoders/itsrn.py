@@ -117,7 +117,7 @@ class ITSRNDecoder(Decoder):
     # --- per-LR-pixel work ---------------------------------------------------
     def prepare_bytes(self, pixels: int) -> int:
         # the folded table, and the convolution output it is laid out from
-        return 8 * pixels * self.out_dim * (self.imnet.layers[-1].in_features + 1)
+        return super().prepare_bytes(pixels) + 8 * pixels * self.out_dim * (self.imnet.layers[-1].in_features + 1)
 
     def prepare(self, feat: torch.Tensor) -> dict:
         """Per LR pixel p, ``u_p A`` (out_dim x K) and ``u_p b`` (out_dim) as one

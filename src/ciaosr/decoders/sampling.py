@@ -49,14 +49,20 @@ def shifted_coords(coord: torch.Tensor, ry, rx, eps: float = 1e-6):
     return out
 
 
-def area_blend(preds: list[torch.Tensor], rels: list[torch.Tensor]) -> torch.Tensor:
-    """LIIF's local-ensemble blend of the four neighbours' (B, Q, D) predictions, in the
-    order of :func:`shifted_coords`: each weighted by the area of the rectangle between
-    the query and the diagonally opposite neighbour's centre (``rels``: (B, Q, 2)
-    offsets in LR pixels)."""
+def area_weights(rels: list[torch.Tensor]) -> torch.Tensor:
+    """LIIF's local-ensemble weights of the four neighbours, in the order of
+    :func:`shifted_coords`: each the area of the rectangle between the query and the
+    diagonally opposite neighbour's centre over their sum (``rels``: (B, Q, 2) offsets
+    in LR pixels) -> (B, Q, 4)."""
     areas = [(rel[..., 0] * rel[..., 1]).abs() + 1e-9 for rel in rels]
     total = torch.stack(areas).sum(dim=0)
+    return torch.stack([area / total for area in reversed(areas)], dim=-1)
+
+
+def area_blend(preds: list[torch.Tensor], rels: list[torch.Tensor]) -> torch.Tensor:
+    """The four neighbours' (B, Q, D) predictions blended by :func:`area_weights`."""
+    weights = area_weights(rels)
     out = 0
-    for pred, area in zip(preds, reversed(areas)):
-        out = out + pred * (area / total).unsqueeze(-1)
+    for i, pred in enumerate(preds):
+        out = out + pred * weights[..., i:i + 1]
     return out
