@@ -14,7 +14,8 @@ import ctypes
 import enum
 import os
 import sys
-import types
+import threading
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -233,35 +234,56 @@ def chunk_workers(x: torch.Tensor, chunks: int) -> int:
     return min(torch.get_num_threads(), chunks)
 
 
-def _without_grad(fn, *args):
-    with torch.no_grad():  # per thread: a worker does not inherit the caller's
-        return fn(*args)
-
-
-@contextlib.contextmanager
-def parallel_chunks(workers: int):
-    """A thread pool (``submit(fn, *args)``, run without autograd) whose threads each
-    compute with one torch thread.
+def side_by_side(work: Callable[[int], None], items: Sequence[int], workers: int) -> None:
+    """``work(item)`` for every item, on ``workers`` threads that each compute with one
+    torch thread and without autograd, taking the items in order as they get free.
 
     Small products split over all threads spend much of their time starting and joining
-    the threads; whole chunks decoded side by side do not (LIIF decoding at two
-    threads: 7% faster, docs/performance.md). Each worker sets its own thread count
-    (OpenMP's is per thread); the caller's is restored afterwards, since torch also
-    keeps the last count set as a process-wide default for new threads. On leaving
-    early (an error, a cancelled progress callback, Ctrl-C) the chunks not started are
-    dropped and those under way finish before the exception goes on."""
-    from concurrent.futures import ThreadPoolExecutor
-
+    the threads; whole chunks decoded side by side do not (docs/performance.md,
+    ``benchmarks/parallel_chunks.py``). Each worker sets its own thread count (OpenMP's
+    is per thread); the caller's is set again afterwards, since torch also keeps the
+    last count set as a process-wide default for new threads. The first exception of a
+    ``work`` call (a cancelling progress callback, say) stops the others from taking new
+    items and is raised here once they have finished theirs; so is an interrupt (Ctrl-C)
+    that arrives while waiting."""
     threads = torch.get_num_threads()
-    pool = ThreadPoolExecutor(workers, thread_name_prefix="ciaosr-chunk", initializer=torch.set_num_threads,
-                              initargs=(1,))
+    queue = iter(items)
+    lock = threading.Lock()
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def loop() -> None:
+        torch.set_num_threads(1)
+        with torch.no_grad():  # per thread: a worker does not inherit the caller's
+            while not stop.is_set():
+                with lock:
+                    item = next(queue, None)
+                if item is None:
+                    return
+                try:
+                    work(item)
+                except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+                    errors.append(exc)
+                    stop.set()
+
+    pool = [threading.Thread(target=loop, name=f"ciaosr-chunk-{k}", daemon=True) for k in range(workers)]
     try:
-        yield types.SimpleNamespace(submit=lambda fn, *args: pool.submit(_without_grad, fn, *args))
+        for thread in pool:
+            thread.start()
+        for thread in pool:
+            while thread.is_alive():
+                thread.join(0.1)  # in slices, so that Ctrl-C reaches this thread
+    except BaseException:
+        stop.set()
+        for thread in pool:
+            thread.join()
+        raise
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
         torch.set_num_threads(threads)
+    if errors:
+        raise errors[0]
 
 
-__all__ = ["DEVICE_TYPES", "PRECISIONS", "Precision", "chunk_workers", "free_cores", "parallel_chunks",
+__all__ = ["DEVICE_TYPES", "PRECISIONS", "Precision", "chunk_workers", "free_cores", "side_by_side",
            "resolve_device", "set_threads",
            "share_malloc_arena"]

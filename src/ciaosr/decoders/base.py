@@ -31,6 +31,10 @@ class Decoder(nn.Module):
     #: Queries per chunk on the CPU, where small chunks run fastest (large activation
     #: buffers are mapped and page-faulted afresh for every chunk); None: the caller's.
     cpu_chunk: int | None = None
+    #: Whether, on a CPU with several threads, whole chunks may be decoded side by side,
+    #: one thread each (``runtime.side_by_side``); the reference computations decode
+    #: one chunk after another over all threads, as the official code does.
+    side_by_side: bool = True
     #: The largest LR tile ``prepare`` should be given (None: any); CiaoSR's non-local
     #: attention searches the whole tile, at a cost that grows with its area squared.
     max_tile: int | None = None

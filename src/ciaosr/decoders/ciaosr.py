@@ -56,16 +56,16 @@ class LogitTables:
     3x3 offsets p + d, built in bands of LR rows (the rows of the chunks' queries) and
     kept while chunks stay inside them, so that row-ordered queries build each row once
     and the tables never hold the whole image (9 x hidden values per LR pixel: 340 MB at
-    192 x 192). The two newest bands are kept, so that chunks decoded side by side on
-    several threads (``runtime.parallel_chunks``), one still in a band and the next in
-    the following one, do not rebuild each other's; a lock keeps two threads from
+    192 x 192). Bands lie on a fixed grid of rows and the three newest are kept, so that
+    chunks decoded side by side on several threads (``runtime.side_by_side``), which
+    may ask in any order, find the band another built; a lock keeps two threads from
     building the same band. Queries in no particular order would rebuild bands again and
     again; once the rows built reach three times the image's, the whole table is built
     instead.
 
     ``builds`` lists the (first row, end row) of every band built, oldest first."""
 
-    kept = 2
+    kept = 3
 
     def __init__(self, last: torch.nn.Linear, keys: torch.Tensor, batch: int, size: tuple[int, int],
                  band_elements: int):
@@ -83,8 +83,11 @@ class LogitTables:
                     return band
             h, w = self.size
             per_row = max(self.batch * w * 9 * self.last.in_features, 1)
-            rows = max(row_max - row_min + 1, self.band_elements // per_row, 1)
-            r0, r1 = row_min, min(h, row_min + rows)
+            rows = max(self.band_elements // per_row, 1)
+            r0 = row_min // rows * rows  # on a fixed grid of bands, whichever chunk asks first
+            if row_max >= r0 + rows:  # the chunk straddles two bands: one of its own
+                r0, rows = row_min, max(rows, row_max - row_min + 1)
+            r1 = min(h, r0 + rows)
             if sum(b - a for a, b in self.builds) >= 3 * h:
                 r0, r1 = 0, h
             self.builds.append((r0, r1))

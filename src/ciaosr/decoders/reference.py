@@ -88,7 +88,9 @@ QUERIES = {CiaoSRDecoder: ciaosr_query, LIIFDecoder: liif_query, ITSRNDecoder: i
 class ReferenceDecoder(Decoder):
     """A production decoder's weights computed the official way: ``prepare`` keeps the
     features, every chunk recomputes everything from them (the official 30000-query
-    chunks are the caller's default)."""
+    chunks are the caller's default), one chunk after another."""
+
+    side_by_side = False
 
     def __init__(self, decoder: Decoder):
         if type(decoder) not in QUERIES:

@@ -72,9 +72,9 @@ def meta_options(data: ImageData, fmt: str, bit_depth: int = 8) -> dict:
     return options
 
 
-#: zlib level of PNG outputs unless asked otherwise: 3 wrote a 4096 x 4096 upscaled photo
-#: 3.2x faster than level 6 (Pillow's default) for files 11-15% larger, and level 1 5x
-#: faster for 20-25% larger (docs/performance.md, `ciaosr upscale` end to end).
+#: zlib level of PNG outputs unless asked otherwise: 3 wrote 4096 x 4096 upscaled photos
+#: 2.1-2.5x faster than level 6 (Pillow's default) for files 11-15% larger, level 1
+#: 3.1-3.6x faster for 20-25% larger (benchmarks/png_levels.py, docs/performance.md).
 PNG_LEVEL = 3
 
 

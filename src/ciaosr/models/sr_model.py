@@ -8,6 +8,7 @@ recomputes anything that does not depend on the query.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -16,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..geometry import make_cell, make_coord
-from ..runtime import chunk_workers, parallel_chunks
+from ..runtime import chunk_workers, side_by_side
 from ..decoders.base import Decoder
 
 
@@ -122,34 +123,42 @@ class ImplicitSRModel(nn.Module):
         end to end).
 
         On a CPU with several threads, inference decodes whole chunks side by side, one
-        thread each (:func:`ciaosr.runtime.parallel_chunks`), rather than each
-        small product over all threads: 7% faster at two threads."""
+        thread each (:func:`ciaosr.runtime.side_by_side`), rather than each small product
+        over all threads; ``on_chunk`` is then called from those threads, one call at a
+        time, with the queries decoded so far."""
         chunk = min(chunk, self.decoder.max_chunk or chunk)
         if coord.device.type == "cpu":
             chunk = min(chunk, self.decoder.cpu_chunk or chunk)
         total = coord.shape[1]
         self.plan(enc, total)
         starts = range(0, total, chunk)
-        out = None
+        decoded, stopped = 0, False
+        lock = threading.Lock()
 
         def store(i: int, part: torch.Tensor) -> None:
-            nonlocal out
-            if out is None:
-                out = part.new_empty((part.shape[0], total, *part.shape[2:]))
+            nonlocal decoded, stopped
             out[:, i:i + part.shape[1]] = part
-            if on_chunk is not None:
-                on_chunk(min(i + chunk, total), total)
+            with lock:  # chunks decoded side by side report one at a time, in the order they end
+                decoded += part.shape[1]
+                if on_chunk is not None and not stopped:  # not again once it has cancelled
+                    stopped = True
+                    on_chunk(decoded, total)
+                    stopped = False
 
-        workers = chunk_workers(coord, len(starts))
-        if workers < 2:
-            for i in starts:
-                store(i, self.decode(enc, coord[:, i:i + chunk], cell[:, i:i + chunk]))
-            return out
-        with parallel_chunks(workers) as pool:
-            pending = [(i, pool.submit(self.decode, enc, coord[:, i:i + chunk], cell[:, i:i + chunk]))
-                       for i in starts]
-            for i, future in pending:  # in order, so progress and the output fill in order
-                store(i, future.result())
+        first = self.decode(enc, coord[:, :chunk], cell[:, :chunk])
+        out = first.new_empty((first.shape[0], total, *first.shape[2:]))
+        store(0, first)
+        del first
+
+        def work(i: int) -> None:
+            store(i, self.decode(enc, coord[:, i:i + chunk], cell[:, i:i + chunk]))
+
+        workers = chunk_workers(coord, len(starts) - 1) if self.decoder.side_by_side else 1
+        if workers > 1:
+            side_by_side(work, starts[1:], workers)
+        else:
+            for i in starts[1:]:
+                work(i)
         return out
 
     @torch.no_grad()
