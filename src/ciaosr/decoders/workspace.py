@@ -5,7 +5,7 @@ Writing each product into a fresh tensor costs, on the CPU, an extra pass over m
 per product: ``addmm`` copies its input matrix into the new result before multiplying
 in place, advanced indexing allocates and fills through a slower kernel than
 ``index_select(out=)``. Writing into buffers kept from the previous chunk removes
-those passes (LIIF's per-chunk decoding ran 1.1x faster, docs/performance.md).
+those passes (docs/performance.md, "What changed").
 
 Buffers are taken by name and handed out again for the next request of that name, so a
 caller may hold a named buffer only until it takes the same name again. Each thread
