@@ -82,10 +82,13 @@ def test_chunked_upscaling_tabulates_the_logits_whatever_the_chunk_size():
         assert prep.tables is None
 
 
-def test_banded_logit_tables_in_any_query_order():
+def test_banded_logit_tables_in_any_query_order(monkeypatch):
     """Tables built a few LR rows at a time give the reference's result for row-ordered
-    queries (each band built once) and for shuffled ones (bands rebuilt, then the whole
-    table once the rows built reach three times the image's)."""
+    queries (each band built once; chunks decoded side by side, asking out of order, at
+    most twice) and for shuffled ones (bands rebuilt, then the whole table once the rows
+    built reach three times the image's)."""
+    import ciaosr.models.sr_model as sr_model
+
     fast, ref = _pair({})
     fast.decoder.cpu_chunk = 50
     fast.decoder.table_band_elements = 1  # one LR row per band
@@ -94,6 +97,12 @@ def test_banded_logit_tables_in_any_query_order():
     cell = make_cell((21, 18), 21 * 18).unsqueeze(0).expand(2, -1, -1)
     with torch.no_grad():
         expected = ref.decode_chunked(ref.encode(lr), coord, cell)
+        enc = fast.encode(lr)
+        out = fast.decode_chunked(enc, coord, cell)  # side by side where torch has threads
+        assert (out - expected).abs().max().item() < 1e-5
+        built = [r1 - r0 for r0, r1 in enc.prepared.tables.builds]
+        assert sum(built) <= 2 * (7 + 6) and max(built) <= 2
+        monkeypatch.setattr(sr_model, "chunk_workers", lambda *args: 1)  # one chunk after another
         enc = fast.encode(lr)
         out = fast.decode_chunked(enc, coord, cell)
         assert (out - expected).abs().max().item() < 1e-5

@@ -54,7 +54,7 @@ def test_side_by_side_equals_one_after_another(name, two_threads, monkeypatch):
         progress = []
         side = model.decode_chunked(enc, coord, cell, chunk=64, on_chunk=lambda done, total: progress.append(done))
         workers = {t for t in threads if t.startswith("ciaosr-chunk")}
-        assert len(workers) == 2 and threads - workers == {threading.current_thread().name}  # the first chunk
+        assert 1 <= len(workers) <= 2 and threads - workers == {threading.current_thread().name}  # the first chunk
         monkeypatch.setattr(sr_model, "chunk_workers", lambda *args: 1)
         enc = model.encode(lr)
         serial = model.decode_chunked(enc, coord, cell, chunk=64)
@@ -79,7 +79,22 @@ def test_a_failing_progress_callback_stops_the_decoding(two_threads):
     assert not [t for t in threading.enumerate() if t.name.startswith("ciaosr-chunk")]  # pool shut down
 
 
-@pytest.mark.parametrize("case", ["reference", "autograd", "autocast", "one thread"])
+@pytest.mark.parametrize("name", ["edsr-baseline-liif", "edsr-baseline-ciaosr"])
+def test_workers_take_the_callers_autocast(name, two_threads, monkeypatch):
+    model = _model(name)
+    coord, cell = _queries(24, 24)
+    lr = torch.rand(1, 3, 8, 8)
+    outs = {}
+    for mode in ("side by side", "serial", "fp32"):
+        if mode == "serial":
+            monkeypatch.setattr(sr_model, "chunk_workers", lambda *args: 1)
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=mode != "fp32"):
+            outs[mode] = model.decode_chunked(model.encode(lr), coord, cell, chunk=50).float()
+    assert (outs["side by side"] - outs["serial"]).abs().max().item() < 1e-6
+    assert (outs["side by side"] - outs["fp32"]).abs().max().item() > 1e-4  # bf16 did reach the workers
+
+
+@pytest.mark.parametrize("case", ["reference", "autograd", "one thread"])
 def test_decoded_one_after_another_on_the_callers_thread(case, two_threads):
     model = _model("edsr-baseline-liif")
     if case == "reference":
@@ -88,9 +103,7 @@ def test_decoded_one_after_another_on_the_callers_thread(case, two_threads):
         torch.set_num_threads(1)
     coord, cell = _queries(20, 20)
     threads = _threads_used(model)
-    grad = torch.enable_grad() if case == "autograd" else torch.no_grad()
-    cast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=case == "autocast")
-    with grad, cast:
+    with torch.enable_grad() if case == "autograd" else torch.no_grad():
         out = model.decode_chunked(model.encode(torch.rand(1, 3, 8, 8)), coord, cell, chunk=32)
     assert threads == {threading.current_thread().name}
     assert out.shape == (1, 400, 3) and out.requires_grad == (case == "autograd")

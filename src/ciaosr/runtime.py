@@ -229,14 +229,15 @@ def chunk_workers(x: torch.Tensor, chunks: int) -> int:
     """How many threads should decode ``chunks`` independent chunks of queries on ``x``'s
     device side by side, one thread each: torch's thread count on the CPU in inference
     (under autograd the chunks would share one graph), else 1."""
-    if x.device.type != "cpu" or torch.is_grad_enabled() or torch.is_autocast_enabled("cpu") or chunks < 2:
-        return 1  # (autocast, like autograd's switch, is per thread: workers would not see it)
+    if x.device.type != "cpu" or torch.is_grad_enabled() or chunks < 2:
+        return 1
     return min(torch.get_num_threads(), chunks)
 
 
 def side_by_side(work: Callable[[int], None], items: Sequence[int], workers: int) -> None:
     """``work(item)`` for every item, on ``workers`` threads that each compute with one
-    torch thread and without autograd, taking the items in order as they get free.
+    torch thread, without autograd and under the caller's CPU autocast, taking the items
+    in order as they get free.
 
     Small products split over all threads spend much of their time starting and joining
     the threads; whole chunks decoded side by side do not (docs/performance.md,
@@ -252,9 +253,13 @@ def side_by_side(work: Callable[[int], None], items: Sequence[int], workers: int
     stop = threading.Event()
     errors: list[BaseException] = []
 
+    cast = torch.is_autocast_enabled("cpu")
+    cast_dtype = torch.get_autocast_dtype("cpu")
+
     def loop() -> None:
         torch.set_num_threads(1)
-        with torch.no_grad():  # per thread: a worker does not inherit the caller's
+        # Autograd's and autocast's switches are per thread: a worker takes the caller's.
+        with torch.no_grad(), torch.autocast("cpu", dtype=cast_dtype, enabled=cast):
             while not stop.is_set():
                 with lock:
                     item = next(queue, None)

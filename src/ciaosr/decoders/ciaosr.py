@@ -244,8 +244,8 @@ class CiaoSRDecoder(Decoder):
         _, _, wv_pos = split_first_layer(self.imnet_v, prep.values.shape[-1])
         m_v = run_layers(self.imnet_v, first_layer(prep.value_hidden, flat, pos, wv_pos, ws), 1, ws=ws,
                          out_name="m_v")
-        if reusable(m_v):
-            v_hat = torch.index_select(prep.values, 0, flat, out=ws.take("v", m_v.shape, m_v)).mul_(m_v)
+        if reusable():
+            v_hat = torch.index_select(prep.values, 0, flat, out=ws.take("v", m_v.shape, prep.values)).mul_(m_v)
         else:
             v_hat = prep.values.index_select(0, flat) * m_v
         v_hat = v_hat.view(bsz * nq, 4, -1)

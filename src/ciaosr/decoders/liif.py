@@ -106,8 +106,11 @@ class LIIFDecoder(Decoder):
         rows = (idx + (torch.arange(b, device=coord.device) * (h * w)).view(b, 1, 1)).reshape(-1)
         ws = prep["workspace"]
         hid = first_layer(prep["hidden"], rows, pos, self.imnet.layers[0].weight[:, self.latent_dim:], ws)
-        hid = run_layers(self.imnet, hid, 1, -1, ws)  # activations up to the last hidden layer
-        if self.local_ensemble:  # blend, then the last (linear) layer once per query
-            weights = area_weights([rel[:, :, i] for i in range(n)]).reshape(b * nq, 1, n)
-            hid = torch.bmm(weights.to(hid.dtype), hid.view(b * nq, n, -1)).view(b * nq, -1)
-        return self.imnet.layers[-1](hid).view(b, nq, -1)
+        hid = run_layers(self.imnet, hid, 1, -1, ws).float()  # activations up to the last hidden layer
+        # Blend, then the last (linear) layer once per query; both in float32 even under
+        # autocast (bf16): they are cheap, and the output keeps float32 steps.
+        with torch.autocast(coord.device.type, enabled=False):
+            if self.local_ensemble:
+                weights = area_weights([rel[:, :, i] for i in range(n)]).reshape(b * nq, 1, n)
+                hid = torch.bmm(weights, hid.view(b * nq, n, -1)).view(b * nq, -1)
+            return self.imnet.layers[-1](hid).view(b, nq, -1)

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .workspace import Workspace, reusable
+from .workspace import Workspace, product_dtype, reusable
 
 
 ACTIVATIONS = {"relu": lambda: nn.ReLU(inplace=True), "gelu": nn.GELU}
@@ -56,7 +56,7 @@ def first_layer(table: torch.Tensor, rows: torch.Tensor, pos: torch.Tensor, w_po
     """Pre-activation of a split first layer: the per-pixel half (``table``, bias
     included) gathered at ``rows``, plus ``pos @ w_pos.T``, in one fused multiply-add.
     pos: (N, P) -> (N, hidden); in inference, into the buffer ``name`` of ``ws``."""
-    if not reusable(table):
+    if not reusable():
         return torch.addmm(table.index_select(0, rows), pos, w_pos.t())
     out = None if ws is None else ws.take(name, (rows.shape[0], table.shape[1]), table)
     gathered = torch.index_select(table, 0, rows, out=out) if out is not None else table.index_select(0, rows)
@@ -71,7 +71,7 @@ def run_layers(mlp: MLP, x: torch.Tensor, start: int, stop: int | None = None, w
     a decoder returns must not be a buffer the next chunk overwrites)."""
     layers = list(mlp.layers)
     last = layers[-1]
-    if ws is None or not reusable(x):
+    if ws is None or not reusable():
         for layer in layers[start:stop]:
             x = layer(x)
         return x
@@ -80,8 +80,10 @@ def run_layers(mlp: MLP, x: torch.Tensor, start: int, stop: int | None = None, w
         if not isinstance(layer, nn.Linear) or (layer is last and out_name is None):
             x = layer(x)
             continue
-        buf = ws.take(out_name if layer is last else f"{name}{turn}", (x.shape[0], layer.out_features), x)
+        dtype = product_dtype(x)
+        buf = ws.take(out_name if layer is last else f"{name}{turn}", (x.shape[0], layer.out_features), x, dtype)
         turn ^= 1
-        x = torch.addmm(layer.bias, x, layer.weight.t(), out=buf) if layer.bias is not None \
-            else torch.mm(x, layer.weight.t(), out=buf)
+        x, weight = x.to(dtype), layer.weight.t().to(dtype)
+        x = torch.addmm(layer.bias.to(dtype), x, weight, out=buf) if layer.bias is not None \
+            else torch.mm(x, weight, out=buf)
     return x

@@ -10,8 +10,9 @@ those passes (docs/performance.md, "What changed").
 Buffers are taken by name and handed out again for the next request of that name, so a
 caller may hold a named buffer only until it takes the same name again. Each thread
 has its own set, so chunks decoded on several threads never share one. Buffers are
-used only for inference (no autograd, no autocast): under autograd the results must be
-fresh tensors that the backward pass can keep.
+used only for inference: under autograd the results must be fresh tensors that the
+backward pass can keep. Under autocast the products cast their inputs themselves (to
+:func:`product_dtype`), as autocast would.
 """
 
 from __future__ import annotations
@@ -21,10 +22,16 @@ import threading
 import torch
 
 
-def reusable(x: torch.Tensor) -> bool:
-    """Whether products on ``x`` may write into workspace buffers: inference without
-    autocast (autocast picks the output dtype per op, and ``out=`` bypasses it)."""
-    return not torch.is_grad_enabled() and not torch.is_autocast_enabled(x.device.type)
+def reusable() -> bool:
+    """Whether products may write into workspace buffers: in inference."""
+    return not torch.is_grad_enabled()
+
+
+def product_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype a matrix product on ``x`` computes in: autocast's where it is on (for
+    products written with ``out=``, which autocast does not cast), else ``x``'s."""
+    kind = x.device.type
+    return torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else x.dtype
 
 
 class Workspace:
@@ -33,14 +40,17 @@ class Workspace:
     def __init__(self):
         self._local = threading.local()
 
-    def take(self, name: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
-        """An uninitialised tensor of ``shape`` on ``like``'s device and dtype, whose
-        memory is the buffer called ``name`` (valid until ``name`` is taken again)."""
+    def take(self, name: str, shape: tuple[int, ...], like: torch.Tensor,
+             dtype: torch.dtype | None = None) -> torch.Tensor:
+        """An uninitialised tensor of ``shape`` on ``like``'s device and in ``dtype``
+        (default ``like``'s), whose memory is the buffer called ``name`` (valid until
+        ``name`` is taken again)."""
+        dtype = like.dtype if dtype is None else dtype
         buffers = self._local.__dict__.setdefault("buffers", {})
         numel = 1
         for n in shape:
             numel *= n
         buf = buffers.get(name)
-        if buf is None or buf.numel() < numel or buf.dtype != like.dtype or buf.device != like.device:
-            buffers[name] = buf = torch.empty(numel, dtype=like.dtype, device=like.device)
+        if buf is None or buf.numel() < numel or buf.dtype != dtype or buf.device != like.device:
+            buffers[name] = buf = torch.empty(numel, dtype=dtype, device=like.device)
         return buf[:numel].view(shape)
