@@ -28,8 +28,9 @@ from torch import nn
 class Decoder(nn.Module):
     #: Queries decoded at once, at most (a memory bound); None: no bound of its own.
     max_chunk: int | None = None
-    #: Queries per chunk on the CPU, where small chunks run fastest (large activation
-    #: buffers are mapped and page-faulted afresh for every chunk); None: the caller's.
+    #: Queries per chunk on the CPU, where small chunks run fastest (their activation
+    #: buffers stay in cache; 1024 measured fastest, docs/performance.md); None: the
+    #: caller's.
     cpu_chunk: int | None = None
     #: Whether, on a CPU with several threads, whole chunks may be decoded side by side,
     #: one thread each (``runtime.side_by_side``); the reference computations decode

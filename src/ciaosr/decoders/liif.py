@@ -9,7 +9,8 @@ The latent-code half of the MLP's first layer is computed once per LR pixel in
 ``prepare`` and only the small (rel, cell) half per query, with the four neighbours
 batched. With local ensemble the area blend, linear, is applied to the last hidden
 layer's activations, so the last layer runs once per query instead of once per
-neighbour (equal up to float rounding, as the weights sum to 1). LIIF's own computation (every layer per query and neighbour) is
+neighbour (equal up to float rounding, as the weights sum to 1). LIIF's own
+computation (every layer per query and neighbour) is
 :func:`ciaosr.decoders.reference.liif_query`.
 """
 

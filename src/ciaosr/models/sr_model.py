@@ -111,8 +111,7 @@ class ImplicitSRModel(nn.Module):
                        on_chunk: Callable[[int, int], None] | None = None) -> torch.Tensor:
         """Decode in chunks of at most ``chunk`` queries (or the decoder's own, smaller
         ``max_chunk``, a memory bound; and on the CPU its ``cpu_chunk`` when it has one, the
-        size that runs fastest there: large chunks are slower on the CPU, where every fresh
-        large activation buffer is mapped and page-faulted anew). ``on_chunk(done, total)``
+        size measured fastest there). ``on_chunk(done, total)``
         is called after each chunk with the queries decoded so far; an exception it raises
         stops the decoding (how a caller cancels).
 
