@@ -17,6 +17,7 @@ backward pass can keep. Under autocast the products cast their inputs themselves
 
 from __future__ import annotations
 
+import math
 import threading
 
 import torch
@@ -47,9 +48,7 @@ class Workspace:
         ``name`` is taken again)."""
         dtype = like.dtype if dtype is None else dtype
         buffers = self._local.__dict__.setdefault("buffers", {})
-        numel = 1
-        for n in shape:
-            numel *= n
+        numel = math.prod(shape)
         buf = buffers.get(name)
         if buf is None or buf.numel() < numel or buf.dtype != dtype or buf.device != like.device:
             buffers[name] = buf = torch.empty(numel, dtype=dtype, device=like.device)

@@ -131,18 +131,21 @@ class ImplicitSRModel(nn.Module):
         total = coord.shape[1]
         self.plan(enc, total)
         starts = range(0, total, chunk)
-        decoded, stopped = 0, False
+        decoded, cancelled = 0, False
         lock = threading.Lock()
 
         def store(i: int, part: torch.Tensor) -> None:
-            nonlocal decoded, stopped
+            nonlocal decoded, cancelled
             out[:, i:i + part.shape[1]] = part
             with lock:  # chunks decoded side by side report one at a time, in the order they end
                 decoded += part.shape[1]
-                if on_chunk is not None and not stopped:  # not again once it has cancelled
-                    stopped = True
+                if on_chunk is None or cancelled:  # not called again once it has cancelled
+                    return
+                try:
                     on_chunk(decoded, total)
-                    stopped = False
+                except BaseException:
+                    cancelled = True
+                    raise
 
         first = self.decode(enc, coord[:, :chunk], cell[:, :chunk])
         out = first.new_empty((first.shape[0], total, *first.shape[2:]))
