@@ -1,14 +1,30 @@
-"""Training samples for arbitrary-scale SR, as LIIF / CiaoSR make them.
+"""Training samples for arbitrary-scale SR, as the official LIIF and CiaoSR code make them.
 
 Per sample (the paper's recipe):
 
 * a scale ``s`` drawn from U[scale_min, scale_max) or from a discrete set;
 * a random square HR crop of ``round(lr_patch * s)`` pixels;
-* the LR: PIL-style antialiased bicubic downscale of the uint8 crop to
-  ``lr_patch x lr_patch``, rounded back to 8 bits;
-* joint random horizontal flip, vertical flip and transpose (p = 0.5 each);
+* the LR: PIL's bicubic downscale (``Image.resize(..., BICUBIC)``, antialiased, in PIL's
+  fixed-point arithmetic) of the uint8 crop to ``lr_patch x lr_patch``, as both official
+  pipelines make it;
+* joint random flips of either axis and a transpose (p = 0.5 each);
 * ``num_queries`` HR pixels drawn without replacement: their (row, col) coordinates,
   cells ``(2/crop_h, 2/crop_w)`` and RGB values.
+
+Two recipes (``data.recipe``), each its family's official code:
+
+* ``liif``: LIIF's ``image-folder`` + ``sr-implicit-downsampled`` (LIIF, LTE, MetaSR,
+  ITSRN). The crop's corner is drawn from ``0 .. H - crop`` inclusive (``random.randint``).
+  Its ``ToPILImage`` turns the float image back into bytes by truncation, which loses
+  nothing on 8-bit values (``k / 255 * 255`` is exactly ``k`` in float32 for all 256).
+* ``mmedit``: mmediting 0.11's ``RandomDownSampling`` + ``Flip`` + ``RandomTransposeHW``
+  + ``GenerateCoordinateAndCell`` (the official CiaoSR configs). The corner is drawn
+  from ``0 .. H - crop - 1`` (``np.random.randint`` excludes its end), so an image must
+  be one pixel larger than the crop.
+
+Every random choice of a sample is a :class:`SampleDraws`; :func:`make_sample` turns an
+image and its draws into the sample, so the tests give it the official pipelines' draws
+and compare the result with theirs.
 
 The dataset is an endless stream indexed by a global sample number ``k``: everything
 about sample ``k`` (which image, scale, crop, flips, queries) comes from ``(seed, k)``
@@ -21,6 +37,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Sequence
@@ -28,6 +45,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
 from ..geometry import make_cell, make_coord, scaled_size
@@ -53,15 +71,26 @@ def find_images(folder: str | Path) -> list[Path]:
     return files
 
 
-def downscale_bicubic_u8(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """PIL-style antialiased bicubic resize of a uint8-valued (3, H, W) tensor.
+#: The training-sample recipes (module docstring), each its family's official code.
+RECIPES = ("liif", "mmedit")
 
-    Returns float32 holding integers in [0, 255] (rounded, as an 8-bit image would be).
-    """
-    x = img.to(torch.float32).unsqueeze(0)
-    if tuple(x.shape[-2:]) != tuple(size):
-        x = F.interpolate(x, size=size, mode="bicubic", antialias=True, align_corners=False)
-    return x.round_().clamp_(0, 255)[0]
+
+def recipe_for_decoder(decoder: str) -> str:
+    """The recipe of a decoder family's official training code: mmediting's for CiaoSR,
+    LIIF's for the others (LTE, MetaSR and ITSRN train with LIIF's code)."""
+    return "mmedit" if decoder == "ciaosr" else "liif"
+
+
+def downscale_bicubic_u8(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """PIL's bicubic resize (antialiased, fixed-point) of a uint8 (3, H, W) tensor to
+    ``size`` = (h, w): a uint8 (3, h, w) tensor, the bytes both official pipelines make."""
+    if img.dtype != torch.uint8:
+        raise TypeError(f"downscale_bicubic_u8 takes a uint8 image, got {img.dtype}")
+    if tuple(img.shape[-2:]) == tuple(size):
+        return img.clone()
+    arr = np.ascontiguousarray(img.permute(1, 2, 0).numpy())
+    out = Image.fromarray(arr, mode="RGB").resize((size[1], size[0]), Image.BICUBIC)
+    return torch.from_numpy(np.asarray(out).copy()).permute(2, 0, 1).contiguous()
 
 
 class ImageStream(Dataset):
@@ -154,22 +183,66 @@ class ScaleRange:
         return float(rng.uniform(self.lo, self.hi))
 
 
-def random_flips(rng: np.random.Generator, *images: torch.Tensor) -> list[torch.Tensor]:
-    """The same random horizontal flip, vertical flip and transpose (p = 0.5 each) of
-    every (..., H, W) image."""
-    hflip, vflip, transpose = (rng.random(3) < 0.5).tolist()
+def apply_flips(images, flip_rows: bool, flip_cols: bool, transpose: bool) -> list[torch.Tensor]:
+    """Reverse the row axis, the column axis, then transpose, each if asked, of every
+    (..., H, W) image (flips commute; the transpose comes last, as in both official
+    pipelines)."""
     out = list(images)
-    if hflip:
-        out = [x.flip(-1) for x in out]
-    if vflip:
+    if flip_rows:
         out = [x.flip(-2) for x in out]
+    if flip_cols:
+        out = [x.flip(-1) for x in out]
     if transpose:
         out = [x.transpose(-2, -1) for x in out]
     return out
 
 
+def random_flips(rng: np.random.Generator, *images: torch.Tensor) -> list[torch.Tensor]:
+    """The same random horizontal flip, vertical flip and transpose (p = 0.5 each) of
+    every (..., H, W) image."""
+    flip_cols, flip_rows, transpose = (rng.random(3) < 0.5).tolist()
+    return apply_flips(images, flip_rows, flip_cols, transpose)
+
+
+@dataclass(frozen=True)
+class SampleDraws:
+    """Every random choice of one training sample: the scale, the crop's top-left corner,
+    the flips (``flip_rows`` reverses the row axis, ``flip_cols`` the column axis; then
+    ``transpose``), and the query pixels (row-major indices into the augmented crop)."""
+
+    scale: float
+    top: int
+    left: int
+    flip_rows: bool
+    flip_cols: bool
+    transpose: bool
+    queries: np.ndarray
+
+
+def make_sample(img: torch.Tensor, draws: SampleDraws, lr_patch: int) -> dict[str, torch.Tensor]:
+    """The training sample that ``draws`` cut from a uint8 (3, H, W) image: ``lr`` (3, P, P)
+    and ``gt`` (Q, 3) in [0, 1] (bytes / 255 in float32, as ``ToTensor`` and
+    ``RescaleToZeroOne`` make them), ``coord`` and ``cell`` (Q, 2)."""
+    c = scaled_size((lr_patch, lr_patch), draws.scale)[0]
+    hr = img[:, draws.top:draws.top + c, draws.left:draws.left + c]
+    if hr.shape[-2:] != (c, c):
+        raise ValueError(f"crop {c}x{c} at ({draws.top}, {draws.left}) leaves the {tuple(img.shape[-2:])} image")
+    lr = downscale_bicubic_u8(hr, (lr_patch, lr_patch))
+    hr, lr = apply_flips((hr, lr), draws.flip_rows, draws.flip_cols, draws.transpose)
+    idx = torch.from_numpy(np.asarray(draws.queries, dtype=np.int64))
+    hh, ww = hr.shape[-2:]
+    gt = hr.reshape(3, -1)[:, idx].t().to(torch.float32) / 255.0
+    return {
+        "lr": lr.to(torch.float32).div_(255.0).contiguous(),
+        "coord": make_coord((hh, ww))[idx],
+        "cell": make_cell((hh, ww), len(idx)),
+        "gt": gt.contiguous(),
+    }
+
+
 class SRTrainDataset(ImageStream):
-    """An endless stream of training samples from folders of HR images.
+    """An endless stream of training samples from folders of HR images, made by
+    ``recipe`` (``liif`` or ``mmedit``, the module docstring).
 
     ``dataset[k]`` is the ``k``-th sample (any ``k >= 0``); ``len(dataset)`` is the number
     of usable images (one pass). Each sample is a dict of tensors:
@@ -189,11 +262,15 @@ class SRTrainDataset(ImageStream):
         lr_patch: int = 48,
         num_queries: int | None = 48 * 48,
         augment: bool = True,
+        recipe: str = "liif",
         cache: bool = False,
         warn: Callable[[str], None] | None = None,
     ):
         if int(lr_patch) < 1:
             raise CiaosrError(f"lr_patch must be positive, got {lr_patch}")
+        if recipe not in RECIPES:
+            raise CiaosrError(f"unknown training recipe {recipe!r}: use one of {', '.join(RECIPES)}")
+        self.recipe = recipe
         self.lr_patch = int(lr_patch)
         self.augment = bool(augment)
         self.scale_range = ScaleRange(scale_min, scale_max, scales)
@@ -207,35 +284,36 @@ class SRTrainDataset(ImageStream):
             raise CiaosrError(
                 f"num_queries must be in 1..{smallest_q} (the pixels of the smallest HR crop, "
                 f"{self.min_crop}x{self.min_crop}), got {self.num_queries}")
-        super().__init__(folders, seed=seed, min_side=self.max_crop, warn=warn, cache=cache,
-                         min_side_is=f"the largest HR crop at scale {hi:g}")
+        # mmediting draws the corner below H - crop (exclusive): one spare pixel is needed.
+        self._corner_span = 1 if recipe == "liif" else 0
+        min_side = self.max_crop + 1 - self._corner_span
+        super().__init__(folders, seed=seed, min_side=min_side, warn=warn, cache=cache,
+                         min_side_is=f"the largest HR crop at scale {hi:g}"
+                                     + (", plus the pixel the mmedit recipe needs" if self._corner_span == 0 else ""))
+
+    def draw(self, rng: np.random.Generator, hw: tuple[int, int]) -> SampleDraws:
+        """The random choices of one sample from an image of size ``hw``, in the order
+        the recipe's official code makes them (scale, corner row, corner column, the
+        three flips, the queries)."""
+        s = self.scale_range.draw(rng)
+        c = scaled_size((self.lr_patch, self.lr_patch), s)[0]
+        h, w = hw
+        top = int(rng.integers(0, h - c + self._corner_span))
+        left = int(rng.integers(0, w - c + self._corner_span))
+        first, second, transpose = (rng.random(3) < 0.5).tolist() if self.augment else (False, False, False)
+        # LIIF's "hflip" reverses rows (dim -2), mmediting's "horizontal" Flip columns.
+        flip_rows, flip_cols = (first, second) if self.recipe == "liif" else (second, first)
+        queries = rng.choice(c * c, size=self.num_queries, replace=False).astype(np.int64)
+        return SampleDraws(s, top, left, flip_rows, flip_cols, transpose, queries)
 
     def __getitem__(self, k: int) -> dict[str, torch.Tensor]:
         k = int(k)
         rng, img = self._sample_start(k, _TAG_SAMPLE)
-        s = self.scale_range.draw(rng)
-        c = scaled_size((self.lr_patch, self.lr_patch), s)[0]
-        h, w = img.shape[-2:]
-        y0 = int(rng.integers(0, h - c + 1))
-        x0 = int(rng.integers(0, w - c + 1))
-        hr = img[:, y0:y0 + c, x0:x0 + c]
-        lr = downscale_bicubic_u8(hr, (self.lr_patch, self.lr_patch))
-        hr = hr.to(torch.float32)
-        if self.augment:
-            hr, lr = random_flips(rng, hr, lr)
-        hh, ww = hr.shape[-2:]
-        idx = torch.from_numpy(rng.choice(hh * ww, size=self.num_queries, replace=False).astype(np.int64))
-        coord = make_coord((hh, ww))[idx]
-        gt = hr.reshape(3, -1)[:, idx].t().contiguous() / 255.0
-        cell = make_cell((hh, ww), self.num_queries)
-        return {
-            "lr": (lr / 255.0).contiguous(),
-            "coord": coord,
-            "cell": cell,
-            "gt": gt,
-            "scale": torch.tensor(s, dtype=torch.float32),
-            "index": torch.tensor(k, dtype=torch.int64),
-        }
+        draws = self.draw(rng, tuple(img.shape[-2:]))
+        sample = make_sample(img, draws, self.lr_patch)
+        sample["scale"] = torch.tensor(draws.scale, dtype=torch.float32)
+        sample["index"] = torch.tensor(k, dtype=torch.int64)
+        return sample
 
 
 @lru_cache(maxsize=4)

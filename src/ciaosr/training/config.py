@@ -28,6 +28,7 @@ import torch
 import yaml
 
 from ..errors import CiaosrError
+from ..data.train_dataset import RECIPES
 from ..geometry import downscaled_size
 from ..runtime import PRECISIONS, Precision
 
@@ -72,6 +73,9 @@ DEFAULTS: dict[str, Any] = {
         "cache": True,  # keep decoded images in memory
         "num_workers": 4,
         "pipeline": "bicubic",  # bicubic (the benchmark recipe) or realworld (degraded LR, docs/real-world.md)
+        # bicubic only: whose official sampling to follow, liif or mmedit (CiaoSR's);
+        # auto: the model family's own (mmedit for CiaoSR, liif for the others)
+        "recipe": "auto",
         # realworld only:
         "gt_size": 256,  # GT crop side, degraded to round(gt_size / s) pixels, then an lr_patch crop
         "query_window": None,  # side of a contiguous block of queries (perceptual / GAN); null: num_queries scattered
@@ -131,6 +135,7 @@ DEFAULTS: dict[str, Any] = {
 CHOICES = {
     "train.precision": PRECISIONS,
     "data.pipeline": ("bicubic", "realworld"),
+    "data.recipe": ("auto",) + RECIPES,
     "data.degradation": ("realesrgan", "bsrgan"),
     "optimizer.type": ("adam", "adamw"),
     "scheduler.type": ("step", "multistep", "cosine", "constant"),
@@ -467,6 +472,9 @@ def validate(cfg: dict) -> None:
                 raise CiaosrError(f"config key 'val.scales' must hold scales above 1, got {s!r}")
     if str(cfg["device"]).startswith("cpu"):  # other devices: checked once resolved (Trainer)
         Precision.parse(cfg["train"]["precision"]).check(torch.device("cpu"))
+    if cfg["data"]["pipeline"] == "realworld" and cfg["data"]["recipe"] != "auto":
+        raise CiaosrError(f"config key 'data.recipe' ({cfg['data']['recipe']}) chooses how bicubic samples are "
+                          f"made; data.pipeline realworld makes its own: remove data.recipe or use data.pipeline bicubic")
     _validate_realworld(cfg)
 
 

@@ -31,11 +31,12 @@ from torch.utils.data import DataLoader
 
 from ..checkpoints.native import save_checkpoint
 from ..data.realworld import RealWorldBatcher, RealWorldDataset, RealWorldOps, default_ops
-from ..data.train_dataset import SRTrainDataset, StreamSampler
+from ..data.train_dataset import SRTrainDataset, StreamSampler, recipe_for_decoder
 from ..distributed import (DistInfo, barrier, cleanup, device_for, dist_info_from_env, init_process_group,
                            max_int, mean_scalar)
 from ..errors import CiaosrError
 from ..models.factory import build_model
+from ..models.registry import split_name
 from ..runtime import Precision
 from . import checkpointing as ckpt
 from .config import DATA_ROOT_HINT, dump_config, upgrade
@@ -132,10 +133,14 @@ class Trainer:
                                             num_queries=None if window else dcfg["num_queries"],
                                             sharpen=dcfg["sharpen"], per_sample=dcfg["degrade_per_sample"])
         else:
+            self.recipe = dcfg["recipe"]
+            if self.recipe == "auto":
+                self.recipe = recipe_for_decoder(split_name(cfg["model"]["name"])[1].name)
             self.dataset = SRTrainDataset(
                 folders, seed=cfg["seed"], scale_min=dcfg["scale_min"],
                 scale_max=dcfg["scale_max"], scales=dcfg["scales"], lr_patch=dcfg["lr_patch"],
-                num_queries=dcfg["num_queries"], augment=dcfg["augment"], cache=False, warn=self._warnings.append)
+                num_queries=dcfg["num_queries"], augment=dcfg["augment"], recipe=self.recipe, cache=False,
+                warn=self._warnings.append)
         lcfg = cfg["losses"]
         self.loss_weights = {k: float(lcfg[k]) for k in ("pixel", "perceptual", "gan")}
         self.perceptual = None
@@ -317,6 +322,8 @@ class Trainer:
             log.info(f"real-world pipeline ({cfg['data']['degradation']} degradations): losses L1 {w['pixel']:g}, "
                      f"perceptual {w['perceptual']:g}, GAN {w['gan']:g}"
                      f"{', U-Net discriminator' if adversary is not None else ''}")
+        else:
+            log.info(f"training samples made as the official {self.recipe} code makes them (data.recipe)")
 
         remaining = max(total - step, 0)
         bs = tcfg["batch_size"]

@@ -1,0 +1,184 @@
+"""Make tests/data/official/batches_{liif,mmedit}.pt from the official training pipelines.
+
+Not part of the package or the test suite: run once, in a throwaway environment that has
+the official code, never in the project's own environment. What was run (2026-12-03):
+
+    python -m venv venv && . venv/bin/activate
+    pip install torch==2.14.1 torchvision==0.29.1 numpy pillow imageio tensorboardX pyyaml tqdm
+    pip install "setuptools<70" wheel addict yapf opencv-python-headless
+    MMCV_WITH_OPS=0 pip install --no-build-isolation mmcv==1.7.2     # mmcv's image functions
+    pip download --no-deps mmedit==0.11.0 && tar xzf mmedit-0.11.0.tar.gz
+    git clone https://github.com/yinboc/liif    # @ 4c833f8
+    python make_batch_vectors.py liif   --code liif            --out batches_liif.pt
+    python make_batch_vectors.py mmedit --code mmedit-0.11.0   --out batches_mmedit.pt
+
+``liif``: LIIF's ``image-folder`` (cache in_memory) + ``sr-implicit-downsampled``
+(``datasets/wrappers.py``), as ``configs/train-div2k/train_edsr-baseline-liif.yaml`` sets
+them (scale_max 4, augment, sample_q); ``mmedit``: mmediting 0.11.0's
+``LoadImageFromFile``, ``RandomDownSampling``, ``RescaleToZeroOne``, ``Flip`` (horizontal,
+vertical), ``RandomTransposeHW``, ``ImageToTensor`` and ``GenerateCoordinateAndCell``, in
+the order and with the arguments of the official CiaoSR config
+(``configs/001_localimplicitsr_edsr_div2k_...py``). mmedit's package ``__init__`` (a
+version check that refuses mmcv 1.7) is bypassed: the pipeline modules are loaded from
+their files unmodified.
+
+Every random call the pipeline makes is recorded (``random.*`` for LIIF, ``np.random.*``
+for mmediting), so each case holds the draws and the official sample made from them:
+``lr`` and ``gt`` as bytes (checked here to be exactly value * 255 of the official
+floats), ``coord`` and ``cell`` as the official float32 tensors.
+"""
+
+import argparse
+import importlib.util
+import os
+import random
+import sys
+import tempfile
+import types
+
+import numpy as np
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+IMAGE = os.path.join(HERE, "div2k_0004_crop.png")
+# (seed, lr patch, queries): small patches keep the file small; one case at the paper's size.
+CASES = [(s, 16, 64) for s in range(8)] + [(100, 48, 2304)]
+
+
+class Recorder:
+    """Wraps the random functions the pipelines call and records what each returns."""
+
+    def __init__(self):
+        self.calls = []
+
+    def wrap(self, owner, name):
+        fn = getattr(owner, name)
+
+        def recorded(*a, **k):
+            out = fn(*a, **k)
+            self.calls.append((name, out))
+            return out
+
+        setattr(owner, name, recorded)
+
+
+def as_bytes(x):
+    b = (x * 255).round().to(torch.uint8)
+    assert torch.equal(b.float() / 255, x), "not bytes / 255"
+    return b
+
+
+def liif_cases(code):
+    sys.path.insert(0, code)
+    import datasets  # noqa: F401  (LIIF's package: registers the datasets)
+    from datasets import datasets as registry
+
+    folder = tempfile.mkdtemp()  # image-folder reads a folder: one holding the test image
+    os.symlink(IMAGE, os.path.join(folder, os.path.basename(IMAGE)))
+    rec = Recorder()
+    for name in ("uniform", "randint", "random"):
+        rec.wrap(random, name)
+    rec.wrap(np.random, "choice")
+    out = []
+    for seed, patch, q in CASES:
+        ds = registry.make({"name": "image-folder", "args": {"root_path": folder, "cache": "in_memory"}})
+        w = registry.make({"name": "sr-implicit-downsampled",
+                           "args": {"inp_size": patch, "scale_max": 4, "augment": True, "sample_q": q}},
+                          args={"dataset": ds})
+        random.seed(seed)
+        np.random.seed(seed)
+        rec.calls.clear()
+        s = w[0]
+        names = [c[0] for c in rec.calls]
+        assert names == ["uniform", "randint", "randint", "random", "random", "random", "choice"], names
+        v = [c[1] for c in rec.calls]
+        out.append({
+            "seed": seed, "lr_patch": patch, "num_queries": q,
+            # LIIF: x0 indexes rows (dim -2), y0 columns; hflip reverses rows, vflip columns.
+            "draws": {"scale": float(v[0]), "top": int(v[1]), "left": int(v[2]), "flip_rows": bool(v[3] < 0.5),
+                      "flip_cols": bool(v[4] < 0.5), "transpose": bool(v[5] < 0.5),
+                      "queries": torch.from_numpy(np.asarray(v[6], dtype=np.int64))},
+            "lr_u8": as_bytes(s["inp"]), "gt_u8": as_bytes(s["gt"]), "coord": s["coord"].clone(),
+            "cell": s["cell"].clone(),
+        })
+    return out, "yinboc/liif @ 4c833f8: datasets/image_folder.py + datasets/wrappers.py (sr-implicit-downsampled)"
+
+
+def load_mmedit_pipelines(code):
+    """mmedit.datasets.pipelines' modules from their files, without mmedit's __init__."""
+    from mmcv.utils import Registry
+
+    root = os.path.join(code, "mmedit")
+    for pkg, path in (("mmedit", root), ("mmedit.datasets", os.path.join(root, "datasets")),
+                      ("mmedit.datasets.pipelines", os.path.join(root, "datasets", "pipelines"))):
+        m = types.ModuleType(pkg)
+        m.__path__ = [path]
+        sys.modules[pkg] = m
+    reg = types.ModuleType("mmedit.datasets.registry")
+    reg.PIPELINES = Registry("pipeline")
+    sys.modules["mmedit.datasets.registry"] = reg
+    mods = {}
+    for name in ("utils", "loading", "random_down_sampling", "normalization", "augmentation", "formating",
+                 "generate_assistant"):
+        full = f"mmedit.datasets.pipelines.{name}"
+        spec = importlib.util.spec_from_file_location(full, os.path.join(root, "datasets", "pipelines", f"{name}.py"))
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[full] = mod
+        spec.loader.exec_module(mod)
+        mods[name] = mod
+    return mods
+
+
+def mmedit_cases(code):
+    m = load_mmedit_pipelines(code)
+    rec = Recorder()
+    for name in ("uniform", "randint", "random", "choice"):
+        rec.wrap(np.random, name)
+    out = []
+    for seed, patch, q in CASES:
+        steps = [
+            m["loading"].LoadImageFromFile(io_backend="disk", key="gt", flag="color", channel_order="rgb"),
+            m["random_down_sampling"].RandomDownSampling(scale_min=1, scale_max=4, patch_size=patch),
+            m["normalization"].RescaleToZeroOne(keys=["lq", "gt"]),
+            m["augmentation"].Flip(keys=["lq", "gt"], flip_ratio=0.5, direction="horizontal"),
+            m["augmentation"].Flip(keys=["lq", "gt"], flip_ratio=0.5, direction="vertical"),
+            m["augmentation"].RandomTransposeHW(keys=["lq", "gt"], transpose_ratio=0.5),
+            m["formating"].ImageToTensor(keys=["lq", "gt"]),
+            m["generate_assistant"].GenerateCoordinateAndCell(sample_quantity=q),
+        ]
+        np.random.seed(seed)
+        rec.calls.clear()
+        r = {"gt_path": IMAGE}
+        for step in steps:
+            r = step(r)
+        names = [c[0] for c in rec.calls]
+        assert names == ["uniform", "randint", "randint", "random", "random", "random", "choice"], names
+        v = [c[1] for c in rec.calls]
+        out.append({
+            "seed": seed, "lr_patch": patch, "num_queries": q,
+            # mmediting (HWC arrays): x0 indexes rows, y0 columns; 'horizontal' reverses columns.
+            "draws": {"scale": float(v[0]), "top": int(v[1]), "left": int(v[2]), "flip_cols": bool(v[3] < 0.5),
+                      "flip_rows": bool(v[4] < 0.5), "transpose": bool(v[5] < 0.5),
+                      "queries": torch.from_numpy(np.asarray(v[6], dtype=np.int64))},
+            "lr_u8": as_bytes(r["lq"]), "gt_u8": as_bytes(r["gt"]), "coord": r["coord"].clone(),
+            "cell": r["cell"].clone(),
+        })
+    return out, "mmedit 0.11.0 (PyPI sdist) pipelines, as the official CiaoSR config (caojiezhang/CiaoSR @ adac6df) uses them"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("recipe", choices=["liif", "mmedit"])
+    ap.add_argument("--code", required=True)
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args()
+    torch.set_num_threads(1)
+    cases, source = (liif_cases if a.recipe == "liif" else mmedit_cases)(os.path.abspath(a.code))
+    meta = {"recipe": a.recipe, "source": source, "image": os.path.basename(IMAGE), "torch": str(torch.__version__),
+            "made_by": "tests/data/official/make_batch_vectors.py"}
+    torch.save({"meta": meta, "cases": cases}, a.out)
+    print(a.out, len(cases), "cases")
+
+
+if __name__ == "__main__":
+    main()
