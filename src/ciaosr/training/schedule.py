@@ -1,4 +1,5 @@
-"""Learning-rate schedules, stepped once per iteration.
+"""The optimiser (``make_optimizer``) and the learning-rate schedules, stepped once per
+iteration.
 
 * ``step``: the rate times ``gamma`` every ``step_size`` iterations (the papers' recipe);
 * ``multistep``: times ``gamma`` at each of ``milestones``; ``constant``: unchanged;
@@ -21,6 +22,14 @@ def cosine_factor(progress: float, min_factor: float) -> float:
     """The rate's multiplier at ``progress`` in [0, 1]: 1 at 0, ``min_factor`` at 1."""
     p = min(max(progress, 0.0), 1.0)
     return min_factor + (1.0 - min_factor) * 0.5 * (1.0 + math.cos(math.pi * p))
+
+
+def make_optimizer(params, ocfg: dict) -> torch.optim.Optimizer:
+    """Adam (or AdamW) of the config's ``optimizer`` section over ``params``; with the
+    defaults (lr 1e-4, betas (0.9, 0.999), no weight decay) it is the official trainers'
+    ``Adam(lr=1e-4)``."""
+    cls = torch.optim.AdamW if ocfg["type"] == "adamw" else torch.optim.Adam
+    return cls(params, lr=ocfg["lr"], betas=tuple(ocfg["betas"]), weight_decay=ocfg["weight_decay"])
 
 
 def make_scheduler(opt: torch.optim.Optimizer, scfg: dict, *, iterations: int,

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import math
 import signal
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,13 +36,14 @@ from ..distributed import (DistInfo, barrier, cleanup, device_for, dist_info_fro
 from ..errors import CiaosrError
 from ..models.factory import build_model
 from ..models.registry import split_name
-from ..runtime import Precision
+from ..runtime import PRECISIONS, Precision
 from . import checkpointing as ckpt
 from .config import DATA_ROOT_HINT, dump_config, upgrade
-from .schedule import make_scheduler
+from .schedule import make_optimizer, make_scheduler
 from .discriminator import UNetDiscriminatorSN
 from .losses import PerceptualLoss
 from .step import Adversary, optimisation_step, realworld_step
+from .stopping import StopSignals, Stopped
 from .vgg import find_vgg_weights
 from .ema import EMA
 from .logging import RunLogger
@@ -100,18 +100,23 @@ def training_device(requested: str | None, info: DistInfo) -> torch.device:
 class Trainer:
     def __init__(self, cfg: dict, *, resume: str | bool | None = None,
                  step_callback: Callable[["Trainer", int], None] | None = None,
-                 dist_info: DistInfo | None = None, realworld_ops: RealWorldOps | None = None):
+                 dist_info: DistInfo | None = None, realworld_ops: RealWorldOps | None = None,
+                 exit_on_signal: bool = False, stop_note: str | None = None):
         """``realworld_ops``: the degradation and sharpening of ``data.pipeline:
-        realworld`` (default: ``data.realworld.default_ops``, the project's own)."""
+        realworld`` (default: ``data.realworld.default_ops``, the project's own).
+        ``exit_on_signal``: a SIGINT / SIGTERM ends the process (status 128 + the signal)
+        as soon as the state is saved, without waiting for the step in progress (the
+        command line's choice; a Python caller otherwise gets the ``TrainResult`` once
+        the main thread is back from that step). ``stop_note``: a last line for a stop."""
         self.cfg = cfg
         self.info = dist_info or dist_info_from_env()
         self.step_callback = step_callback
+        self.exit_on_signal, self.stop_note = exit_on_signal, stop_note
         self.clock = time.monotonic  # the time budget's clock (train.max_minutes)
         self._warnings: list[str] = []
         tcfg, dcfg = cfg["train"], cfg["data"]
 
         self.device = training_device(cfg["device"], self.info)
-        self.precision = Precision.parse(tcfg["precision"]).check(self.device)
 
         self.data_root = Path(cfg["data_root"]).expanduser()
         self.run_dir = Path(cfg["output_dir"]).expanduser() / cfg["name"]
@@ -158,6 +163,7 @@ class Trainer:
         if self.state is None and ckpt.list_states(self.run_dir):
             raise CiaosrError(f"run folder {self.run_dir} already holds training states: continue it with --resume, "
                               f"or start a new run with --set name=OTHER")
+        self.precision, self._precision_note = self._resolve_precision()
 
         init_ckpt = cfg["init"]["checkpoint"]
         if init_ckpt and not self.state:
@@ -195,12 +201,38 @@ class Trainer:
             self.dataset.enable_cache()
 
     # ------------------------------------------------------------------------
-    def _compare_configs(self) -> None:
+    def _saved_config(self) -> dict:
+        """The config the resume state was written with ({} if unreadable)."""
         try:
             import yaml
 
-            old = upgrade(yaml.safe_load(self.state.get("config", "")) or {})
+            return upgrade(yaml.safe_load(self.state.get("config", "")) or {})
         except Exception:
+            return {}
+
+    def _resolve_precision(self) -> tuple[Precision, str | None]:
+        """``train.precision``, checked for the device, and what ``auto`` was resolved
+        by (None if not asked). ``auto`` is the resume state's precision (the state's
+        config holds the resolved name), else bf16 where the GPU or CPU computes it
+        natively and fp32 elsewhere. The resolved name replaces ``auto`` in the config,
+        so the run folder's config.yaml and every state record it."""
+        tcfg = self.cfg["train"]
+        asked, note = tcfg["precision"], None
+        if asked != "auto":
+            return Precision.for_device(asked, self.device), None
+        saved = self._saved_config().get("train", {}).get("precision") if self.state is not None else None
+        if saved in PRECISIONS:
+            asked, note = saved, "the resumed state's precision"
+        precision = Precision.for_device(asked, self.device)
+        if note is None:
+            where = "GPU" if self.device.type == "cuda" else "CPU"
+            note = f"{'native' if precision is Precision.BF16 else 'no native'} bf16 on this {where}"
+        tcfg["precision"] = precision.value
+        return precision, note
+
+    def _compare_configs(self) -> None:
+        old = self._saved_config()
+        if not old:
             return
         a, b = _flat(old), _flat(self.cfg)
         changed = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)
@@ -210,9 +242,7 @@ class Trainer:
                                   f"(the run will not repeat an uninterrupted one exactly)")
 
     def _make_optimizer(self):
-        ocfg = self.cfg["optimizer"]
-        cls = torch.optim.AdamW if ocfg["type"] == "adamw" else torch.optim.Adam
-        return cls(self.trainable, lr=ocfg["lr"], betas=tuple(ocfg["betas"]), weight_decay=ocfg["weight_decay"])
+        return make_optimizer(self.trainable, self.cfg["optimizer"])
 
     def _make_adversary(self, dev: torch.device) -> Adversary | None:
         """The discriminator on ``dev`` (DDP-wrapped under torchrun) and its Adam."""
@@ -274,7 +304,7 @@ class Trainer:
             sched_d = make_scheduler(adversary.opt, cfg["scheduler"], iterations=int(tcfg["iterations"]),
                                      time_fraction=time_fraction)
 
-        step, samples_seen, best = 0, 0, None
+        step, samples_seen, best, pending = 0, 0, None, []
         if self.state is not None:
             st = self.state
             model.load_state_dict(st["model"])
@@ -293,6 +323,7 @@ class Trainer:
                 sched_d.load_state_dict(st["discriminator"]["scheduler"])
             step, samples_seen = int(st["step"]), int(st["samples_seen"])
             best = st.get("best_psnr")
+            pending = st.get("pending") or []
             if "rng_torch" in st:
                 torch.set_rng_state(st["rng_torch"])
             if "rng_cuda" in st and dev.type == "cuda":
@@ -311,6 +342,8 @@ class Trainer:
             (self.run_dir / "config.yaml").write_text(dump_config(cfg))
         for w in self._warnings:
             log.warn(w)
+        if self._precision_note:
+            log.info(f"train.precision auto: {self.precision.value} ({self._precision_note})")
         eff = tcfg["batch_size"] * info.world_size
         where = f"resuming {self.resume_path} at step {step}" if self.resume_path else "starting"
         log.info(f"{where}: {cfg['model']['name']} on {dev}"
@@ -337,22 +370,50 @@ class Trainer:
         log_every, save_every = int(tcfg["log_every"]), int(tcfg["save_every"])
         vevery = cfg["val"]["every"]
 
-        stop = {"signal": None}
-        restore = self._install_signal_handlers(stop)
         loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
         term_sums: dict[str, torch.Tensor] = {}  # the real-world loss terms, when there are several
         n_sum, t_last, last_loss, steps_last = 0, time.time(), None, 0
         realworld_losses = self.loss_weights["perceptual"] > 0 or self.loss_weights["gan"] > 0
+        # The steps of the weights last validated and exported: what a stop leaves owing.
+        validated_at = None if "validation" in pending else step
+        exported_at = None if "export" in pending else step
+
+        def owed() -> list[str]:
+            return [what for what, at in (("validation", validated_at if self.validator else step),
+                                          ("export", exported_at)) if at != step]
 
         def save_all(reason: str) -> None:
-            if info.is_main:
-                state = self._state_dict(step, samples_seen, best, opt, sched, scaler, adversary, sched_d)
-                path = ckpt.save_state(state, ckpt.state_path(self.run_dir, step))
-                ckpt.prune_states(self.run_dir, tcfg["keep_states"])
-                save_checkpoint(self._export_model(), self.run_dir / ckpt.LAST,
-                                {"step": step, "trained_by": "ciaosr train", "run": cfg["name"]})
-                log.info(f"step {step}: saved training state {path} ({reason})")
+            nonlocal exported_at
+            with stops.commit():
+                if info.is_main:
+                    state = self._state_dict(step, samples_seen, best, opt, sched, scaler, adversary, sched_d)
+                    path = ckpt.save_state(state, ckpt.state_path(self.run_dir, step))
+                    ckpt.prune_states(self.run_dir, tcfg["keep_states"])
+                    save_checkpoint(self._export_model(), self.run_dir / ckpt.LAST,
+                                    {"step": step, "trained_by": "ciaosr train", "run": cfg["name"]})
+                    log.info(f"step {step}: saved training state {path} ({reason})")
+                exported_at = step
             barrier(info)
+
+        def save_stop(sig: int | None) -> None:
+            """The stop's save (stopping.py): only the training state of the last finished
+            step, quickly; its validation and export are left to --resume."""
+            if not info.is_main:
+                return
+            why = f"stopped by signal {sig or 'on another process'}"
+            if step == 0:
+                log.info(f"{why} before the first step finished: nothing to save; start again with the same command")
+                return
+            left = owed()
+            state = self._state_dict(step, samples_seen, best, opt, sched, scaler, adversary, sched_d, pending=left)
+            path = ckpt.save_state(state, ckpt.state_path(self.run_dir, step))
+            ckpt.prune_states(self.run_dir, tcfg["keep_states"])
+            if left:
+                why += f"; the {' and '.join(left)} left for --resume"
+            log.info(f"step {step}: saved training state {path} ({why})")
+            log.info(f"stopped at step {step}; continue with: {self._resume_hint(step)}")
+            if self.stop_note:
+                log.info(self.stop_note)
 
         def log_loss() -> None:
             """The mean loss since the last line, to the log."""
@@ -372,89 +433,116 @@ class Trainer:
             n_sum = 0
 
         def validate() -> None:
-            nonlocal best
+            nonlocal best, validated_at
             if info.is_main:
                 results, mean, image = self.validator.run(self._export_model(), dev)
-                log.validation(step, results, mean, image)
-                if math.isfinite(mean) and (best is None or mean > best):
-                    best = mean
-                    save_checkpoint(self._export_model(), self.run_dir / ckpt.BEST,
-                                    {"step": step, "trained_by": "ciaosr train", "run": cfg["name"],
-                                     "val_psnr": results, "val_psnr_mean": mean})
+                with stops.commit():
+                    log.validation(step, results, mean, image)
+                    if math.isfinite(mean) and (best is None or mean > best):
+                        best = mean
+                        save_checkpoint(self._export_model(), self.run_dir / ckpt.BEST,
+                                        {"step": step, "trained_by": "ciaosr train", "run": cfg["name"],
+                                         "val_psnr": results, "val_psnr_mean": mean})
+                    validated_at = step
             barrier(info)
 
-        try:
-            net.train()
-            for batch in loader:
-                torch.manual_seed(_step_seed(cfg["seed"], step, info.rank))
-                if self.batcher is not None:
-                    rb = self.batcher(batch, dev)
-                    inputs = (rb.lr, rb.coord, rb.cell, rb.target)
-                else:
-                    inputs = tuple(batch[k].to(dev, non_blocking=True) for k in ("lr", "coord", "cell", "gt"))
-                if realworld_losses:
-                    terms = realworld_step(net, model, opt, rb, self.loss_weights, perceptual=perceptual,
-                                           adversary=adversary, precision=self.precision, scaler=scaler,
-                                           clip=clip, params=self.trainable)
-                    loss = terms.pop("loss")
-                    for k, v in terms.items():
-                        term_sums.setdefault(k, torch.zeros((), dtype=torch.float64, device=dev)).add_(v.double())
-                else:
-                    loss = optimisation_step(net, model, opt, inputs, precision=self.precision,
-                                             scaler=scaler, clip=clip, params=self.trainable)
-                sched.step()
-                if sched_d is not None:
-                    sched_d.step()
-                if self.ema is not None:
-                    self.ema.update(model)
-                step += 1
-                samples_seen += bs * info.world_size
-                loss_sum += loss.detach().double()
-                n_sum += 1
-                log.advance()
+        # A step in progress is abandoned at a stop (stopping.py), except under torchrun
+        # (the processes stop together, after the step) and with a discriminator (its
+        # spectral norms change in the forward pass): those steps are committed whole.
+        whole_steps = info.enabled or adversary is not None
+        stops = StopSignals(save_stop, wake=not info.enabled, exit_process=self.exit_on_signal, on_exit=log.close)
+        optimisers = [opt] + ([adversary.opt] if adversary is not None else [])
+        hooks = [o.register_step_pre_hook(lambda *_: stops.hold()) for o in optimisers]
+        with stops:
+            try:
+                if owed() and step < total:  # what the stop that saved this state left
+                    log.info(f"step {step}: the {' and '.join(owed())} left pending by the stop")
+                    if "validation" in owed():
+                        validate()
+                    save_all("pending work done")
+                net.train()
+                for batch in loader:
+                    try:
+                        if whole_steps:
+                            stops.hold()
+                        torch.manual_seed(_step_seed(cfg["seed"], step, info.rank))
+                        if self.batcher is not None:
+                            rb = self.batcher(batch, dev)
+                            inputs = (rb.lr, rb.coord, rb.cell, rb.target)
+                        else:
+                            inputs = tuple(batch[k].to(dev, non_blocking=True) for k in ("lr", "coord", "cell", "gt"))
+                        if realworld_losses:
+                            terms = realworld_step(net, model, opt, rb, self.loss_weights, perceptual=perceptual,
+                                                   adversary=adversary, precision=self.precision, scaler=scaler,
+                                                   clip=clip, params=self.trainable)
+                            loss = terms.pop("loss")
+                        else:
+                            loss = optimisation_step(net, model, opt, inputs, precision=self.precision,
+                                                     scaler=scaler, clip=clip, params=self.trainable)
+                        stops.hold()  # the optimiser's hook has, unless the GradScaler skipped the step
+                        if realworld_losses:
+                            for k, v in terms.items():
+                                term_sums.setdefault(k, torch.zeros((), dtype=torch.float64, device=dev)).add_(v.double())
+                        sched.step()
+                        if sched_d is not None:
+                            sched_d.step()
+                        if self.ema is not None:
+                            self.ema.update(model)
+                        step += 1
+                        samples_seen += bs * info.world_size
+                        loss_sum += loss.detach().double()
+                        n_sum += 1
+                        log.advance()
 
-                if step % log_every == 0 or step == total:
-                    log_loss()
+                        if step % log_every == 0 or step == total:
+                            log_loss()
+                    finally:
+                        stops.release()
 
-                if self.step_callback is not None:
-                    self.step_callback(self, step)
-                why = _SIGNALLED if stop["signal"] is not None else _GO
-                if why == _GO and time_fraction is not None and step < total and time_fraction() >= 1:
-                    why = _OUT_OF_TIME
-                why = max_int(why, info, dev)
-                if why == _SIGNALLED:
-                    save_all(f"stopped by signal {stop['signal'] or 'on another process'}")
-                    log.info(f"stopped at step {step}; continue with: {self._resume_hint(step)}")
-                    return TrainResult(self.run_dir, step, stop["signal"] or signal.SIGTERM, last_loss, best)
-                if why == _OUT_OF_TIME:
-                    if n_sum:
-                        log_loss()
-                    log.info(f"step {step}: the time budget (train.max_minutes = {tcfg['max_minutes']:g}) is spent")
-                    save_all("time budget spent")  # first: a run killed while validating keeps its weights
+                    if self.step_callback is not None:
+                        self.step_callback(self, step)
+                    why = _SIGNALLED if stops.signal is not None else _GO
+                    if why == _GO and time_fraction is not None and step < total and time_fraction() >= 1:
+                        why = _OUT_OF_TIME
+                    why = max_int(why, info, dev)
+                    if why == _SIGNALLED:
+                        raise Stopped
+                    if why == _OUT_OF_TIME:
+                        if n_sum:
+                            log_loss()
+                        log.info(f"step {step}: the time budget (train.max_minutes = {tcfg['max_minutes']:g}) is spent")
+                        save_all("time budget spent")  # first: a run killed while validating keeps its weights
+                        if self.validator:
+                            validate()
+                            save_all("validated")  # the state then knows the best score, for a resume
+                        log.info(f"stopped at step {step} of {total}; weights in {self.run_dir / ckpt.LAST}; "
+                                 f"continue with: {self._resume_hint(step)}")
+                        return TrainResult(self.run_dir, step, None, last_loss, best, timed_out=True)
+                    if step % save_every == 0 and step < total:
+                        save_all("periodic")
+                    if self.validator and vevery and step % vevery == 0 and step < total:
+                        validate()
+                if step >= total:
                     if self.validator:
                         validate()
-                        save_all("validated")  # the state then knows the best score, for a resume
-                    log.info(f"stopped at step {step} of {total}; weights in {self.run_dir / ckpt.LAST}; "
-                             f"continue with: {self._resume_hint(step)}")
-                    return TrainResult(self.run_dir, step, None, last_loss, best, timed_out=True)
-                if step % save_every == 0 and step < total:
-                    save_all("periodic")
-                if self.validator and vevery and step % vevery == 0 and step < total:
-                    validate()
-            if step >= total:
-                if self.validator:
-                    validate()
-                save_all("finished")
-                log.info(f"finished {step} iterations; weights in {self.run_dir / ckpt.LAST}")
-        finally:
-            restore()
+                    save_all("finished")
+                    log.info(f"finished {step} iterations; weights in {self.run_dir / ckpt.LAST}")
+            except Stopped:
+                stops.finish()
+                barrier(info)
+                return TrainResult(self.run_dir, step, stops.signal or signal.SIGTERM, last_loss, best)
+            finally:
+                for hook in hooks:
+                    hook.remove()
         return TrainResult(self.run_dir, step, None, last_loss, best)
 
     def _resume_hint(self, step: int) -> str:
         return ckpt.resume_command(ckpt.state_path(self.run_dir, step), self.info.world_size)
 
     # ------------------------------------------------------------------------
-    def _state_dict(self, step, samples_seen, best, opt, sched, scaler, adversary=None, sched_d=None) -> dict:
+    def _state_dict(self, step, samples_seen, best, opt, sched, scaler, adversary=None, sched_d=None,
+                    pending: list[str] | None = None) -> dict:
+        """``pending``: what a stop left for the resume to do first ("validation", "export")."""
         model = self.model
         state = {
             "format": ckpt.STATE_FORMAT,
@@ -471,6 +559,7 @@ class Trainer:
             "ema": self.ema.state_dict() if self.ema is not None else None,
             "scaler": scaler.state_dict() if scaler is not None else None,
             "rng_torch": torch.get_rng_state(),
+            "pending": list(pending or []),
         }
         if adversary is not None:
             state["discriminator"] = {
@@ -481,30 +570,6 @@ class Trainer:
         if torch.cuda.is_available() and self.device.type == "cuda":
             state["rng_cuda"] = torch.cuda.get_rng_state(self.device)
         return state
-
-    def _install_signal_handlers(self, stop: dict):
-        """SIGINT / SIGTERM: finish the current step, save a state, stop. A second
-        signal stops at once."""
-        if threading.current_thread() is not threading.main_thread():
-            return lambda: None
-        previous = {}
-
-        def handler(signum, frame):
-            if stop["signal"] is not None:
-                for s, h in previous.items():
-                    signal.signal(s, h)
-                raise KeyboardInterrupt
-            stop["signal"] = signum
-
-        for s in (signal.SIGINT, signal.SIGTERM):
-            previous[s] = signal.getsignal(s)
-            signal.signal(s, handler)
-
-        def restore():
-            for s, h in previous.items():
-                signal.signal(s, h)
-
-        return restore
 
 
 def train(cfg: dict, *, resume: str | bool | None = None, step_callback=None) -> TrainResult:

@@ -104,53 +104,65 @@ def liif_cases(code):
     return out, "yinboc/liif @ 4c833f8: datasets/image_folder.py + datasets/wrappers.py (sr-implicit-downsampled)"
 
 
-def load_mmedit_pipelines(code):
-    """mmedit.datasets.pipelines' modules from their files, without mmedit's __init__."""
+PIPELINE_MODULES = ("utils", "loading", "random_down_sampling", "normalization", "augmentation", "formating",
+                    "generate_assistant")
+
+
+def fake_mmedit_packages(code, extra=()):
+    """Stand-ins for mmedit's package ``__init__`` files (which import everything and
+    refuse mmcv 1.7): empty packages whose ``__path__`` is the real folder, so the
+    modules themselves load unmodified. ``extra``: further packages, dotted."""
     from mmcv.utils import Registry
 
-    root = os.path.join(code, "mmedit")
-    for pkg, path in (("mmedit", root), ("mmedit.datasets", os.path.join(root, "datasets")),
-                      ("mmedit.datasets.pipelines", os.path.join(root, "datasets", "pipelines"))):
+    for pkg in ("mmedit", "mmedit.datasets", "mmedit.datasets.pipelines") + tuple(extra):
         m = types.ModuleType(pkg)
-        m.__path__ = [path]
+        m.__path__ = [os.path.join(code, *pkg.split("."))]
         sys.modules[pkg] = m
     reg = types.ModuleType("mmedit.datasets.registry")
     reg.PIPELINES = Registry("pipeline")
     sys.modules["mmedit.datasets.registry"] = reg
-    mods = {}
-    for name in ("utils", "loading", "random_down_sampling", "normalization", "augmentation", "formating",
-                 "generate_assistant"):
-        full = f"mmedit.datasets.pipelines.{name}"
-        spec = importlib.util.spec_from_file_location(full, os.path.join(root, "datasets", "pipelines", f"{name}.py"))
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[full] = mod
-        spec.loader.exec_module(mod)
-        mods[name] = mod
-    return mods
+
+
+def load_module(code, name):
+    """The module ``name`` (dotted) from its file under ``code`` (once)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, os.path.join(code, *name.split(".")) + ".py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def mmedit_sample(code, seed, patch, q):
+    """One training sample through the official CiaoSR config's train_pipeline."""
+    m = {n: load_module(code, f"mmedit.datasets.pipelines.{n}") for n in PIPELINE_MODULES}
+    steps = [
+        m["loading"].LoadImageFromFile(io_backend="disk", key="gt", flag="color", channel_order="rgb"),
+        m["random_down_sampling"].RandomDownSampling(scale_min=1, scale_max=4, patch_size=patch),
+        m["normalization"].RescaleToZeroOne(keys=["lq", "gt"]),
+        m["augmentation"].Flip(keys=["lq", "gt"], flip_ratio=0.5, direction="horizontal"),
+        m["augmentation"].Flip(keys=["lq", "gt"], flip_ratio=0.5, direction="vertical"),
+        m["augmentation"].RandomTransposeHW(keys=["lq", "gt"], transpose_ratio=0.5),
+        m["formating"].ImageToTensor(keys=["lq", "gt"]),
+        m["generate_assistant"].GenerateCoordinateAndCell(sample_quantity=q),
+    ]
+    np.random.seed(seed)
+    r = {"gt_path": IMAGE}
+    for step in steps:
+        r = step(r)
+    return r
 
 
 def mmedit_cases(code):
-    m = load_mmedit_pipelines(code)
+    fake_mmedit_packages(code)
     rec = Recorder()
     for name in ("uniform", "randint", "random", "choice"):
         rec.wrap(np.random, name)
     out = []
     for seed, patch, q in CASES:
-        steps = [
-            m["loading"].LoadImageFromFile(io_backend="disk", key="gt", flag="color", channel_order="rgb"),
-            m["random_down_sampling"].RandomDownSampling(scale_min=1, scale_max=4, patch_size=patch),
-            m["normalization"].RescaleToZeroOne(keys=["lq", "gt"]),
-            m["augmentation"].Flip(keys=["lq", "gt"], flip_ratio=0.5, direction="horizontal"),
-            m["augmentation"].Flip(keys=["lq", "gt"], flip_ratio=0.5, direction="vertical"),
-            m["augmentation"].RandomTransposeHW(keys=["lq", "gt"], transpose_ratio=0.5),
-            m["formating"].ImageToTensor(keys=["lq", "gt"]),
-            m["generate_assistant"].GenerateCoordinateAndCell(sample_quantity=q),
-        ]
-        np.random.seed(seed)
         rec.calls.clear()
-        r = {"gt_path": IMAGE}
-        for step in steps:
-            r = step(r)
+        r = mmedit_sample(code, seed, patch, q)
         names = [c[0] for c in rec.calls]
         assert names == ["uniform", "randint", "randint", "random", "random", "random", "choice"], names
         v = [c[1] for c in rec.calls]
@@ -173,7 +185,8 @@ def main():
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     torch.set_num_threads(1)
-    cases, source = (liif_cases if a.recipe == "liif" else mmedit_cases)(os.path.abspath(a.code))
+    code = os.path.abspath(a.code)
+    cases, source = liif_cases(code) if a.recipe == "liif" else mmedit_cases(code)
     meta = {"recipe": a.recipe, "source": source, "image": os.path.basename(IMAGE), "torch": str(torch.__version__),
             "made_by": "tests/data/official/make_batch_vectors.py"}
     torch.save({"meta": meta, "cases": cases}, a.out)
