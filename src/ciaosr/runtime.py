@@ -94,6 +94,21 @@ def _cpu_has_native_bf16() -> bool:
                for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
 
 
+#: The one line printed (once per process) when bf16 is asked for on a CPU without it.
+SLOW_BF16_WARNING = ("warning: this CPU has no native bf16 (AVX512-BF16 or AMX), so bf16 runs emulated and far slower "
+                     "than fp32 (57x on one thread of an AMD EPYC Zen 3, as reported; measure yours with "
+                     "benchmarks/bf16_matmul.py): use fp32, or precision auto")
+_slow_bf16_warned = False
+
+
+def _warn_slow_bf16() -> None:
+    """Print ``SLOW_BF16_WARNING`` to stderr, the first time only."""
+    global _slow_bf16_warned
+    if not _slow_bf16_warned:
+        _slow_bf16_warned = True
+        print(SLOW_BF16_WARNING, file=sys.stderr, flush=True)
+
+
 #: Old names still read: ``train.amp: none`` in training configs and states.
 _ALIASES = {"none": "fp32"}
 
@@ -135,11 +150,15 @@ class Precision(enum.Enum):
             raise CiaosrError(f"unknown precision {name!r} (choose from {', '.join(PRECISIONS)})") from None
 
     def check(self, device: torch.device) -> Precision:
-        """``self`` if it can run on ``device``; else a ``CiaosrError`` saying why."""
+        """``self`` if it can run on ``device``; else a ``CiaosrError`` saying why. bf16
+        on a CPU without native bf16 runs, but far slower than fp32: the first such
+        check of the process prints ``SLOW_BF16_WARNING`` (one line, stderr)."""
         if self is Precision.FP16 and device.type == "cpu":
             raise CiaosrError("fp16 needs a GPU (on the CPU it is slow and inaccurate): use bf16 or fp32")
         if self is Precision.BF16 and device.type == "cuda" and not torch.cuda.is_bf16_supported():
             raise CiaosrError("bf16 is not supported by this GPU: use fp16 or fp32")
+        if self is Precision.BF16 and device.type == "cpu" and not _cpu_has_native_bf16():
+            _warn_slow_bf16()
         return self
 
     @property
@@ -289,6 +308,5 @@ def side_by_side(work: Callable[[int], None], items: Sequence[int], workers: int
         raise errors[0]
 
 
-__all__ = ["DEVICE_TYPES", "PRECISIONS", "Precision", "chunk_workers", "free_cores", "side_by_side",
-           "resolve_device", "set_threads",
-           "share_malloc_arena"]
+__all__ = ["DEVICE_TYPES", "PRECISIONS", "Precision", "SLOW_BF16_WARNING", "chunk_workers", "free_cores",
+           "side_by_side", "resolve_device", "set_threads", "share_malloc_arena"]

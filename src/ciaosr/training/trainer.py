@@ -482,7 +482,8 @@ class Trainer:
                         stops.hold()  # the optimiser's hook has, unless the GradScaler skipped the step
                         if realworld_losses:
                             for k, v in terms.items():
-                                term_sums.setdefault(k, torch.zeros((), dtype=torch.float64, device=dev)).add_(v.double())
+                                term_sums.setdefault(k, torch.zeros((), dtype=torch.float64, device=dev))
+                                term_sums[k] += v.double()
                         sched.step()
                         if sched_d is not None:
                             sched_d.step()
