@@ -68,7 +68,7 @@ def run(args) -> int:
         print("---\n".join(dump_config(cfg) for cfg in configs), end="")
         return 0
     if len(configs) == 1:
-        result = Trainer(configs[0], resume=args.resume).run()
+        result = Trainer(configs[0], resume=args.resume, exit_on_signal=True).run()
         return 128 + int(result.interrupted) if result.interrupted is not None else 0
     return _run_stages(configs, resume=bool(args.resume))
 
@@ -106,9 +106,12 @@ def _run_stages(configs: list[dict], *, resume: bool) -> int:
             print(f"{label}: finished already, skipped", file=sys.stderr)
             continue
         print(f"{label}", file=sys.stderr)
-        result = Trainer(cfg, resume=True if resume and has_states(cfg) else None).run()
-        if result.interrupted is not None or result.timed_out:
-            print(f"{label} stopped; to continue with it and the stages after it, run the same command "
-                  f"with --resume", file=sys.stderr)
-            return 128 + int(result.interrupted) if result.interrupted is not None else 0
+        note = f"{label} stopped; to continue with it and the stages after it, run the same command with --resume"
+        result = Trainer(cfg, resume=True if resume and has_states(cfg) else None, exit_on_signal=True,
+                         stop_note=note).run()
+        if result.interrupted is not None:
+            return 128 + int(result.interrupted)
+        if result.timed_out:
+            print(note, file=sys.stderr)
+            return 0
     return 0

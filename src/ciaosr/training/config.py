@@ -101,7 +101,7 @@ DEFAULTS: dict[str, Any] = {
         "batch_size": 16,  # per process; effective batch = batch_size x world size
         "iterations": 1_000_000,
         "max_minutes": None,  # stop after this many minutes (validate, save, export), resumable; null: no limit
-        "precision": "fp32",  # fp32, bf16, fp16 (autocast; fp16: GPU only, with a GradScaler)
+        "precision": "fp32",  # fp32, bf16, fp16 (autocast; fp16: GPU only, with a GradScaler); auto: bf16 where native
         "grad_clip": None,  # max gradient L2 norm
         "ema_decay": None,  # e.g. 0.999; validation and exported weights then use the EMA
         "log_every": 100,
@@ -133,7 +133,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 CHOICES = {
-    "train.precision": PRECISIONS,
+    "train.precision": ("auto", *PRECISIONS),
     "data.pipeline": ("bicubic", "realworld"),
     "data.recipe": ("auto",) + RECIPES,
     "data.degradation": ("realesrgan", "bsrgan"),
@@ -471,7 +471,7 @@ def validate(cfg: dict) -> None:
             if not isinstance(s, (int, float)) or not math.isfinite(s) or s <= 1:
                 raise CiaosrError(f"config key 'val.scales' must hold scales above 1, got {s!r}")
     if str(cfg["device"]).startswith("cpu"):  # other devices: checked once resolved (Trainer)
-        Precision.parse(cfg["train"]["precision"]).check(torch.device("cpu"))
+        Precision.for_device(cfg["train"]["precision"], torch.device("cpu"))
     if cfg["data"]["pipeline"] == "realworld" and cfg["data"]["recipe"] != "auto":
         raise CiaosrError(f"config key 'data.recipe' ({cfg['data']['recipe']}) chooses how bicubic samples are "
                           f"made; data.pipeline realworld makes its own: remove data.recipe or use data.pipeline bicubic")
