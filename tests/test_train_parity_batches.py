@@ -2,7 +2,7 @@
 official CiaoSR configs use it), given the same image and the same random draws.
 
 The vectors in tests/data/official/batches_*.pt were made by the official code
-(tests/data/official/make_batch_vectors.py says how): each case holds the draws the
+(benchmarks/official/make_batch_vectors.py says how): each case holds the draws the
 official pipeline made and the sample it made from them.
 """
 

@@ -1,7 +1,7 @@
 """One training step equals the official trainers' on the same batch and weights: the
 loss, every parameter's gradient, and the parameters after one Adam step.
 
-tests/data/official/step_<family>.pt come from the official code (make_step_vectors.py
+tests/data/official/step_<family>.pt come from the official code (benchmarks/official/make_step_vectors.py
 there says how): LIIF's and LTE's and ITSRN's ``train()``, and the official CiaoSR
 restorer's ``train_step``, each on a batch made by its own training pipeline, with small
 encoders and MLPs. Here the official checkpoint loads through the project's converter,

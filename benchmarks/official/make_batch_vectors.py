@@ -1,16 +1,7 @@
 """Make tests/data/official/batches_{liif,mmedit}.pt from the official training pipelines.
 
-Not part of the package or the test suite: run once, in a throwaway environment that has
-the official code, never in the project's own environment. What was run (2026-12-03):
-
-    python -m venv venv && . venv/bin/activate
-    pip install torch==2.14.1 torchvision==0.29.1 numpy pillow imageio tensorboardX pyyaml tqdm
-    pip install "setuptools<70" wheel addict yapf opencv-python-headless
-    MMCV_WITH_OPS=0 pip install --no-build-isolation mmcv==1.7.2     # mmcv's image functions
-    pip download --no-deps mmedit==0.11.0 && tar xzf mmedit-0.11.0.tar.gz
-    git clone https://github.com/yinboc/liif    # @ 4c833f8
-    python make_batch_vectors.py liif   --code liif            --out batches_liif.pt
-    python make_batch_vectors.py mmedit --code mmedit-0.11.0   --out batches_mmedit.pt
+Runs in the throwaway environment with the official code that README.md beside this
+file describes (the commands are there), never in the project's own.
 
 ``liif``: LIIF's ``image-folder`` (cache in_memory) + ``sr-implicit-downsampled``
 (``datasets/wrappers.py``), as ``configs/train-div2k/train_edsr-baseline-liif.yaml`` sets
@@ -40,7 +31,7 @@ import numpy as np
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-IMAGE = os.path.join(HERE, "div2k_0004_crop.png")
+IMAGE = os.path.join(HERE, "..", "..", "tests", "data", "official", "div2k_0004_crop.png")
 # (seed, lr patch, queries): small patches keep the file small; one case at the paper's size.
 CASES = [(s, 16, 64) for s in range(8)] + [(100, 48, 2304)]
 
@@ -188,7 +179,7 @@ def main():
     code = os.path.abspath(a.code)
     cases, source = liif_cases(code) if a.recipe == "liif" else mmedit_cases(code)
     meta = {"recipe": a.recipe, "source": source, "image": os.path.basename(IMAGE), "torch": str(torch.__version__),
-            "made_by": "tests/data/official/make_batch_vectors.py"}
+            "made_by": "benchmarks/official/make_batch_vectors.py"}
     torch.save({"meta": meta, "cases": cases}, a.out)
     print(a.out, len(cases), "cases")
 

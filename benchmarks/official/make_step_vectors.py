@@ -1,14 +1,7 @@
 """Make tests/data/official/step_<family>.pt: one official training step on one batch.
 
-Not part of the package or the test suite: run once, in the throwaway environment of
-make_batch_vectors.py (same venv, plus ``pip install thop einops``), never in the
-project's own environment. What was run (2026-12-03), one process per family:
-
-    python make_step_vectors.py liif   --code liif        --out step_liif.pt     # yinboc/liif @ 4c833f8
-    python make_step_vectors.py metasr --code liif        --out step_metasr.pt
-    python make_step_vectors.py lte    --code lte         --out step_lte.pt      # jaewon-lee-b/lte @ a8815d6
-    python make_step_vectors.py itsrn  --code ITSRN/code  --out step_itsrn.pt    # codyshen0000/ITSRN @ 5523d1a
-    python make_step_vectors.py ciaosr --code CiaoSR --mmedit mmedit-0.11.0 --out step_ciaosr.pt  # caojiezhang/CiaoSR @ adac6df
+Runs in the throwaway environment with the official code that README.md beside this
+file describes (the commands are there), never in the project's own.
 
 Each family's own code makes everything: the batch (two samples, seeds 0 and 1, from
 the family's training pipeline on div2k_0004_crop.png: LIIF's ``sr-implicit-downsampled``
@@ -162,7 +155,7 @@ def main():
     else:
         ckpt, batch, loss, grads, after = liif_code_base_step(a.family, os.path.abspath(a.code))
     meta = {"family": a.family, "lr": LR, "lr_patch": PATCH, "num_queries": QUERIES, "seeds": list(SEEDS),
-            "torch": str(torch.__version__), "made_by": "tests/data/official/make_step_vectors.py"}
+            "torch": str(torch.__version__), "made_by": "benchmarks/official/make_step_vectors.py"}
     torch.save({"meta": meta, "checkpoint": ckpt, "batch": batch, "loss": loss, "grads": grads, "after": after},
                out_path)
     print(out_path, a.family, "loss", loss, "params", sum(g.numel() for g in grads.values()))
