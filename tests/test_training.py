@@ -185,7 +185,7 @@ def test_config_overrides_and_types():
         build_config({"optimizer": {"lrr": 1}})
     with pytest.raises(CiaosrError, match="fp16 needs a GPU"):
         build_config({"device": "cpu", "train": {"precision": "fp16"}})
-    with pytest.raises(CiaosrError, match="'train.precision' must be one of fp32, bf16, fp16, got 'none'"):
+    with pytest.raises(CiaosrError, match="'train.precision' must be one of auto, fp32, bf16, fp16, got 'none'"):
         build_config({"train": {"precision": "none"}})  # 'none' is train.amp's old name only
 
 
@@ -203,7 +203,7 @@ def test_old_amp_key_is_read_as_precision(amp, precision):
 def test_old_amp_key_errors():
     with pytest.raises(CiaosrError, match="fp16 needs a GPU"):
         build_config({"device": "cpu", "train": {"amp": "fp16"}})
-    with pytest.raises(CiaosrError, match="'train.precision' must be one of fp32, bf16, fp16, got 'fp8'"):
+    with pytest.raises(CiaosrError, match="'train.precision' must be one of auto, fp32, bf16, fp16, got 'fp8'"):
         build_config({"train": {"amp": "fp8"}})
     with pytest.raises(CiaosrError, match=r"^x.yaml: give train.precision only \(train.amp is its old name\)$"):
         build_config({"train": {"amp": "none", "precision": "bf16"}}, source="x.yaml")
