@@ -20,18 +20,16 @@ floats), ``coord`` and ``cell`` as the official float32 tensors.
 """
 
 import argparse
-import importlib.util
 import os
 import random
 import sys
 import tempfile
-import types
 
 import numpy as np
 import torch
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-IMAGE = os.path.join(HERE, "..", "..", "tests", "data", "official", "div2k_0004_crop.png")
+from mmedit_code import IMAGE, fake_mmedit_packages, mmedit_sample  # beside this file
+
 # (seed, lr patch, queries): small patches keep the file small; one case at the paper's size.
 CASES = [(s, 16, 64) for s in range(8)] + [(100, 48, 2304)]
 
@@ -93,56 +91,6 @@ def liif_cases(code):
             "cell": s["cell"].clone(),
         })
     return out, "yinboc/liif @ 4c833f8: datasets/image_folder.py + datasets/wrappers.py (sr-implicit-downsampled)"
-
-
-PIPELINE_MODULES = ("utils", "loading", "random_down_sampling", "normalization", "augmentation", "formating",
-                    "generate_assistant")
-
-
-def fake_mmedit_packages(code, extra=()):
-    """Stand-ins for mmedit's package ``__init__`` files (which import everything and
-    refuse mmcv 1.7): empty packages whose ``__path__`` is the real folder, so the
-    modules themselves load unmodified. ``extra``: further packages, dotted."""
-    from mmcv.utils import Registry
-
-    for pkg in ("mmedit", "mmedit.datasets", "mmedit.datasets.pipelines") + tuple(extra):
-        m = types.ModuleType(pkg)
-        m.__path__ = [os.path.join(code, *pkg.split("."))]
-        sys.modules[pkg] = m
-    reg = types.ModuleType("mmedit.datasets.registry")
-    reg.PIPELINES = Registry("pipeline")
-    sys.modules["mmedit.datasets.registry"] = reg
-
-
-def load_module(code, name):
-    """The module ``name`` (dotted) from its file under ``code`` (once)."""
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, os.path.join(code, *name.split(".")) + ".py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def mmedit_sample(code, seed, patch, q):
-    """One training sample through the official CiaoSR config's train_pipeline."""
-    m = {n: load_module(code, f"mmedit.datasets.pipelines.{n}") for n in PIPELINE_MODULES}
-    steps = [
-        m["loading"].LoadImageFromFile(io_backend="disk", key="gt", flag="color", channel_order="rgb"),
-        m["random_down_sampling"].RandomDownSampling(scale_min=1, scale_max=4, patch_size=patch),
-        m["normalization"].RescaleToZeroOne(keys=["lq", "gt"]),
-        m["augmentation"].Flip(keys=["lq", "gt"], flip_ratio=0.5, direction="horizontal"),
-        m["augmentation"].Flip(keys=["lq", "gt"], flip_ratio=0.5, direction="vertical"),
-        m["augmentation"].RandomTransposeHW(keys=["lq", "gt"], transpose_ratio=0.5),
-        m["formating"].ImageToTensor(keys=["lq", "gt"]),
-        m["generate_assistant"].GenerateCoordinateAndCell(sample_quantity=q),
-    ]
-    np.random.seed(seed)
-    r = {"gt_path": IMAGE}
-    for step in steps:
-        r = step(r)
-    return r
 
 
 def mmedit_cases(code):

@@ -23,13 +23,13 @@ import argparse
 import os
 import random
 import sys
-import types
 
 import numpy as np
 import torch
 from torch.utils.data import default_collate
 
-from make_batch_vectors import IMAGE, as_bytes, fake_mmedit_packages, load_module, mmedit_sample  # beside this file
+from make_batch_vectors import as_bytes  # beside this file
+from mmedit_code import IMAGE, ciaosr_restorer, fake_mmedit_packages, load_module, mmedit_sample
 
 PATCH, QUERIES, SEEDS, LR = 16, 64, (0, 1), 1e-4
 SMALL_EDSR = {"name": "edsr-baseline", "args": {"no_upsampling": True, "n_resblocks": 2, "n_feats": 8}}
@@ -59,11 +59,7 @@ def liif_code_base_step(family, code):
     import models
     import utils
     if family == "itsrn":  # ITSRN ships no EDSR: LIIF's edsr.py is registered as its encoder
-        import importlib.util
-        spec = importlib.util.spec_from_file_location("models.edsr", os.path.join(LIIF_CODE, "models", "edsr.py"))
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules["models.edsr"] = mod
-        spec.loader.exec_module(mod)
+        load_module(LIIF_CODE, "models.edsr")
     train_mod = __import__("train_liif" if family in ("liif", "metasr") else "train")
 
     import tempfile
@@ -101,31 +97,14 @@ def liif_code_base_step(family, code):
 
 def ciaosr_step(code, mmedit_code):
     """The official CiaoSR restorer's train_step, mmediting 0.11 around it."""
-    sys.path.insert(0, code)  # mmedited (a namespace package)
-    fake_mmedit_packages(mmedit_code, extra=(
-        "mmedit.models", "mmedit.models.backbones", "mmedit.models.backbones.sr_backbones",
-        "mmedit.models.components", "mmedit.models.components.refiners", "mmedit.models.losses"))
-    for name in ("mmedit.models.backbones.sr_backbones.edsr", "mmedit.models.components.refiners.mlp_refiner",
-                 "mmedit.models.losses.utils", "mmedit.models.losses.pixelwise_loss"):
-        load_module(mmedit_code, name)
-    from mmedited.models.backbones.sr_backbones.ciaosr_net import LocalImplicitSREDSR
-    from mmedited.models.restorers.ciaosr import CiaoSR
-
+    fake_mmedit_packages(mmedit_code)
     samples = []
     for s in SEEDS:
         r = mmedit_sample(mmedit_code, s, PATCH, QUERIES)
         samples.append({k: r[k] for k in ("lq", "gt", "coord", "cell")})
     batch = default_collate(samples)
-
-    mlp = {"type": "MLPRefiner", "in_dim": 64, "out_dim": 64, "hidden_list": [16, 16]}
     torch.manual_seed(0)
-    restorer = CiaoSR(
-        generator=dict(type=LocalImplicitSREDSR,
-                       encoder=dict(type="EDSR", in_channels=3, out_channels=3, mid_channels=8, num_blocks=2),
-                       imnet_q=dict(mlp, in_dim=4, out_dim=3), imnet_k=dict(mlp), imnet_v=dict(mlp),
-                       feat_unfold=True, eval_bsize=30000),
-        rgb_mean=(0.4488, 0.4371, 0.4040), rgb_std=(1., 1., 1.),
-        pixel_loss=dict(type="L1Loss", loss_weight=1.0, reduction="mean"))
+    restorer = ciaosr_restorer(code, mmedit_code, mid_channels=8, num_blocks=2, hidden=(16, 16))
     gen = restorer.generator
     before = {k: v.clone() for k, v in gen.state_dict().items()}
     opt = torch.optim.Adam(restorer.parameters(), lr=LR)  # mmcv's build_optimizers for dict(type='Adam', lr=1e-4)

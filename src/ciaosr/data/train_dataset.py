@@ -306,10 +306,14 @@ class SRTrainDataset(ImageStream):
         queries = rng.choice(c * c, size=self.num_queries, replace=False).astype(np.int64)
         return SampleDraws(s, top, left, flip_rows, flip_cols, transpose, queries)
 
+    def image_and_draws(self, k: int) -> tuple[torch.Tensor, SampleDraws]:
+        """Sample ``k``'s image (uint8) and random choices."""
+        rng, img = self._sample_start(int(k), _TAG_SAMPLE)
+        return img, self.draw(rng, tuple(img.shape[-2:]))
+
     def __getitem__(self, k: int) -> dict[str, torch.Tensor]:
         k = int(k)
-        rng, img = self._sample_start(k, _TAG_SAMPLE)
-        draws = self.draw(rng, tuple(img.shape[-2:]))
+        img, draws = self.image_and_draws(k)
         sample = make_sample(img, draws, self.lr_patch)
         sample["scale"] = torch.tensor(draws.scale, dtype=torch.float32)
         sample["index"] = torch.tensor(k, dtype=torch.int64)
