@@ -79,8 +79,8 @@ def main() -> None:
     ap.add_argument("--no-onednn", action="store_true", help="also time with oneDNN turned off")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"{datetime.date.today()}, {cpu_name()}, flags: {' '.join(cpu_flags()) or 'none of ' + ', '.join(BF16_FLAGS)}, "
-          f"torch {torch.__version__}, {args.threads} thread(s)")
+    flags = " ".join(cpu_flags()) or "none of " + ", ".join(BF16_FLAGS)
+    print(f"{datetime.date.today()}, {cpu_name()}, flags: {flags}, torch {torch.__version__}, {args.threads} thread(s)")
     print(f"torch sees native bf16: avx512_bf16 {torch.cpu._is_avx512_bf16_supported()}, "
           f"amx {torch.cpu._is_amx_tile_supported()}")
     print("| product | kernels | fp32 GFLOP/s | bf16 GFLOP/s | fp32 / bf16 speed |")

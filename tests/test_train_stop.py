@@ -203,18 +203,45 @@ def test_a_failed_save_is_raised_by_finish():
 
 # --- ciaosr train and SIGTERM ------------------------------------------------------------
 
+def heavy(data_root: Path, out: Path, *extra: str) -> list[str]:
+    """Overrides for steps of ~3 s on one thread: a batch of 24 crops of 48 x 48, 2304
+    queries each."""
+    return [f"data_root={data_root}", f"output_dir={out}", "train.batch_size=24", "data.lr_patch=48",
+            "data.num_queries=2304", "data.scale_max=2", "train.log_every=1", "data.num_workers=0",
+            "train.progress=false", *extra]
+
+
+def test_a_stop_before_the_first_step_finished_saves_nothing(data_root, tmp_path, monkeypatch, capsys):
+    from ciaosr.training import trainer as trainer_module
+
+    step = trainer_module.optimisation_step
+    timers = []
+
+    def signalled_step(*args, **kwargs):  # SIGTERM 0.2 s into step 1
+        timers.append(threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGTERM)))
+        timers[-1].start()
+        return step(*args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "optimisation_step", signalled_step)
+    overrides = heavy(data_root, tmp_path, "train.iterations=2", "val.datasets=[]", "data.cache=false",
+                      "train.batch_size=8")
+    cfg = load_config(SMOKE, overrides)
+    result = Trainer(cfg).run()  # from Python: returns once the main thread is back from step 1
+    timers[0].join()
+    assert len(timers) == 1  # step 2 never began
+    assert (result.step, result.interrupted) == (0, signal.SIGTERM)
+    assert ck.list_states(tmp_path / "smoke") == []
+    assert "stopped by signal 15 before the first step finished: nothing to save" in capsys.readouterr().err
+
 def test_sigterm_mid_step_exits_at_once_and_resume_does_what_it_left(data_root, tmp_path):
-    """Steps of ~3 s on one thread (a batch of 24 crops of 48 x 48, 2304 queries each);
-    SIGTERM one second into step 2: the process ends within seconds with step 1's state
+    """Steps of ~3 s on one thread; SIGTERM one second into step 2: the process ends within seconds with step 1's state
     (step 2 abandoned), its validation and export left for --resume, which does them
     before step 2."""
     out = tmp_path / "runs"
     run = out / "smoke"
-    heavy = [f"data_root={data_root}", f"output_dir={out}", "train.iterations=2", "train.batch_size=24",
-             "data.lr_patch=48", "data.num_queries=2304", "data.scale_max=2", "train.log_every=1",
-             "data.num_workers=0", "train.progress=false"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "ciaosr", "train", "--config", str(SMOKE), *sets(heavy)],
+    proc = subprocess.Popen([sys.executable, "-m", "ciaosr", "train", "--config", str(SMOKE),
+                             *sets(heavy(data_root, out, "train.iterations=2"))],
                             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     metrics = run / "metrics.jsonl"

@@ -5,7 +5,9 @@ the perceptual and GAN losses with a U-Net discriminator (docs/real-world.md).
 ``Trainer(cfg, resume=...)`` checks everything that can be wrong with a run (config
 values, data folders, validation sets, initial weights, the resume state, the run
 folder) in its constructor, before any process group, file or training step exists.
-``run()`` then trains.
+``run()`` then trains. A stop signal saves the state of the last finished step at once,
+abandoning the step in progress, and leaves that step's validation and export to the
+resume (stopping.py; docs/training.md, "Stopping and resuming").
 
 Determinism: sample ``k`` of the data stream depends only on ``(seed, k)``; before each
 step the torch RNG (drop-path in SwinIR) is re-seeded from ``(seed, step, rank)``. With
@@ -76,9 +78,9 @@ def _flat(d: dict, prefix: str = "") -> dict:
 
 
 def _quiet_worker(_worker_id: int) -> None:
-    """DataLoader workers leave SIGINT/SIGTERM to the main process, which finishes its
-    step, saves a state and then shuts them down (a Ctrl-C reaches every process of the
-    terminal's process group; a worker dying of it would abort the save)."""
+    """DataLoader workers leave SIGINT/SIGTERM to the main process, which saves a state
+    and then shuts them down (a Ctrl-C reaches every process of the terminal's process
+    group; a worker dying of it would abort the save)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
