@@ -49,7 +49,8 @@ def register(sub) -> None:
                    help="multi-step synthesis, e.g. 2,4,12: upsample x2, then x4, then x12 from the previous output")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                   help="model precision: fp32 (default), bf16 (autocast), fp16 (GPU only)")
+                   help="model precision: fp32 (default), bf16 (autocast; on a CPU without native bf16 "
+                        "many times slower, warned about), fp16 (GPU only)")
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="CPU threads (default: PyTorch's, one per core; under torchrun the cores divided among "
                         "the machine's processes); 1 is faster on a CPU other jobs share")

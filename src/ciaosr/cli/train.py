@@ -14,7 +14,10 @@ def register(sub) -> None:
     p = sub.add_parser(
         "train", help="train a model from a YAML config (resumable; multi-GPU with torchrun)",
         description="Train an arbitrary-scale SR model with the paper's recipe. Configs are in configs/; "
-                    "run folder: <output_dir>/<name>. Multi-GPU: torchrun --nproc_per_node=K -m ciaosr train ...")
+                    "run folder: <output_dir>/<name>. Multi-GPU: torchrun --nproc_per_node=K -m ciaosr train ... "
+                    "Ctrl-C or SIGTERM saves the state of the last finished step (the step in progress is "
+                    "abandoned) and exits 130 / 143 within seconds; --resume then validates and exports that "
+                    "step first, and trains on.")
     p.add_argument("--config", "-c", metavar="FILE", default=None,
                    help="YAML config (may be left out with --resume STATE: the state's own config is used)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",

@@ -74,7 +74,8 @@ def register(sub) -> None:
     p.add_argument("--precision", default="fp32", choices=("auto", *PRECISIONS),
                    help="fp32 (default); bf16 (autocast: about 2.5x faster on CPUs with AVX512-BF16/AMX, "
                         "PSNR within 0.01 dB, but colours on 8-bit mantissa steps); auto (bf16 where the "
-                        "CPU or GPU computes it natively, else fp32); fp16 (GPU only; refused on CPU)")
+                        "CPU or GPU computes it natively, else fp32; on other CPUs bf16 is emulated, many times "
+                        "slower, and warned about); fp16 (GPU only; refused on CPU)")
     p.add_argument("--threads", default=DEFAULT_THREADS, metavar="N|auto",
                    help="CPU threads (default auto: the cores not busy with other work, from the load "
                         "average; one thread shares a busy core far better than two, docs/performance.md); "
