@@ -10,5 +10,11 @@ from ciaosr.training.config import build_config, read_yaml
 from ciaosr.training.trainer import Trainer
 
 if __name__ == "__main__":
+    import os
+
+    import torch
+
+    if os.environ.get("CIAOSR_TEST_NO_ONEDNN"):
+        torch.backends.mkldnn.enabled = False
     cfg = build_config(read_yaml(sys.argv[1]), sys.argv[2:], source=sys.argv[1])
     Trainer(cfg, realworld_ops=FAKE_OPS).run()
