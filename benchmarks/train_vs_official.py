@@ -79,9 +79,9 @@ def our_losses(run: Path) -> list[tuple[int, float]]:
     return [(r["step"], r["loss"]) for r in rows if "loss" in r]
 
 
-def evaluate(model: Path, family: str, out_json: Path) -> subprocess.Popen:
+def evaluate(model: Path, family: str, out_json: Path, datasets: list[str]) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "ciaosr", "eval", "--model", str(model), "--data-root",
-           str(shared_root() / "datasets"), "--datasets", "Set5", "Set14", "--scales", "4",
+           str(shared_root() / "datasets"), "--datasets", *datasets, "--scales", "4",
            "--protocol", PROTOCOL[family], "--threads", "1", "--json", str(out_json)]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
@@ -147,6 +147,7 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=1000)
     ap.add_argument("--log-every", type=int, default=100)
     ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--eval-datasets", nargs="+", default=["Set5", "Set14"])
     a = ap.parse_args()
     out = Path(a.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -172,8 +173,8 @@ def main() -> None:
         wait(off, "the official trainer")
         t_off = time.time() - t0
         off_model = run_off / ("epoch-last.pth" if a.family == "liif" else "last.pth")
-        e1, e2 = evaluate(off_model, a.family, out / f"eval_official_seed{seed}.json"), \
-            evaluate(ours_dir / "last.safetensors", a.family, out / f"eval_ours_seed{seed}.json")
+        e1 = evaluate(off_model, a.family, out / f"eval_official_seed{seed}.json", a.eval_datasets)
+        e2 = evaluate(ours_dir / "last.safetensors", a.family, out / f"eval_ours_seed{seed}.json", a.eval_datasets)
         wait(e1, "eval (official)")
         wait(e2, "eval (ours)")
         steps = a.log_every if a.family == "liif" else 1  # LIIF logs per epoch of log_every iterations

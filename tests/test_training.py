@@ -21,7 +21,8 @@ from PIL import Image
 
 import ciaosr
 from ciaosr.cli.main import main
-from ciaosr.data.train_dataset import SRTrainDataset, StreamSampler, downscale_bicubic_u8
+from ciaosr.data.benchmark import pil_downscale
+from ciaosr.data.train_dataset import SRTrainDataset, StreamSampler
 from ciaosr.errors import CiaosrError
 from ciaosr.training import checkpointing as ck
 from ciaosr.training.config import build_config, dump_config, load_config
@@ -111,7 +112,7 @@ def test_query_values_are_the_hr_pixels(tmp_path):
             if np.array_equal(img[pix[:, 0].numpy() + y0, pix[:, 1].numpy() + x0], gt8)]
     assert len(hits) == 1
     y0, x0 = hits[0]
-    expect = downscale_bicubic_u8(torch.from_numpy(img[y0:y0 + crop, x0:x0 + crop]).permute(2, 0, 1), (8, 8)).float() / 255
+    expect = pil_downscale(torch.from_numpy(img[y0:y0 + crop, x0:x0 + crop]).permute(2, 0, 1), (8, 8)).float() / 255
     assert torch.equal(s["lr"], expect)
 
 

@@ -97,7 +97,9 @@ def matlab_downscale(hr: torch.Tensor, s: int) -> torch.Tensor:
 
 
 def pil_downscale(hr: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """PIL bicubic (antialiased) resize of a uint8 (3, H, W) image to (h, w)."""
+    """PIL bicubic (antialiased, fixed-point) resize of a uint8 (3, H, W) image to (h, w):
+    the LR of the on-the-fly benchmark rule and of training samples, as the official
+    LIIF and mmediting pipelines make them."""
     arr = hr.permute(1, 2, 0).contiguous().numpy()
     out = Image.fromarray(arr, mode="RGB").resize((size[1], size[0]), Image.BICUBIC)
     return torch.from_numpy(np.asarray(out).copy()).permute(2, 0, 1).contiguous()

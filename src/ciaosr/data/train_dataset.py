@@ -44,14 +44,12 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
 from ..geometry import make_cell, make_coord, scaled_size
 from ..errors import CiaosrError
 from ..imageio import image_size, list_images
-from .benchmark import load_rgb
+from .benchmark import load_rgb, pil_downscale
 
 # Stream tags mixed into the seed so the different random choices are independent.
 _TAG_ORDER = 0x0A11CE
@@ -79,18 +77,6 @@ def recipe_for_decoder(decoder: str) -> str:
     """The recipe of a decoder family's official training code: mmediting's for CiaoSR,
     LIIF's for the others (LTE, MetaSR and ITSRN train with LIIF's code)."""
     return "mmedit" if decoder == "ciaosr" else "liif"
-
-
-def downscale_bicubic_u8(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """PIL's bicubic resize (antialiased, fixed-point) of a uint8 (3, H, W) tensor to
-    ``size`` = (h, w): a uint8 (3, h, w) tensor, the bytes both official pipelines make."""
-    if img.dtype != torch.uint8:
-        raise TypeError(f"downscale_bicubic_u8 takes a uint8 image, got {img.dtype}")
-    if tuple(img.shape[-2:]) == tuple(size):
-        return img.clone()
-    arr = np.ascontiguousarray(img.permute(1, 2, 0).numpy())
-    out = Image.fromarray(arr, mode="RGB").resize((size[1], size[0]), Image.BICUBIC)
-    return torch.from_numpy(np.asarray(out).copy()).permute(2, 0, 1).contiguous()
 
 
 class ImageStream(Dataset):
@@ -227,7 +213,7 @@ def make_sample(img: torch.Tensor, draws: SampleDraws, lr_patch: int) -> dict[st
     hr = img[:, draws.top:draws.top + c, draws.left:draws.left + c]
     if hr.shape[-2:] != (c, c):
         raise ValueError(f"crop {c}x{c} at ({draws.top}, {draws.left}) leaves the {tuple(img.shape[-2:])} image")
-    lr = downscale_bicubic_u8(hr, (lr_patch, lr_patch))
+    lr = pil_downscale(hr, (lr_patch, lr_patch))
     hr, lr = apply_flips((hr, lr), draws.flip_rows, draws.flip_cols, draws.transpose)
     idx = torch.from_numpy(np.asarray(draws.queries, dtype=np.int64))
     hh, ww = hr.shape[-2:]
