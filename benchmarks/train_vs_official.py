@@ -91,6 +91,29 @@ def psnr_of(json_path: Path) -> dict[str, float]:
     return {f"{ds} x{s}": r["psnr"] for ds, by_scale in data.items() for s, r in by_scale.items()}
 
 
+def update_agreement(init: Path, official: Path, ours: Path) -> dict[str, float]:
+    """How alike the two runs moved the weights from their shared start: the median over
+    tensors of the cosine between the official and our update, and the distance of the
+    updates relative to the official one's size (all tensors together)."""
+    import statistics
+
+    import torch
+
+    import ciaosr
+
+    start, a, b = (ciaosr.load_model(p).state_dict() for p in (init, official, ours))
+    cosines, dist, size = [], 0.0, 0.0
+    for k, w0 in start.items():
+        if not w0.is_floating_point():
+            continue
+        da, db = (a[k] - w0).flatten().double(), (b[k] - w0).flatten().double()
+        if da.norm() > 0 and db.norm() > 0:
+            cosines.append(float(torch.dot(da, db) / (da.norm() * db.norm())))
+        dist += float((da - db).norm() ** 2)
+        size += float(da.norm() ** 2)
+    return {"update_cosine_median": statistics.median(cosines), "update_distance_relative": (dist / size) ** 0.5}
+
+
 def wait(proc: subprocess.Popen, what: str) -> None:
     _, err = proc.communicate()
     if proc.returncode:
@@ -126,6 +149,12 @@ def markdown(results: dict) -> str:
             s = r[side]
             lines.append(f"| {seed} | {side} | " + " | ".join(f"{s['psnr'][k]:.3f}" for k in keys)
                          + f" | {s['losses'][-1][1]:.4f} | {s['wall_s']:.0f} |")
+    for seed, r in results["runs"].items():
+        if "agreement" in r:
+            g = r["agreement"]
+            lines.append(f"\nseed {seed}: the updates from the shared start, official vs ours: median cosine "
+                         f"{g['update_cosine_median']:.2f} over tensors, distance {g['update_distance_relative']:.2f} "
+                         f"of the official update's size")
     for k in keys:
         off = [r["official"]["psnr"][k] for r in results["runs"].values()]
         ours = [r["ours"]["psnr"][k] for r in results["runs"].values()]
@@ -148,8 +177,19 @@ def main() -> None:
     ap.add_argument("--log-every", type=int, default=100)
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--eval-datasets", nargs="+", default=["Set5", "Set14"])
+    ap.add_argument("--summarise", action="store_true",
+                    help="train nothing: redo results.md and curves.png from <out>/results.json (and the update agreement)")
     a = ap.parse_args()
     out = Path(a.out).resolve()
+    if a.summarise:
+        results = json.loads((out / "results.json").read_text())
+        for seed, r in results["runs"].items():
+            model = "epoch-last.pth" if results["family"] == "liif" else "last.pth"
+            r["agreement"] = update_agreement(out / f"init_seed{seed}.pth", out / f"official_seed{seed}" / model,
+                                              out / f"ours_seed{seed}" / "last.safetensors")
+        (out / "results.json").write_text(json.dumps(results, indent=1))
+        finish(results, out)
+        return
     out.mkdir(parents=True, exist_ok=True)
     images = Path(a.images).resolve() if a.images else default_images(out)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -183,8 +223,13 @@ def main() -> None:
                          "psnr": psnr_of(out / f"eval_official_seed{seed}.json"), "wall_s": t_off},
             "ours": {"losses": our_losses(ours_dir), "psnr": psnr_of(out / f"eval_ours_seed{seed}.json"),
                      "wall_s": t_ours},
+            "agreement": update_agreement(init, off_model, ours_dir / "last.safetensors"),
         }
         (out / "results.json").write_text(json.dumps(results, indent=1))
+    finish(results, out)
+
+
+def finish(results: dict, out: Path) -> None:
     (out / "results.md").write_text(markdown(results))
     print(markdown(results))
     try:
