@@ -5,7 +5,7 @@ as on batches from LIIF's official pipeline.
 
 1. ``ciaosr eval`` of the checkpoint: Set5 and Set14, x2, x3, x4 (LIIF protocol);
 2. ``ciaosr train`` from it: ``--iterations`` (300) at ``--batch`` (16), constant lr
-   6.25e-6, on the images of training_images.py;
+   6.25e-6, on the images of side_by_side.py;
 3. ``ciaosr eval`` of the result, and the differences;
 4. the checkpoint's loss (L1 in its normalised space, as in training) on ``--batches``
    batches of our pipeline (data.recipe liif) and as many from LIIF's official pipeline
@@ -33,7 +33,7 @@ import torch.nn.functional as F
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 from machine_info import machine_summary  # noqa: E402
-from training_images import default_images, shared_root  # noqa: E402
+from side_by_side import default_images, eval_command, psnr_table, shared_root  # noqa: E402
 
 import ciaosr  # noqa: E402
 from ciaosr.data.train_dataset import SRTrainDataset  # noqa: E402
@@ -48,10 +48,8 @@ def run(cmd: list[str]) -> None:
 
 
 def evaluate(model: str, out_json: Path, threads: int) -> dict[str, float]:
-    run([sys.executable, "-m", "ciaosr", "eval", "--model", model, "--data-root", str(shared_root() / "datasets"),
-         "--datasets", "Set5", "Set14", "--scales", "2", "3", "4", "--threads", str(threads), "--json", str(out_json)])
-    res = json.loads(out_json.read_text())["results"]
-    return {f"{ds} x{s}": r["psnr"] for ds, by in res.items() for s, r in by.items()}
+    run(eval_command(model, ["Set5", "Set14"], [2, 3, 4], "liif", threads, out_json))
+    return psnr_table(out_json)
 
 
 def batch_losses(model, batches) -> list[float]:

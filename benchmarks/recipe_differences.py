@@ -29,7 +29,7 @@ import torch.nn.functional as F
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 from machine_info import machine_summary  # noqa: E402
-from training_images import default_images, shared_root  # noqa: E402
+from side_by_side import default_images, shared_root  # noqa: E402
 
 import ciaosr  # noqa: E402
 from ciaosr.data.train_dataset import SRTrainDataset, make_sample  # noqa: E402

@@ -34,7 +34,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 from machine_info import machine_summary  # noqa: E402
-from training_images import default_images, shared_root  # noqa: E402
+from side_by_side import default_images, eval_command, psnr_table  # noqa: E402
 
 OFFICIAL = REPO / "benchmarks" / "official"
 CONFIG = {"liif": "configs/edsr-baseline-liif.yaml", "ciaosr": "configs/edsr-baseline-ciaosr.yaml"}
@@ -80,15 +80,8 @@ def our_losses(run: Path) -> list[tuple[int, float]]:
 
 
 def evaluate(model: Path, family: str, out_json: Path, datasets: list[str]) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "ciaosr", "eval", "--model", str(model), "--data-root",
-           str(shared_root() / "datasets"), "--datasets", *datasets, "--scales", "4",
-           "--protocol", PROTOCOL[family], "--threads", "1", "--json", str(out_json)]
+    cmd = eval_command(model, datasets, [4], PROTOCOL[family], 1, out_json)
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-
-
-def psnr_of(json_path: Path) -> dict[str, float]:
-    data = json.loads(json_path.read_text())["results"]
-    return {f"{ds} x{s}": r["psnr"] for ds, by_scale in data.items() for s, r in by_scale.items()}
 
 
 def update_agreement(init: Path, official: Path, ours: Path) -> dict[str, float]:
@@ -220,8 +213,8 @@ def main() -> None:
         steps = a.log_every if a.family == "liif" else 1  # LIIF logs per epoch of log_every iterations
         results["runs"][str(seed)] = {
             "official": {"losses": [(s * steps, v) for s, v in official_losses(a.family, run_off)],
-                         "psnr": psnr_of(out / f"eval_official_seed{seed}.json"), "wall_s": t_off},
-            "ours": {"losses": our_losses(ours_dir), "psnr": psnr_of(out / f"eval_ours_seed{seed}.json"),
+                         "psnr": psnr_table(out / f"eval_official_seed{seed}.json"), "wall_s": t_off},
+            "ours": {"losses": our_losses(ours_dir), "psnr": psnr_table(out / f"eval_ours_seed{seed}.json"),
                      "wall_s": t_ours},
             "agreement": update_agreement(init, off_model, ours_dir / "last.safetensors"),
         }

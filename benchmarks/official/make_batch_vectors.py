@@ -57,6 +57,26 @@ def as_bytes(x):
     return b
 
 
+DRAW_CALLS = ["uniform", "randint", "randint", "random", "random", "random", "choice"]
+
+
+def recorded_case(rec, seed, patch, q, lr, gt, coord, cell, first_flip_reverses):
+    """One case from the draws ``rec`` recorded (scale, corner row, corner column, three
+    flips, queries: both pipelines call in that order) and the official sample.
+    ``first_flip_reverses``: the axis the first flip draw reverses, "rows" or "cols"."""
+    names = [c[0] for c in rec.calls]
+    assert names == DRAW_CALLS, names
+    v = [c[1] for c in rec.calls]
+    first, second = ("flip_rows", "flip_cols") if first_flip_reverses == "rows" else ("flip_cols", "flip_rows")
+    return {
+        "seed": seed, "lr_patch": patch, "num_queries": q,
+        "draws": {"scale": float(v[0]), "top": int(v[1]), "left": int(v[2]), first: bool(v[3] < 0.5),
+                  second: bool(v[4] < 0.5), "transpose": bool(v[5] < 0.5),
+                  "queries": torch.from_numpy(np.asarray(v[6], dtype=np.int64))},
+        "lr_u8": as_bytes(lr), "gt_u8": as_bytes(gt), "coord": coord.clone(), "cell": cell.clone(),
+    }
+
+
 def liif_cases(code):
     sys.path.insert(0, code)
     import datasets  # noqa: F401  (LIIF's package: registers the datasets)
@@ -78,18 +98,8 @@ def liif_cases(code):
         np.random.seed(seed)
         rec.calls.clear()
         s = w[0]
-        names = [c[0] for c in rec.calls]
-        assert names == ["uniform", "randint", "randint", "random", "random", "random", "choice"], names
-        v = [c[1] for c in rec.calls]
-        out.append({
-            "seed": seed, "lr_patch": patch, "num_queries": q,
-            # LIIF: x0 indexes rows (dim -2), y0 columns; hflip reverses rows, vflip columns.
-            "draws": {"scale": float(v[0]), "top": int(v[1]), "left": int(v[2]), "flip_rows": bool(v[3] < 0.5),
-                      "flip_cols": bool(v[4] < 0.5), "transpose": bool(v[5] < 0.5),
-                      "queries": torch.from_numpy(np.asarray(v[6], dtype=np.int64))},
-            "lr_u8": as_bytes(s["inp"]), "gt_u8": as_bytes(s["gt"]), "coord": s["coord"].clone(),
-            "cell": s["cell"].clone(),
-        })
+        # LIIF: x0 indexes rows (dim -2), y0 columns; hflip reverses rows, vflip columns.
+        out.append(recorded_case(rec, seed, patch, q, s["inp"], s["gt"], s["coord"], s["cell"], "rows"))
     return out, "yinboc/liif @ 4c833f8: datasets/image_folder.py + datasets/wrappers.py (sr-implicit-downsampled)"
 
 
@@ -102,18 +112,8 @@ def mmedit_cases(code):
     for seed, patch, q in CASES:
         rec.calls.clear()
         r = mmedit_sample(code, seed, patch, q)
-        names = [c[0] for c in rec.calls]
-        assert names == ["uniform", "randint", "randint", "random", "random", "random", "choice"], names
-        v = [c[1] for c in rec.calls]
-        out.append({
-            "seed": seed, "lr_patch": patch, "num_queries": q,
-            # mmediting (HWC arrays): x0 indexes rows, y0 columns; 'horizontal' reverses columns.
-            "draws": {"scale": float(v[0]), "top": int(v[1]), "left": int(v[2]), "flip_cols": bool(v[3] < 0.5),
-                      "flip_rows": bool(v[4] < 0.5), "transpose": bool(v[5] < 0.5),
-                      "queries": torch.from_numpy(np.asarray(v[6], dtype=np.int64))},
-            "lr_u8": as_bytes(r["lq"]), "gt_u8": as_bytes(r["gt"]), "coord": r["coord"].clone(),
-            "cell": r["cell"].clone(),
-        })
+        # mmediting (HWC arrays): x0 indexes rows, y0 columns; 'horizontal' reverses columns.
+        out.append(recorded_case(rec, seed, patch, q, r["lq"], r["gt"], r["coord"], r["cell"], "cols"))
     return out, "mmedit 0.11.0 (PyPI sdist) pipelines, as the official CiaoSR config (caojiezhang/CiaoSR @ adac6df) uses them"
 
 
