@@ -321,3 +321,27 @@ def test_eval_json_in_a_read_only_folder_is_refused_first(tmp_path, capsys):
     finally:
         ro.chmod(0o755)
     assert list(ro.iterdir()) == []
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_precision_auto_picks_bf16_only_where_the_cpu_has_it(monkeypatch, tmp_path, capsys, native):
+    """--precision auto: bf16 on a CPU with native bf16, fp32 (and no warning) elsewhere;
+    an explicit bf16 on a CPU without it runs with the one-line warning."""
+    import numpy as np
+    from PIL import Image
+
+    from ciaosr import runtime
+
+    (tmp_path / "Set5" / "HR").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (24, 24, 3), dtype=np.uint8)).save(tmp_path / "Set5" / "HR" / "bird.png")
+    monkeypatch.setattr(runtime, "_cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr(runtime, "_slow_bf16_warned", False)
+    for asked, expected in (("auto", "bf16" if native else "fp32"), ("bf16", "bf16")):
+        js = tmp_path / f"{asked}.json"
+        rc, _, err = _run(capsys, "eval", "--model", "bicubic", "--data-root", str(tmp_path), "--datasets", "Set5",
+                          "--scales", "2", "--metrics", "psnr", "--device", "cpu", "--precision", asked,
+                          "--json", str(js))
+        assert rc == 0
+        assert json.loads(js.read_text())["precision"] == expected
+        assert (runtime.SLOW_BF16_WARNING in err) == (asked == "bf16" and not native), err

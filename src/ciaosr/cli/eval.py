@@ -48,9 +48,10 @@ def register(sub) -> None:
     p.add_argument("--steps", default=None, metavar="S1,S2,...",
                    help="multi-step synthesis, e.g. 2,4,12: upsample x2, then x4, then x12 from the previous output")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
-    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
+    p.add_argument("--precision", choices=("auto", *PRECISIONS), default="fp32",
                    help="model precision: fp32 (default), bf16 (autocast; on a CPU without native bf16 "
-                        "many times slower, warned about), fp16 (GPU only)")
+                        "many times slower, warned about), fp16 (GPU only), auto (bf16 where the CPU or GPU "
+                        "has it natively, else fp32)")
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="CPU threads (default: PyTorch's, one per core; under torchrun the cores divided among "
                         "the machine's processes); 1 is faster on a CPU other jobs share")

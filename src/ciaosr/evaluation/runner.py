@@ -252,7 +252,7 @@ def _check_scales(scales: Sequence[float]) -> list[float]:
 
 def _setup(model_name: str, model, device, precision, group: ShardGroup):
     dev = device_for(device, group.info)
-    precision = Precision.parse(precision).check(dev)
+    precision = Precision.for_device(precision, dev)
     if model is None:
         model = load_eval_model(model_name, dev)
     return dev, precision, model
