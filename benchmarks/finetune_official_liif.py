@@ -6,6 +6,9 @@ as on batches from LIIF's official pipeline.
 1. ``ciaosr eval`` of the checkpoint: Set5 and Set14, x2, x3, x4 (LIIF protocol);
 2. ``ciaosr train`` from it: ``--iterations`` (300) at ``--batch`` (16), constant lr
    6.25e-6, on the images of side_by_side.py;
+   or, with ``--trainer official``, LIIF's own ``train_liif.py`` from it with the same
+   settings (benchmarks/official/liif_train.py ``--init-from``; needs
+   ``--official-python`` and ``--official-code``);
 3. ``ciaosr eval`` of the result, and the differences;
 4. the checkpoint's loss (L1 in its normalised space, as in training) on ``--batches``
    batches of our pipeline (data.recipe liif) and as many from LIIF's official pipeline
@@ -87,17 +90,37 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--batches", type=int, default=32, help="batches of 16 per pipeline for the loss comparison")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--trainer", choices=["ours", "official"], default="ours")
+    ap.add_argument("--skip-loss", action="store_true", help="skip step 4 (the loss on both pipelines' batches)")
     ap.add_argument("--official-python")
     ap.add_argument("--official-code")
     a = ap.parse_args()
+    if a.trainer == "official" and not (a.official_python and a.official_code):
+        sys.exit("--trainer official needs --official-python and --official-code")
     out = Path(a.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     images = Path(a.images).resolve() if a.images else default_images(out)
     torch.set_num_threads(a.threads)
     res = {"date": time.strftime("%Y-%m-%d"), "machine": machine_summary(), "checkpoint": a.checkpoint,
-           "iterations": a.iterations, "batch": a.batch, "lr": LAST_LR, "images": len(list(images.iterdir()))}
+           "trainer": a.trainer, "seed": a.seed, "iterations": a.iterations, "batch": a.batch, "lr": LAST_LR,
+           "images": len(list(images.iterdir()))}
+    if not a.skip_loss:
+        loss_comparison(a, images, out, res)
 
-    # 4. the loss on both pipelines' batches (cheap: forward only)
+    # 1-3. eval, fine-tune, eval
+    res["before"] = evaluate(a.checkpoint, out / "eval_before.json", a.threads)
+    t0 = time.time()
+    finetuned = (official_finetune if a.trainer == "official" else our_finetune)(a, images, out)
+    res["train_s"] = time.time() - t0
+    res["after"] = evaluate(str(finetuned), out / "eval_after.json", a.threads)
+    res["delta"] = {k: res["after"][k] - res["before"][k] for k in res["before"]}
+    (out / "results.json").write_text(json.dumps(res, indent=1))
+    print(json.dumps(res, indent=1))
+
+
+def loss_comparison(a, images: Path, out: Path, res: dict) -> None:
+    """Step 4: the checkpoint's loss on our batches and on the official pipeline's (forward only)."""
     model = ciaosr.load_model(a.checkpoint)
     ours = batch_losses(model, our_batches(images, a.batches, 16))
     res["loss_ours_batches"] = mean_se(ours)
@@ -109,23 +132,36 @@ def main() -> None:
         res["loss_official_batches"] = mean_se(batch_losses(model, torch.load(dump, weights_only=True)))
     (out / "results.json").write_text(json.dumps(res, indent=1))
 
-    # 1-3. eval, fine-tune, eval
-    res["before"] = evaluate(a.checkpoint, out / "eval_before.json", a.threads)
-    t0 = time.time()
+
+def our_finetune(a, images: Path, out: Path) -> Path:
     sets = {"data_root": str(images.parent), "data.train": f"[{images.name}]", "train.batch_size": a.batch,
             "train.iterations": a.iterations, "train.save_every": a.iterations, "train.log_every": 50,
             "optimizer.lr": LAST_LR, "scheduler.type": "constant", "init.checkpoint": a.checkpoint,
-            "val.every": "null", "data.num_workers": 1, "name": "finetune", "output_dir": str(out)}
+            "val.every": "null", "data.num_workers": 1, "name": "finetune", "output_dir": str(out),
+            "seed": a.seed}
     cmd = [sys.executable, "-m", "ciaosr", "train", "--config", str(REPO / "configs/edsr-baseline-liif.yaml"),
            "--threads", str(a.threads)]
     for k, v in sets.items():
         cmd += ["--set", f"{k}={v}"]
     run(cmd)
-    res["train_s"] = time.time() - t0
-    res["after"] = evaluate(str(out / "finetune" / "last.safetensors"), out / "eval_after.json", a.threads)
-    res["delta"] = {k: res["after"][k] - res["before"][k] for k in res["before"]}
-    (out / "results.json").write_text(json.dumps(res, indent=1))
-    print(json.dumps(res, indent=1))
+    return out / "finetune" / "last.safetensors"
+
+
+def official_finetune(a, images: Path, out: Path) -> Path:
+    """LIIF's train_liif.py from the checkpoint: one epoch = 50 iterations (a log line each)."""
+    run_dir = out / "official"
+    if run_dir.exists():
+        sys.exit(f"{run_dir} exists: the official trainer would ask before reusing it; remove it first")
+    env = {**os.environ, "OMP_NUM_THREADS": str(a.threads)}
+    proc = subprocess.run([a.official_python, str(REPO / "benchmarks/official/liif_train.py"),
+                           "--code", str(Path(a.official_code) / "liif"), "--images", str(images),
+                           "--out", str(run_dir), "--init", str(out / "official_init.pth"),
+                           "--init-from", a.checkpoint, "--seed", str(a.seed), "--batch", str(a.batch),
+                           "--iterations", str(a.iterations), "--epoch-iters", "50", "--lr", str(LAST_LR)],
+                          env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if proc.returncode:
+        sys.exit(f"the official trainer failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+    return run_dir / "epoch-last.pth"
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ validation. ``torch.manual_seed(seed)`` (and Python's and NumPy's) before ``main
 the initial weights and the data order; the same initial weights are written first, in
 the official checkpoint layout, to ``--init`` for the other side to start from (not
 inside ``<out>``: the official code asks before reusing a folder that exists).
+``--init-from`` starts from an official checkpoint's weights instead (fine-tuning; the
+optimizer is new, as ``ciaosr train``'s ``init.checkpoint`` makes it).
 The official code logs each epoch's mean training loss to ``<out>/log.txt`` and saves
 ``<out>/epoch-last.pth``.
 """
@@ -34,6 +36,7 @@ def main():
     ap.add_argument("--iterations", type=int, default=1000)
     ap.add_argument("--epoch-iters", type=int, default=100)
     ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--init-from", help="start from this official checkpoint's weights (fresh Adam), not a seeded init")
     a = ap.parse_args()
     images = os.path.abspath(a.images)
     n = len(os.listdir(images))
@@ -64,6 +67,17 @@ def main():
         np.random.seed(a.seed)
         torch.manual_seed(a.seed)
 
+    if a.init_from:
+        checkpoint = torch.load(a.init_from, map_location="cpu")["model"]
+        make = models.make
+
+        def make_from_checkpoint(spec, load_sd=False):
+            model = make(spec, load_sd)
+            if spec is config["model"]:
+                model.load_state_dict(checkpoint["sd"])
+            return model
+
+        models.make = make_from_checkpoint
     seed_all()
     init = models.make(config["model"])
     torch.save({"model": {**config["model"], "sd": init.state_dict()}}, init_path)
