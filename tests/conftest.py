@@ -56,9 +56,13 @@ def tiny_model_file(tmp_path_factory) -> str:
 
 @pytest.fixture(autouse=True)
 def _keep_thread_count():
-    """`ciaosr upscale` sets torch's CPU threads (--threads, default 1) in this process;
-    give the next test the count it would have had."""
+    """`ciaosr upscale` sets torch's CPU threads (--threads, default auto) in this
+    process; give the next test the count it would have had, and no automatic count that
+    would follow the machine's load from then on."""
+    from ciaosr import runtime
+
     n = torch.get_num_threads()
     yield
+    runtime._auto_threads = None
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)

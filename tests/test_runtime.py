@@ -168,3 +168,102 @@ def test_auto_precision_is_bf16_only_where_the_hardware_has_it():
     assert Precision.for_device("fp32", cpu) is Precision.FP32
     with pytest.raises(CiaosrError, match="fp16 needs a GPU"):
         Precision.for_device("fp16", cpu)
+
+
+# --- threads: auto follows other jobs ---------------------------------------------------
+
+class _FakeMachine:
+    """Stands in for ``runtime.time`` and /proc/stat: a wall clock, the machine's busy
+    CPU seconds and this process's own CPU seconds, all moved by ``run``."""
+
+    def __init__(self):
+        self.wall = self.busy = self.own = 0.0
+
+    def run(self, seconds: float, others: float, own: float = 0.0) -> None:
+        """``seconds`` pass with ``others`` cores busy elsewhere and ``own`` here."""
+        self.wall += seconds
+        self.busy += seconds * (others + own)
+        self.own += seconds * own
+
+    def monotonic(self):
+        return self.wall
+
+    def process_time(self):
+        return self.own
+
+    def sleep(self, seconds):
+        self.run(seconds, self.others_now)
+
+    others_now = 0.0
+
+
+@pytest.fixture
+def cpus(monkeypatch):
+    import os
+
+    from ciaosr import runtime
+
+    m = _FakeMachine()
+    monkeypatch.setattr(runtime, "time", m)
+    monkeypatch.setattr(runtime, "_machine_busy_seconds", lambda: m.busy)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(runtime, "_INITIAL_THREADS", 2)
+    return m
+
+
+def test_cpu_watch_counts_other_processes_not_this_one(cpus):
+    from ciaosr.runtime import CpuWatch
+
+    watch = CpuWatch()
+    cpus.run(2.0, others=0.5, own=1.5)
+    assert watch.others() == pytest.approx(0.5)
+    cpus.run(1.0, others=0.0, own=2.0)  # this process alone: nobody else
+    assert watch.others() == pytest.approx(0.0)
+
+
+def test_auto_threads_follow_a_job_that_starts_and_ends(cpus):
+    from ciaosr import runtime
+
+    cpus.others_now = 0.0  # idle while set_threads watches
+    assert runtime.set_threads("auto") == 2
+    cpus.run(0.5, others=1.0, own=1.0)  # another job starts; too soon to check again
+    runtime.recheck_threads()
+    assert torch.get_num_threads() == 2
+    cpus.run(1.0, others=1.0, own=1.0)
+    runtime.recheck_threads()
+    assert torch.get_num_threads() == 1  # one core is taken
+    cpus.run(3.0, others=0.0, own=1.0)  # it ended
+    runtime.recheck_threads()
+    assert torch.get_num_threads() == 2
+    runtime.set_threads(2)  # a fixed count stays fixed
+    cpus.run(3.0, others=2.0, own=1.0)
+    runtime.recheck_threads()
+    assert torch.get_num_threads() == 2
+
+
+def test_auto_threads_start_from_what_is_busy_now(cpus):
+    from ciaosr import runtime
+
+    cpus.others_now = 1.2  # a job running now, whatever the load average says
+    assert runtime.set_threads("auto") == 1
+    cpus.others_now = 0.3  # a job that ended seconds ago leaves nothing busy
+    assert runtime.set_threads("auto") == 2
+
+
+def test_cpu_watch_sees_a_real_busy_process():
+    import subprocess
+    import sys
+    import time
+
+    from ciaosr.runtime import CpuWatch
+
+    if CpuWatch().others() is None and CpuWatch()._mark is None:
+        pytest.skip("no /proc/stat on this system")
+    spin = subprocess.Popen([sys.executable, "-c", "import time\nt = time.time()\nwhile time.time() - t < 3: pass"])
+    try:
+        time.sleep(0.5)
+        watch = CpuWatch()
+        time.sleep(1.0)
+        assert watch.others() >= 0.5  # the spinning child is at least half a core
+    finally:
+        spin.kill()

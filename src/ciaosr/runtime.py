@@ -15,6 +15,7 @@ import enum
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 
 import torch
@@ -202,34 +203,131 @@ def share_malloc_arena() -> bool:
         return False
 
 
-def free_cores(processes: int = 1) -> int:
-    """Cores not busy with other work: the core count less the 1-minute load average
-    (rounded down), at least 1. OpenMP threads that share a core with another process
-    wait on each other: on a 2-core machine with other jobs, one thread was 5.9x faster
-    than two for ``ciaosr upscale``, and with none two were 1.8x faster than one
-    (docs/performance.md, CPU threads).
+#: How long ``set_threads("auto")`` watches the CPUs before it chooses (seconds).
+AUTO_SAMPLE_S = 0.2
+#: The least time between two re-checks of an automatic thread count (seconds).
+RECHECK_S = 1.0
+#: torch's thread count before this package changed it (``OMP_NUM_THREADS``, else one
+#: per core): the most ``auto`` takes in one process.
+_INITIAL_THREADS = torch.get_num_threads()
+
+
+def _machine_busy_seconds() -> float | None:
+    """CPU time all cores have spent busy since boot (user, nice, system, irq, softirq;
+    not idle, iowait or steal), from Linux's /proc/stat; None where there is none."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+        ticks = [int(x) for x in fields[1:8]]
+        return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class CpuWatch:
+    """What other processes compute now, in cores: between two readings, the machine's
+    busy CPU time (/proc/stat) less this process's own (``time.process_time``, all its
+    threads), over the wall time between. Unlike the load average, which still counts a
+    job for a minute after it ended, this sees a job start or end at once."""
+
+    def __init__(self) -> None:
+        self._mark = self._read()
+
+    @staticmethod
+    def _read() -> tuple[float, float, float] | None:
+        busy = _machine_busy_seconds()
+        return None if busy is None else (time.monotonic(), busy, time.process_time())
+
+    def since_mark(self) -> float:
+        """Seconds since the last reading (inf where /proc/stat cannot be read)."""
+        return float("inf") if self._mark is None else time.monotonic() - self._mark[0]
+
+    def others(self) -> float | None:
+        """Cores other processes kept busy since the last reading (which this one
+        replaces); None without /proc/stat."""
+        now, then = self._read(), self._mark
+        self._mark = now
+        if now is None or then is None or now[0] <= then[0]:
+            return None
+        return max(0.0, (now[1] - then[1] - (now[2] - then[2])) / (now[0] - then[0]))
+
+
+def others_busy(sample_s: float = AUTO_SAMPLE_S) -> float:
+    """Cores other processes keep busy: watched for ``sample_s`` seconds (``CpuWatch``),
+    or, where /proc/stat cannot be read, the 1-minute load average."""
+    watch = CpuWatch()
+    time.sleep(sample_s)
+    busy = watch.others()
+    if busy is not None:
+        return busy
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return 0.0
+
+
+def free_cores(processes: int = 1, busy: float | None = None) -> int:
+    """Cores not busy with other work: the core count less what other processes keep
+    busy (``busy`` cores, else ``others_busy()``; rounded to the nearest core), at least 1.
+    OpenMP threads that share a core with another process wait on each other: on a
+    2-core machine with other jobs, one thread was 5.9x faster than two for ``ciaosr
+    upscale``, and with none two were 1.8x faster than one (docs/performance.md, CPU
+    threads).
 
     ``processes``: the processes of one job on this machine (torchrun's
     ``LOCAL_WORLD_SIZE``), which share those cores: each gets an equal part, at least 1.
     One process counts no more cores than torch would use (``OMP_NUM_THREADS``); several
     count the machine's, as torchrun sets ``OMP_NUM_THREADS=1`` in each."""
-    try:
-        load = os.getloadavg()[0]
-    except OSError:
-        load = 0.0
+    if busy is None:
+        busy = others_busy()
     cores = os.cpu_count() or 1
-    cap = torch.get_num_threads() if processes <= 1 else cores
-    return max(1, min(cap, cores - int(load)) // max(1, processes))
+    cap = _INITIAL_THREADS if processes <= 1 else cores
+    return max(1, min(cap, cores - int(busy + 0.5)) // max(1, processes))
+
+
+class _AutoThreads:
+    """An automatic thread count that follows other jobs: ``recheck`` (between tiles and
+    images) chooses again from what the others computed since the last check."""
+
+    def __init__(self) -> None:
+        self.watch = CpuWatch()
+
+    def recheck(self) -> None:
+        if self.watch.since_mark() < RECHECK_S:
+            return
+        busy = self.watch.others()
+        if busy is not None:
+            n = free_cores(busy=busy)
+            if n != torch.get_num_threads():
+                torch.set_num_threads(n)
+
+
+_auto_threads: _AutoThreads | None = None
+
+
+def recheck_threads() -> None:
+    """Where ``set_threads("auto")`` chose the thread count of one process, choose again
+    from what other processes computed since the last check (at most once per
+    ``RECHECK_S``; nothing otherwise). Call it between units of work (tiles, images), in
+    the thread that set the count."""
+    if _auto_threads is not None:
+        _auto_threads.recheck()
 
 
 def set_threads(threads: int | str | None, processes: int = 1) -> int:
     """Set the CPU threads torch computes with (``torch.set_num_threads``) and return the
     number in use; None leaves PyTorch's choice (one per core), ``'auto'`` takes
-    :func:`free_cores`. With ``processes`` > 1 (the processes of one torchrun job on this
-    machine) None and ``'auto'`` give each process its part of the cores, at least one;
-    a number is per process. Call it before any work: the thread pool is sized on first use."""
+    :func:`free_cores` and, in one process, follows other jobs from then on
+    (:func:`recheck_threads`). With ``processes`` > 1 (the processes of one torchrun job
+    on this machine) None and ``'auto'`` give each process its part of the cores, at least
+    one; a number is per process. Call it before any work: the thread pool is sized on
+    first use."""
+    global _auto_threads
+    _auto_threads = None
     if threads == "auto":
         threads = free_cores(processes)
+        if processes <= 1:
+            _auto_threads = _AutoThreads()
     elif threads is None and processes > 1:
         threads = max(1, (os.cpu_count() or 1) // processes)
     elif isinstance(threads, str):
@@ -308,5 +406,5 @@ def side_by_side(work: Callable[[int], None], items: Sequence[int], workers: int
         raise errors[0]
 
 
-__all__ = ["DEVICE_TYPES", "PRECISIONS", "Precision", "SLOW_BF16_WARNING", "chunk_workers", "free_cores",
-           "side_by_side", "resolve_device", "set_threads", "share_malloc_arena"]
+__all__ = ["DEVICE_TYPES", "PRECISIONS", "CpuWatch", "Precision", "SLOW_BF16_WARNING", "chunk_workers", "free_cores",
+           "others_busy", "recheck_threads", "side_by_side", "resolve_device", "set_threads", "share_malloc_arena"]

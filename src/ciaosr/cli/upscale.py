@@ -77,8 +77,8 @@ def register(sub) -> None:
                         "CPU or GPU computes it natively, else fp32; on other CPUs bf16 is emulated, many times "
                         "slower, and warned about); fp16 (GPU only; refused on CPU)")
     p.add_argument("--threads", default=DEFAULT_THREADS, metavar="N|auto",
-                   help="CPU threads (default auto: the cores not busy with other work, from the load "
-                        "average; one thread shares a busy core far better than two, docs/performance.md); "
+                   help="CPU threads (default auto: the cores other processes leave free now, checked again "
+                        "between tiles; one thread shares a busy core far better than two, docs/performance.md); "
                         "under torchrun per process, auto dividing the free cores among the machine's processes")
     p.add_argument("--tile", type=int, default=None, metavar="N",
                    help="LR tile size in pixels (default: chosen from available memory)")

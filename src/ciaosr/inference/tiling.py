@@ -45,6 +45,7 @@ from torch import nn
 
 from ..errors import CiaosrError
 from ..geometry import tile_queries
+from ..runtime import recheck_threads
 
 DEFAULT_CHUNK = 30000
 MIN_TILE = 8
@@ -242,6 +243,7 @@ def tiled_upsample(model, lr: torch.Tensor, size: tuple[int, int], *, tile: int 
 
     report(0)
     if total == 1:
+        recheck_threads()
         out = model.upsample(lr, (h, w), chunk=chunk, on_chunk=report_chunk(0)).float()
         report(1)
         return out
@@ -263,6 +265,7 @@ def tiled_upsample(model, lr: torch.Tensor, size: tuple[int, int], *, tile: int 
             for (c0, c1), wc in zip(cols, col_w):
                 ci = np.nonzero(wc > 0)[0]
                 if len(ri) and len(ci):
+                    recheck_threads()  # a long run follows other jobs starting and ending
                     block = _decode_tile(model, lr[:, :, r0:r1, c0:c1], (H, W), (h, w),
                                          (r0, r1, c0, c1), ri, ci, chunk, report_chunk(done))
                     weight = torch.from_numpy(np.outer(wr[ri], wc[ci])).float()
