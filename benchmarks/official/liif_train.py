@@ -71,8 +71,8 @@ def main():
         checkpoint = torch.load(a.init_from, map_location="cpu")["model"]
         make = models.make
 
-        def make_from_checkpoint(spec, load_sd=False):
-            model = make(spec, load_sd)
+        def make_from_checkpoint(spec, *args, **kwargs):
+            model = make(spec, *args, **kwargs)
             if spec is config["model"]:
                 model.load_state_dict(checkpoint["sd"])
             return model
