@@ -1,0 +1,163 @@
+"""``ciaosr data list | fetch NAME | prepare NAME | verify NAME``: the data sets of the
+paper by command (the work is ``ciaosr.datasets``). ``--root`` is the data root the
+configs' ``data_root`` and ``ciaosr eval --data-root`` point at; ``ciaosr data list``
+shows the sets, their sources and what is under the root already.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+DEFAULT_ROOT = "datasets"
+
+
+def _root_arg(p) -> None:
+    p.add_argument("--root", metavar="DIR", default=os.environ.get("CIAOSR_DATA_ROOT", DEFAULT_ROOT),
+                   help="the data root: one folder per set (default: $CIAOSR_DATA_ROOT, else ./datasets)")
+
+
+def _quiet_arg(p) -> None:
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("data", help="list, download, prepare and check the data sets (DIV2K, benchmarks, ...)",
+                       description="The paper's data sets by command: list them, fetch them (resumable, checked "
+                                   "downloads), prepare the layout ciaosr eval and the configs read, verify them.")
+    cmds = p.add_subparsers(dest="data_command", metavar="ACTION")
+
+    q = cmds.add_parser("list", help="the known sets, their sources and sizes, and what the root holds")
+    _root_arg(q)
+    q.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    q.set_defaults(func=run_list)
+
+    q = cmds.add_parser("fetch", help="download a set and unpack it under the root",
+                        description="Download a set's files (resumed with HTTP Range, checked against the known "
+                                    "checksum, unpacked safely) into the root. Archives are removed once unpacked.")
+    q.add_argument("name", metavar="NAME", help="a set (ciaosr data list)")
+    _root_arg(q)
+    q.add_argument("--mirror", metavar="URL", help="fetch from this address instead: the same file names under it")
+    q.add_argument("--keep-archives", action="store_true", help="keep the downloaded archives in ROOT/.downloads")
+    q.add_argument("--overwrite", action="store_true", help="replace files that exist already")
+    q.add_argument("--timeout", type=float, default=60.0, metavar="S",
+                   help="seconds without data before a try counts as failed (default 60)")
+    q.add_argument("--retries", type=int, default=5, metavar="N", help="tries after the first (default 5)")
+    _quiet_arg(q)
+    q.set_defaults(func=run_fetch)
+
+    q = cmds.add_parser("prepare", help="make the layout ciaosr eval and the configs read, with a manifest",
+                        description="Test sets: MATLAB-exact bicubic LR_bicubic/X<s> and GTmod12. Training sets: "
+                                    "optional sub-images. Manga109: copied from --from DIR first. Every set "
+                                    "folder gets MANIFEST.json (sizes and SHA-256 of its files).")
+    q.add_argument("name", metavar="NAME", help="a set (ciaosr data list)")
+    _root_arg(q)
+    q.add_argument("--from", dest="source", metavar="DIR", help="Manga109: the folder of your copy (one image per title)")
+    q.add_argument("--scales", nargs="+", type=int, default=[2, 3, 4], metavar="S",
+                   help="LR scales to make for test sets (default: 2 3 4)")
+    q.add_argument("--sub-images", action="store_true",
+                   help="training sets: also write crops for fast reads (HR_sub<size>)")
+    q.add_argument("--sub-size", type=int, default=480, metavar="PX", help="sub-image size (default 480)")
+    q.add_argument("--sub-step", type=int, default=240, metavar="PX", help="sub-image step (default 240)")
+    q.add_argument("--overwrite", action="store_true", help="replace files made before")
+    _quiet_arg(q)
+    q.set_defaults(func=run_prepare)
+
+    q = cmds.add_parser("verify", help="check a set: file counts, every image opens, sizes and known SHA-256",
+                        description="Check a set under the root: image counts (naming missing files), that every "
+                                    "image decodes, image sizes and SHA-256 where known, and the files its "
+                                    "MANIFEST.json lists. Exit status 1 when something is wrong.")
+    q.add_argument("name", metavar="NAME", help="a set (ciaosr data list)")
+    _root_arg(q)
+    q.add_argument("--json", action="store_true", help="print the report as JSON")
+    _quiet_arg(q)
+    q.set_defaults(func=run_verify)
+
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def _progress(args) -> bool | None:
+    return False if args.quiet else None
+
+
+def _log(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+def run_list(args) -> int:
+    from ..datasets.catalog import all_datasets
+    from ..datasets.layout import is_complete
+
+    root = Path(args.root)
+    rows = []
+    for ds in all_datasets():
+        present = root.is_dir() and is_complete(ds, root)
+        rows.append({"name": ds.name, "about": ds.about, "images": ds.images, "folders": list(ds.set_folders),
+                     "source": ds.base_url, "downloads": [d.path for d in ds.downloads][:4]
+                     + (["..."] if len(ds.downloads) > 4 else []),
+                     "checksums": ds.checksum_source or None, "size": ds.size_note or None,
+                     "used_for": ds.used_for, "licence": ds.licence, "complete_under_root": present})
+    if args.json:
+        print(json.dumps({"root": str(root), "datasets": rows}, indent=2))
+        return 0
+    width = max(len(r["name"]) for r in rows)
+    print(f"{'set':<{width}}  {'images':>6}  {'under ' + str(root):<14}  used for")
+    for r in rows:
+        print(f"{r['name']:<{width}}  {r['images']:>6}  {'complete' if r['complete_under_root'] else '-':<14}  "
+              f"{r['used_for']}")
+    print()
+    for r in rows:
+        src = r["source"] or "not downloadable: ciaosr data prepare Manga109 --from DIR"
+        print(f"{r['name']}: {r['about']}.\n  from {src}"
+              + (f" ({', '.join(r['downloads'])})" if r["source"] and r["downloads"] else "")
+              + (f"; {r['size']}" if r["size"] else "") + f".\n  Licence: {r['licence']}.")
+    return 0
+
+
+def run_fetch(args) -> int:
+    from ..datasets.catalog import find_dataset
+    from ..datasets.fetch import fetch
+    from ..errors import CiaosrError
+
+    ds = find_dataset(args.name)
+    if args.retries < 0 or args.timeout <= 0:
+        raise CiaosrError("--retries must be 0 or more and --timeout above 0")
+    counts = fetch(ds, args.root, mirror=args.mirror, keep_archives=args.keep_archives, overwrite=args.overwrite,
+                   timeout=args.timeout, retries=args.retries, progress=_progress(args), log=_log)
+    print(f"{ds.name}: {counts['downloaded']} download(s), {counts['written']} file(s) written, "
+          f"{counts['skipped']} already there, {counts['kept']} existing kept, under {args.root}")
+    return 0
+
+
+def run_prepare(args) -> int:
+    from ..datasets.catalog import find_dataset
+    from ..datasets.prepare import prepare
+
+    ds = find_dataset(args.name)
+    res = prepare(ds, args.root, source=args.source, scales=args.scales, sub_images=args.sub_images,
+                  sub_size=args.sub_size, sub_step=args.sub_step, overwrite=args.overwrite,
+                  progress=_progress(args), log=_log)
+    print(f"{ds.name}: {res['written']} file(s) written; manifest: {', '.join(res['manifests'])}")
+    return 0
+
+
+def run_verify(args) -> int:
+    from ..datasets.catalog import find_dataset
+    from ..datasets.verify import verify
+
+    ds = find_dataset(args.name)
+    rep = verify(ds, args.root, progress=_progress(args))
+    if args.json:
+        print(json.dumps({"dataset": rep.dataset, "ok": rep.ok, "folders": rep.folders, "hashed": rep.hashed,
+                          "problems": rep.problems, "notes": rep.notes}, indent=2))
+    else:
+        for line in rep.problems:
+            print(f"problem: {line}")
+        for line in rep.notes:
+            print(f"note: {line}")
+        found = sum(rep.folders.values())
+        print(f"{ds.name}: {'ok' if rep.ok else f'{len(rep.problems)} problem(s)'}; {found} image(s) in "
+              f"{len(rep.folders)} folder(s) under {args.root}, {rep.hashed} checked against a known SHA-256")
+    return 0 if rep.ok else 1

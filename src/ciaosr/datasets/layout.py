@@ -1,0 +1,69 @@
+"""What a set's folders hold under the data root, and which expected images are missing.
+
+Names are compared ignoring case and anything but letters and digits, so
+``UchiNoNyansDiary.png`` counts as Manga109's ``UchiNoNyan'sDiary``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from ..imageio import list_images
+from .catalog import DataSet, Folder, known_files, manga109_titles
+
+
+def name_key(name: str) -> str:
+    return re.sub(r"[^0-9a-z]", "", Path(name).stem.lower())
+
+
+def expected_names(folder: Folder) -> tuple[str, ...] | None:
+    """The image names the folder should hold, where known: the catalog's rule, the
+    Manga109 titles, or the names of the known public copy when it has the full count."""
+    if folder.names:
+        return folder.names
+    if folder.path == "Manga109/HR":
+        return manga109_titles()
+    prefix = folder.path + "/"
+    names = tuple(sorted(p[len(prefix):] for p in known_files() if p.startswith(prefix) and "/" not in p[len(prefix):]))
+    return names if len(names) == folder.count else None
+
+
+def images_in(path: Path) -> list[Path]:
+    return list_images(path) if path.is_dir() else []
+
+
+def missing_names(folder: Folder, files: list[Path]) -> list[str] | None:
+    """Expected names with no file (any image extension), or None when names are unknown."""
+    names = expected_names(folder)
+    if names is None:
+        return None
+    have = {name_key(p.name) for p in files}
+    return [n for n in names if name_key(n) not in have]
+
+
+def describe_missing(folder: Folder, files: list[Path], first: int = 5) -> str:
+    """'found 3 of 5 images (missing: a.png, b.png)' or '' when complete."""
+    missing = missing_names(folder, files)
+    if missing is not None and not missing and len(files) >= folder.count:
+        return ""
+    if missing is None and len(files) == folder.count:
+        return ""
+    text = f"found {len(files)} of {folder.count} images"
+    if missing:
+        more = f" and {len(missing) - first} more" if len(missing) > first else ""
+        text += f" (missing: {', '.join(missing[:first])}{more})"
+    return text
+
+
+def is_complete(ds: DataSet, root: Path, under: tuple[str, ...] | None = None) -> bool:
+    """Every folder of ``ds`` (or those under the given paths) holds its images."""
+    for f in ds.folders:
+        if under is not None and not any(f.path == u or f.path.startswith(u.rstrip("/") + "/") for u in under):
+            continue
+        if describe_missing(f, images_in(root / f.path)):
+            return False
+    return True
+
+
+__all__ = ["describe_missing", "expected_names", "images_in", "is_complete", "missing_names", "name_key"]
