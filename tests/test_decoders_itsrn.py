@@ -32,7 +32,7 @@ from ciaosr.geometry import make_cell, make_coord
 from ciaosr.models.factory import count_parameters
 
 from conftest import require_shared
-from test_decoders_lte_metasr import SCALES, C, H, W, grid, small_itsrn
+from test_decoders_lte_metasr import SCALES, C, H, W, grid, small_itsrn, train_smoke
 
 PARITY = json.loads((Path(__file__).parent / "data" / "itsrn_parity.json").read_text())
 OFFICIAL_SPEC = {  # the official configs/train/train_itnsr.yaml model, EDSR-baseline encoder
@@ -249,22 +249,5 @@ def test_bare_official_state_dict_with_rdn_loads(tmp_path):
 
 def test_training_smoke(tmp_path):
     """The smoke config with an ITSRN decoder: the loss falls, the export loads and upscales."""
-    from ciaosr.training.config import load_config
-    from ciaosr.training.trainer import Trainer
-
-    from conftest import REPO
-
-    out = tmp_path / "runs"
-    cfg = load_config(REPO / "configs" / "smoke.yaml", [
-        f"data_root={require_shared('datasets')}", f"output_dir={out}", "name=itsrn",
-        "model.name=edsr-baseline-itsrn", "model.decoder_args={hidden: [32, 32], ensemble_hidden: 16}",
-        "val.datasets=[]", "train.iterations=30", "train.save_every=1000", "train.progress=false"])
-    assert Trainer(cfg).run().step == 30
-    rows = [json.loads(line) for line in (out / "itsrn" / "metrics.jsonl").read_text().splitlines()]
-    losses = [r["loss"] for r in rows if "loss" in r]
-    assert len(losses) == 6 and all(np.isfinite(losses))
-    assert np.mean(losses[-2:]) < 0.7 * losses[0], losses
-    model = ciaosr.load_model(out / "itsrn" / "last.safetensors")
-    assert model.spec["name"] == "edsr-baseline-itsrn" and model.spec["decoder_args"]["ensemble_hidden"] == 16
-    sr = model.upsample(torch.rand(1, 3, 12, 12), (30, 41))
-    assert sr.shape == (1, 3, 30, 41) and torch.isfinite(sr).all()
+    model = train_smoke(tmp_path, "edsr-baseline-itsrn", "{hidden: [32, 32], ensemble_hidden: 16}")
+    assert model.spec["decoder_args"]["ensemble_hidden"] == 16

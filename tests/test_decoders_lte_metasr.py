@@ -41,6 +41,36 @@ DECODERS = {"lte": small_lte, "metasr": small_metasr, "itsrn": small_itsrn,
             "itsrn-no-ensemble": lambda: small_itsrn(local_ensemble=False)}
 
 
+def train_smoke(tmp_path, model: str, decoder_args: str):
+    """30 iterations of the smoke config with ``model`` (``decoder_args`` a YAML mapping):
+    the loss falls; returns the exported model, loaded."""
+    import json
+
+    import numpy as np
+
+    import ciaosr
+    from ciaosr.training.config import load_config
+    from ciaosr.training.trainer import Trainer
+
+    from conftest import REPO, require_shared
+
+    out = tmp_path / "runs"
+    cfg = load_config(REPO / "configs" / "smoke.yaml", [
+        f"data_root={require_shared('datasets')}", f"output_dir={out}", "name=smoke",
+        f"model.name={model}", f"model.decoder_args={decoder_args}",
+        "val.datasets=[]", "train.iterations=30", "train.save_every=1000", "train.progress=false"])
+    assert Trainer(cfg).run().step == 30
+    rows = [json.loads(line) for line in (out / "smoke" / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in rows if "loss" in r]
+    assert len(losses) == 6 and all(np.isfinite(losses))
+    assert np.mean(losses[-2:]) < 0.7 * losses[0], losses
+    loaded = ciaosr.load_model(out / "smoke" / "last.safetensors")
+    assert loaded.spec["name"] == model
+    sr = loaded.upsample(torch.rand(1, 3, 12, 12), (30, 41))
+    assert sr.shape == (1, 3, 30, 41) and torch.isfinite(sr).all()
+    return loaded
+
+
 def grid(scale, batch=2):
     th, tw = scaled_size((H, W), scale)
     coord = make_coord((th, tw)).unsqueeze(0).expand(batch, -1, -1).contiguous()

@@ -61,11 +61,18 @@ def _decoder(dec_sd: dict, spec: dict | None, source: str) -> tuple[str, dict]:
         units = {n: e for n, e in units.items() if e.cls.liif_name == wanted}
         if not units:
             raise CiaosrError(f"{source}: unsupported model '{wanted}' in a LIIF-format checkpoint")
+    found = {}
     for name, entry in units.items():
         args = entry.cls.official_args(dec_sd, spec_args)
         if args is not None:
-            return name, args
-    raise CiaosrError(f"{source}: cannot detect the model architecture from the checkpoint keys")
+            found[name] = args
+    if len(found) > 1:
+        raise CiaosrError(f"{source}: the checkpoint keys match several decoder families ({', '.join(found)}); "
+                          "cannot tell which")
+    if not found:
+        raise CiaosrError(f"{source}: cannot detect the model architecture from the checkpoint keys "
+                          f"(tried: {', '.join(units)})")
+    return next(iter(found.items()))
 
 
 def _encoder(trunk: dict, spec: dict | None, liif_layout: bool, source: str) -> tuple[str, dict, dict]:

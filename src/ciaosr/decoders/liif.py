@@ -38,8 +38,9 @@ class LIIFDecoder(Decoder):
     @classmethod
     def official_args(cls, sd: dict, spec_args: dict | None = None) -> dict | None:
         first = sd.get("imnet.layers.0.weight")
-        # MetaSR's and ITSRN's first layers take coordinates only (3 and 4 inputs); LTE's has coef
-        if first is None or first.shape[-1] <= 4 or "coef.weight" in sd:
+        # MetaSR's and ITSRN's first layers take coordinates only (3 and 4 inputs); LTE's has
+        # coef; LM-LIIF's and LM-LTE's have a hypernetwork
+        if first is None or first.shape[-1] <= 4 or "coef.weight" in sd or "hypernet.layers.0.weight" in sd:
             return None
         args = spec_args or {}
         imnet_args = (args.get("imnet_spec") or {}).get("args", {}) or {}

@@ -52,6 +52,19 @@ from .mlp import MLP
 from .sampling import area_blend, feature_coord, sample_nearest, shifted_coords
 
 
+def scaled_cell(cell: Tensor, h: int, w: int, max_train_scale: float | None) -> Tensor:
+    """The cell times ``(H, W)`` (= 2 / scale per axis, the cell being 2 / output size),
+    clipped to the training range ``max_train_scale`` when given (the official test
+    scripts' cell clipping; decoders pass None while training)."""
+    rel_cell = cell * torch.tensor([h, w], dtype=cell.dtype, device=cell.device)  # not new_tensor: ciaosr.onnx
+    if max_train_scale is not None:
+        # cell * max(s / s_max, 1) with s = 2 / rel_cell  <=>  max(rel_cell, 2 / s_max);
+        # a 1e-5 relative margin keeps s == s_max (up to float error) untouched
+        floor = 2.0 / max_train_scale
+        rel_cell = torch.where(rel_cell < floor * (1 - 1e-5), rel_cell.new_tensor(floor), rel_cell)
+    return rel_cell
+
+
 @register_decoder("lte", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), residual=True,
                   description="local texture estimator")
 class LTEDecoder(Decoder):
@@ -88,7 +101,7 @@ class LTEDecoder(Decoder):
     def official_args(cls, sd: dict, spec_args: dict | None = None) -> dict | None:
         """From the official spec's ``hidden_dim`` and ``imnet_spec`` (which the file
         must have: the MLP widths are not all visible in the weights)."""
-        if "coef.weight" not in sd:
+        if "coef.weight" not in sd or "hypernet.layers.0.weight" in sd:  # LM-LTE's has a hypernetwork
             return None
         args = spec_args or {}
         imnet = args.get("imnet_spec")
@@ -108,15 +121,7 @@ class LTEDecoder(Decoder):
 
     # --- per-query work ------------------------------------------------------
     def _rel_cell(self, cell: Tensor, h: int, w: int) -> Tensor:
-        """The cell times ``(H, W)`` (= 2 / scale per axis, the cell being 2 / output
-        size), clipped to the training range in eval mode."""
-        rel_cell = cell * cell.new_tensor([h, w])
-        if self.max_train_scale is not None and not self.training:
-            # cell * max(s / s_max, 1) with s = 2 / rel_cell  <=>  max(rel_cell, 2 / s_max);
-            # a 1e-5 relative margin keeps s == s_max (up to float error) untouched
-            floor = 2.0 / self.max_train_scale
-            rel_cell = torch.where(rel_cell < floor * (1 - 1e-5), rel_cell.new_tensor(floor), rel_cell)
-        return rel_cell
+        return scaled_cell(cell, h, w, None if self.training else self.max_train_scale)
 
     def query(self, prep: Mapping[str, Tensor], coord: Tensor, cell: Tensor) -> Tensor:
         table = prep["table"]
@@ -125,7 +130,7 @@ class LTEDecoder(Decoder):
         bs, q = coord.shape[:2]
         coord = coord.to(table.dtype)
         cell = cell.to(table.dtype)
-        scale_hw = coord.new_tensor([h, w])
+        scale_hw = torch.tensor([h, w], dtype=coord.dtype, device=coord.device)  # not new_tensor: ciaosr.onnx
 
         # the phase depends on the cell only: the same for all four neighbours
         rel_cell = self._rel_cell(cell, h, w)

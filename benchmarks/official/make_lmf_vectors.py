@@ -1,0 +1,150 @@
+"""Make tests/data/official/lmf_<variant>.pth and lmf_<variant>_vectors.pt from the
+official LMF code (HeZongyao/LMF, CVPR 2024): LM-LIIF (``lmliif``) and LM-LTE (``lmlte``).
+
+Runs in the throwaway environment that README.md beside this file describes, with a
+checkout of https://github.com/HeZongyao/LMF (the commit is recorded in the note), never
+in the project's own. The official modules are imported unmodified; ``.cuda()`` is made a
+no-op (CPU).
+
+For each variant: the official model class with the official config's structure
+(``mod_scale``, ``mod_shift``, ``mod_input`` true, local ensemble, cell decoding, 3x3
+unfolding for LM-LIIF) but small widths (a 2-block, 8-channel EDSR-baseline, render MLP
+width 8 and depth 3, hypernetwork hidden width 24) so that the files stay small. Weights:
+every trainable tensor in ``named_parameters()`` order from
+``torch.Generator().manual_seed(0)``: weights N(0, g^2 / fan_in) (g = 0.7 for
+convolutions, 1 otherwise), biases N(0, 0.1^2). The LR input is uniform [0, 1) from the
+same generator after the weights, 10 x 12, batch 1.
+
+Stored:
+
+* ``lmf_<variant>.pth``: the official training script's checkpoint layout
+  (``{'model': {'name', 'args', 'sd'}, 'optimizer': ..., 'epoch': ...}``, ``sd`` the
+  official ``state_dict()``);
+* ``lmf_<variant>_vectors.pt``: the LR, and for each case the output size, the cell
+  multiplier the official ``test.py`` applies (``max(scale / 4, 1)``) and the official
+  prediction (normalised space, ``model(inp, coord, cell)`` in eval mode, whole image;
+  the same with ``bsize=97`` chunks is checked equal here); a training-mode case (batch
+  of 2, per-image scales, random queries: ``query_rgb``, the official training path);
+  and the official parameter counts of the full-size configurations
+  (``configs/train-lmf/train_*-lm*.yaml``).
+"""
+
+import argparse
+import math
+import os
+import subprocess
+import sys
+
+import torch
+
+SMALL_EDSR = {"name": "edsr-baseline", "args": {"no_upsampling": True, "n_resblocks": 2, "n_feats": 8}}
+SMALL_IMNET = {"name": "lmmlp", "args": {"out_dim": 3, "hidden_dim": 8, "hidden_depth": 3,
+                                         "mod_scale": True, "mod_shift": True}}
+SMALL_HYPER = {"name": "mlp", "args": {"out_dim": 56, "hidden_list": [24]}}
+SMALL = {
+    "lmliif": {"name": "lmliif", "args": {"encoder_spec": SMALL_EDSR, "imnet_spec": SMALL_IMNET,
+                                          "hypernet_spec": SMALL_HYPER, "local_ensemble": True,
+                                          "feat_unfold": True, "cell_decode": True, "mod_input": True}},
+    "lmlte": {"name": "lmlte", "args": {"encoder_spec": SMALL_EDSR, "imnet_spec": SMALL_IMNET,
+                                        "hypernet_spec": SMALL_HYPER, "hidden_dim": 16, "local_ensemble": True,
+                                        "cell_decode": True, "mod_input": True}},
+}
+LR_SIZE = (10, 12)
+# (output size, whether it is past the training range: test.py's cell multiplier then applies)
+CASES = [(20, 24), (37, 44), (20, 42), (60, 72)]
+CHUNK = 97
+
+
+def official_order_init(model, g):
+    with torch.no_grad():
+        for _, p in model.named_parameters():
+            if not p.requires_grad:
+                continue
+            if p.dim() >= 2:
+                gain = 0.7 if p.dim() == 4 else 1.0
+                p.copy_(torch.randn(p.shape, generator=g) * (gain / math.sqrt(p[0].numel())))
+            else:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.1)
+
+
+def full_size_counts(models, variant, code):
+    """Parameter counts of the official configurations (train-lmf yaml files)."""
+    import yaml
+    out = {}
+    for enc in ("edsr-baseline", "rdn", "swinir"):
+        with open(os.path.join(code, "configs", "train-lmf", f"train_{enc}-{variant}.yaml")) as f:
+            spec = yaml.safe_load(f)["model"]
+        model = models.make(spec)
+        out[enc] = sum(p.numel() for p in model.parameters())
+        out[f"{enc} trainable"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        out[f"{enc} encoder"] = sum(p.numel() for p in model.encoder.parameters())
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("variant", choices=sorted(SMALL))
+    ap.add_argument("--code", required=True, help="a checkout of HeZongyao/LMF")
+    ap.add_argument("--out", required=True, help="folder for the two files")
+    a = ap.parse_args()
+    code, out = os.path.abspath(a.code), os.path.abspath(a.out)
+    commit = subprocess.run(["git", "-C", code, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    torch.set_num_threads(1)
+    torch.Tensor.cuda = lambda self, *args, **kw: self
+    os.chdir(code)
+    sys.path.insert(0, code)
+    import models
+    from utils import make_coord
+
+    spec = SMALL[a.variant]
+    model = models.make(spec)
+    g = torch.Generator().manual_seed(0)
+    official_order_init(model, g)
+    lr = torch.rand(1, 3, *LR_SIZE, generator=g)
+    inp = (lr - 0.5) / 0.5
+
+    cases = []
+    model.eval()
+    for size in CASES:
+        scale = size[0] / LR_SIZE[0]  # test.py's scale (the row ratio)
+        mult = max(scale / 4, 1)
+        coord = make_coord(size).unsqueeze(0)
+        cell = torch.ones_like(coord)
+        cell[:, :, 0] *= 2 / size[0]
+        cell[:, :, 1] *= 2 / size[1]
+        with torch.no_grad():
+            pred = model(inp, coord, cell * mult)
+            chunked = model(inp, coord, cell * mult, bsize=CHUNK)
+        assert torch.equal(pred, chunked) or torch.allclose(pred, chunked, atol=1e-6, rtol=0), "official chunks differ"
+        cases.append({"size": size, "cell_mult": mult, "pred": pred[0].clone()})
+        print(a.variant, size, "x", mult, "mean", pred.mean().item())
+
+    # the training path (query_rgb): a batch of two images at their own scales, h * w random
+    # queries each (as the official configs sample: 2304 = 48 x 48; LM-LTE's modulations
+    # need exactly that many with a batch above 1, a view of cell[:, :h * w])
+    model.train()
+    lr2 = torch.rand(2, 3, *LR_SIZE, generator=g)
+    coords, cells, n = [], [], LR_SIZE[0] * LR_SIZE[1]
+    for size in ((25, 30), (37, 44)):
+        c = make_coord(size)
+        pick = torch.randperm(c.shape[0], generator=g)[:n]
+        coords.append(c[pick])
+        cells.append(torch.tensor([2 / size[0], 2 / size[1]]).expand(n, 2))
+    coord2, cell2 = torch.stack(coords), torch.stack(cells).contiguous()
+    with torch.no_grad():
+        pred2 = model((lr2 - 0.5) / 0.5, coord2, cell2)
+    train_case = {"lr": lr2, "coord": coord2, "cell": cell2, "pred": pred2.clone()}
+
+    note = (f"Made by benchmarks/official/make_lmf_vectors.py {a.variant} with the official LMF code "
+            f"(HeZongyao/LMF @ {commit[:7]}, unmodified; .cuda() a no-op), torch {torch.__version__}, one thread.")
+    sd = {k: v.clone() for k, v in model.state_dict().items()}
+    torch.save({"model": {**spec, "sd": sd}, "optimizer": {}, "epoch": 1}, os.path.join(out, f"lmf_{a.variant}.pth"))
+    torch.save({"note": note, "lr": lr, "cases": cases, "train": train_case,
+                "official_keys": [[k, list(v.shape)] for k, v in sd.items()],
+                "params": full_size_counts(models, a.variant, code)},
+               os.path.join(out, f"lmf_{a.variant}_vectors.pt"))
+    print(note)
+
+
+if __name__ == "__main__":
+    main()

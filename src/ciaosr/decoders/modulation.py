@@ -1,0 +1,147 @@
+"""LMF's latent modulations (He & Jin, CVPR 2024), shared by LM-LIIF and LM-LTE.
+
+LMF moves the expensive part of a local implicit decoder into the LR space: a
+*hypernetwork* (a plain ReLU MLP, ``hypernet.layers.*``) maps each LR pixel's latent code
+(and the scale, through the cell) to
+
+* a compressed latent code of the render MLP's width (``mod_input``), and
+* a scale ``s_l`` and a shift ``t_l`` for every hidden layer ``l`` of a small *render
+  MLP* (``imnet.layers.*``, ReLU), which runs per query:
+  ``x_l = relu((W_l x_{l-1} + b_l) * (1 + s_l) + t_l)``, the last layer linear.
+
+The official code lays the hypernetwork's output out per LR pixel as
+``[s_0 .. s_{D-1}, t_0 .. t_{D-1}, latent...]`` (D hidden layers of width K). A query reads
+the modulations of the LR pixel whose latent code it reads (nearest lookup, as the code).
+
+Here the modulations of all LR pixels are one row-major table
+``[lead, 1 + s_0, t_0, 1 + s_1, t_1, ...]`` (``lead`` the decoder's own per-pixel columns),
+gathered once per query and neighbour. The table depends on the cell (the hypernetwork
+sees it), so it cannot be made in ``prepare``: :class:`CellTableCache` makes it at the first
+chunk of a cell and keeps it for the chunks that follow. The official code feeds LR pixel
+``i`` the cell of query ``i`` (``cell[:, :h * w]``); every caller of the official code
+(test and training) gives all queries of an image one cell, and here each image's table
+is made from its first query's cell.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from ..errors import CiaosrError
+from .mlp import MLP
+from .sampling import area_weights, feature_coord, sample_nearest, shifted_coords
+
+
+class CellTableCache:
+    """The modulation table of the last per-image cell asked for, made once and shared
+    by the chunks that follow (which may run side by side, in threads)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._key: tuple | None = None
+        self._table: Tensor | None = None
+
+    def get(self, cell0: Tensor, make: Callable[[], Tensor]) -> Tensor:
+        key = (tuple(cell0.shape), tuple(cell0.detach().flatten().tolist()))
+        with self._lock:
+            if self._key != key:
+                self._table, self._key = make(), key
+            return self._table
+
+
+def pixel_index(feat: Tensor) -> dict:
+    """The (H*W, 2) LR pixel centres and the (B, 1, H, W) map of pixel numbers that
+    :func:`lookup_neighbours` reads (with grid_sample's own rounding, as the official code)."""
+    b, _, h, w = feat.shape
+    index = torch.arange(h * w, device=feat.device, dtype=torch.float32).view(1, 1, h, w).expand(b, 1, h, w)
+    return {"centres": feature_coord(feat)[0].flatten(1).t(), "index": index}
+
+
+def lookup_neighbours(prep: dict, coord: Tensor, local_ensemble: bool) -> tuple[Tensor, Tensor]:
+    """LIIF's neighbours of each query: the rows of the (B*H*W, ...) tables (B*Q*n,) and
+    the offsets from their centres in LR pixels (B, Q, n, 2); n = 4 (the 2x2 local
+    ensemble, LIIF's order) or 1 (the nearest pixel)."""
+    h, w = prep["size"]
+    b = coord.shape[0]
+    positions = shifted_coords(coord, 1.0 / h, 1.0 / w) if local_ensemble else [coord.clamp(-1 + 1e-6, 1 - 1e-6)]
+    idx = torch.stack([sample_nearest(prep["index"], c)[..., 0] for c in positions], dim=2).long()
+    rel = (coord.unsqueeze(2) - prep["centres"][idx]) * coord.new_tensor([h, w])
+    rows = (idx + (torch.arange(b, device=coord.device) * (h * w)).view(b, 1, 1)).reshape(-1)
+    return rows, rel
+
+
+def render_mlp(hidden_dim: int, depth: int, in_dim: int, out_dim: int = 3) -> MLP:
+    """The render MLP of LMF's ``lmmlp``: ``depth`` ReLU layers of ``hidden_dim``, then a
+    linear layer, in the official layout (``layers.{0,2,...}``)."""
+    return MLP(in_dim, out_dim, (hidden_dim,) * depth)
+
+
+def modulation_table(mod: Tensor, lead: Tensor, hidden_dim: int, depth: int) -> Tensor:
+    """(..., P) hypernetwork output in the official layout and (..., L) leading columns
+    -> the (..., L + 2 * depth * hidden_dim) table ``[lead, 1 + s_0, t_0, 1 + s_1, ...]``."""
+    n = depth * hidden_dim
+    scales = mod[..., :n].unflatten(-1, (depth, hidden_dim)) + 1.0
+    shifts = mod[..., n:2 * n].unflatten(-1, (depth, hidden_dim))
+    return torch.cat([lead, torch.stack([scales, shifts], dim=-2).flatten(-3)], dim=-1)
+
+
+def modulated_hidden(imnet: MLP, x: Tensor, mods: Tensor, hidden_dim: int, depth: int) -> Tensor:
+    """The render MLP up to its last hidden activation: ``x`` the first layer's
+    pre-activation (N, K), ``mods`` the gathered (N, 2 * depth * K) modulation columns."""
+    k = hidden_dim
+    for i in range(depth):
+        if i:
+            x = imnet.layers[2 * i](x)
+        x = torch.relu(x * mods[:, 2 * i * k:(2 * i + 1) * k] + mods[:, (2 * i + 1) * k:(2 * i + 2) * k])
+    return x
+
+
+def blend_output(imnet: MLP, x: Tensor, rel: Tensor) -> Tensor:
+    """The render MLP's last hidden activations (B*Q*n, K) of the n neighbours (offsets
+    ``rel``, (B, Q, n, 2)) -> (B, Q, out) predictions: with four, LIIF's area blend,
+    applied before the last (linear) layer, which then runs once per query (equal up to
+    float rounding, the weights summing to 1)."""
+    b, nq, n = rel.shape[:3]
+    if n > 1:
+        weights = area_weights([rel[:, :, i] for i in range(n)]).reshape(b * nq, 1, n)
+        x = torch.bmm(weights.to(x.dtype), x.view(b * nq, n, -1)).view(b * nq, -1)
+    return imnet.layers[-1](x).view(b, nq, -1)
+
+
+def official_lmf_args(sd: dict, spec_args: dict | None, lead: int) -> dict | None:
+    """The arguments shared by LMF's decoders, from the keys (render MLP width and depth,
+    hypernetwork widths) and the official spec's switches (their defaults without one);
+    ``lead``: the hypernetwork outputs besides the modulations, in render-MLP widths
+    (1 for LM-LIIF's latent code, 2 for LM-LTE's amplitude and frequency codes). None
+    when ``sd`` has no hypernetwork."""
+    if "hypernet.layers.0.weight" not in sd or "imnet.layers.0.weight" not in sd:
+        return None
+    args = spec_args or {}
+    imnet_args = (args.get("imnet_spec") or {}).get("args") or {}
+    for key in ("mod_scale", "mod_shift"):
+        if not imnet_args.get(key, True):
+            raise CiaosrError(f"LMF checkpoint with {key} false: not supported (the official "
+                              "configurations modulate both scale and shift)")
+    if not args.get("mod_input", True):
+        raise CiaosrError("LMF checkpoint with mod_input false: not supported (the official "
+                          "configurations render from the compressed latent code)")
+
+    def widths(prefix):
+        keys = sorted((k for k in sd if k.startswith(prefix) and k.endswith(".weight")),
+                      key=lambda k: int(k.split(".")[2]))
+        return [tuple(sd[k].shape) for k in keys]
+
+    imnet, hyper = widths("imnet.layers."), widths("hypernet.layers.")
+    hidden_dim, depth = imnet[0][0], len(imnet) - 1
+    if hyper[-1][0] != (2 * depth + lead) * hidden_dim:
+        raise CiaosrError(f"LMF checkpoint whose hypernetwork gives {hyper[-1][0]} values per pixel, not the "
+                          f"{(2 * depth + lead) * hidden_dim} its render MLP ({depth} x {hidden_dim}) needs")
+    return {"hidden_dim": int(hidden_dim), "depth": int(depth),
+            "hyper_hidden": tuple(int(s[0]) for s in hyper[:-1]),
+            "out_dim": int(imnet[-1][0]),
+            "local_ensemble": bool(args.get("local_ensemble", True)),
+            "cell_decode": bool(args.get("cell_decode", True))}

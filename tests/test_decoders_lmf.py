@@ -1,0 +1,259 @@
+"""LMF's decoders (LM-LIIF, LM-LTE): parity with the official forward from official-format
+checkpoints, detection among the LIIF-like families, parameter counts, the per-cell
+modulation tables, training.
+
+Vectors: ``tests/data/official/lmf_<variant>.pth`` (an official-format checkpoint of a
+small model) and ``lmf_<variant>_vectors.pt`` (inputs, the official outputs, the official
+parameter counts), made by ``benchmarks/official/make_lmf_vectors.py`` with the official
+LMF code in a throwaway environment (its docstring and the file's ``note`` say how).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import ciaosr
+from ciaosr.decoders.liif import LIIFDecoder
+from ciaosr.decoders.lmliif import LMLIIFDecoder
+from ciaosr.decoders.lmlte import LMLTEDecoder
+from ciaosr.decoders.lte import LTEDecoder
+from ciaosr.errors import CiaosrError
+from ciaosr.geometry import make_cell, make_coord
+from ciaosr.models.factory import count_parameters
+
+from test_decoders_lte_metasr import train_smoke
+
+DATA = Path(__file__).parent / "data" / "official"
+VARIANTS = ("lmliif", "lmlte")
+DECODERS = {"lmliif": LMLIIFDecoder, "lmlte": LMLTEDecoder}
+
+
+def vectors(variant: str) -> dict:
+    return torch.load(DATA / f"lmf_{variant}_vectors.pt", weights_only=True)
+
+
+def full_grid(size, batch=1):
+    h, w = size
+    coord = make_coord((h, w)).unsqueeze(0).expand(batch, -1, -1).contiguous()
+    cell = make_cell((h, w), h * w).unsqueeze(0).expand(batch, -1, -1).contiguous()
+    return coord, cell
+
+
+# --- parity with the official forward ------------------------------------------------
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_official_checkpoint_matches_the_official_forward(variant):
+    """The official checkpoint loads through load_model and gives the official outputs at
+    x2, x3.7, (x2, x3.5) and x6 (test.py's cell clipping), whole and in chunks of 97."""
+    vec = vectors(variant)
+    ckpt = torch.load(DATA / f"lmf_{variant}.pth", weights_only=True)
+    assert [[k, list(v.shape)] for k, v in ckpt["model"]["sd"].items()] == vec["official_keys"]
+    model = ciaosr.load_model(DATA / f"lmf_{variant}.pth").eval()
+    assert model.spec["name"] == f"edsr-baseline-{variant}"
+    assert model.spec["decoder_args"]["hidden_dim"] == 8 and model.spec["decoder_args"]["depth"] == 3
+    assert [tuple(c["size"]) for c in vec["cases"]] == [(20, 24), (37, 44), (20, 42), (60, 72)]
+    assert [c["cell_mult"] for c in vec["cases"]] == [1, 1, 1, 1.5]
+    for case in vec["cases"]:
+        coord, cell = full_grid(case["size"])
+        with torch.no_grad():
+            whole = model(vec["lr"], coord, cell)[0]
+            enc = model.encode(vec["lr"])
+            chunked = model.decode_chunked(enc, coord, cell, chunk=97)[0]
+        assert case["pred"].std() > 0.1
+        torch.testing.assert_close(whole, case["pred"], atol=1e-5, rtol=0)
+        torch.testing.assert_close(chunked, case["pred"], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_training_forward_matches_the_official_training_path(variant):
+    """The official training path (query_rgb, no cell clipping) on a batch of two images at
+    their own scales with random queries: each image's modulations from its own cell."""
+    train = vectors(variant)["train"]
+    model = ciaosr.load_model(DATA / f"lmf_{variant}.pth").train()
+    assert not torch.equal(train["cell"][0, 0], train["cell"][1, 0])
+    with torch.no_grad():
+        pred = model(train["lr"], train["coord"], train["cell"])
+    torch.testing.assert_close(pred, train["pred"], atol=1e-5, rtol=0)
+
+
+OFFICIAL_CONFIGS = {  # decoder arguments of configs/train-lmf/train_<encoder>-<variant>.yaml
+    ("edsr-baseline", "lmliif"): {}, ("rdn", "lmliif"): {}, ("swinir", "lmliif"): {"depth": 8},
+    ("edsr-baseline", "lmlte"): {}, ("rdn", "lmlte"): {}, ("swinir", "lmlte"): {},
+}
+
+
+@pytest.mark.parametrize("encoder,variant", OFFICIAL_CONFIGS)
+def test_parameter_counts_match_the_official_code(encoder, variant):
+    """Against the official models built from the official configs (in the vectors' run):
+    the decoders are equal on every encoder; LIIF's EDSR holds 24 more, its two unused
+    MeanShift convolutions; the official SwinIR (LTE's copy) ends in a 180 -> 64
+    convolution (103,744 parameters) that this project's SwinIR encoder does not have,
+    so the SwinIR decoders are counted on 64 channels."""
+    official = vectors(variant)["params"]
+    args = OFFICIAL_CONFIGS[(encoder, variant)]
+    decoder = DECODERS[variant](64, **args)
+    assert count_parameters(decoder) == official[encoder] - official[f"{encoder} encoder"]
+    if encoder == "swinir":
+        return
+    with torch.device("meta"):
+        model = ciaosr.build_model(f"{encoder}-{variant}", None, args)
+    shift = 24 if encoder == "edsr-baseline" else 0
+    assert count_parameters(model) == official[encoder] - shift
+
+
+def test_default_sizes_are_the_official_configs():
+    vec = vectors("lmliif")["params"]
+    with torch.device("meta"):
+        assert count_parameters(ciaosr.build_model("edsr-baseline-lmliif")) == vec["edsr-baseline"] - 24 == 1_386_067
+        assert count_parameters(ciaosr.build_model("edsr-baseline-lmlte")) == \
+            vectors("lmlte")["params"]["edsr-baseline"] - 24 == 1_490_883
+
+
+# --- detection -----------------------------------------------------------------------
+def _bare(variant: str) -> dict:
+    return {k: v for k, v in torch.load(DATA / f"lmf_{variant}.pth", weights_only=True)["model"]["sd"].items()}
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_bare_state_dict_is_detected_as_its_family_only(variant, tmp_path):
+    """Without the spec, only the LMF unit claims LMF keys (LIIF and LTE step aside), and
+    the file computes what the spec'd one does."""
+    sd = _bare(variant)
+    dec = {k: v for k, v in sd.items() if not k.startswith("encoder.")}
+    assert LIIFDecoder.official_args(dec) is None and LTEDecoder.official_args(dec) is None
+    other = LMLTEDecoder if variant == "lmliif" else LMLIIFDecoder
+    assert other.official_args(dec) is None
+    torch.save(sd, tmp_path / "bare.pth")
+    bare = ciaosr.load_model(tmp_path / "bare.pth").eval()
+    full = ciaosr.load_model(DATA / f"lmf_{variant}.pth").eval()
+    assert bare.spec == full.spec
+    coord, cell = full_grid((23, 31))
+    lr = vectors(variant)["lr"]
+    with torch.no_grad():
+        assert torch.equal(bare(lr, coord, cell), full(lr, coord, cell))
+
+
+def test_keys_matching_two_families_are_an_error(tmp_path, monkeypatch):
+    """If two units claim one file, loading names both instead of picking one."""
+    monkeypatch.setattr(LIIFDecoder, "official_args", classmethod(lambda cls, sd, spec=None: {}))
+    torch.save(_bare("lmliif"), tmp_path / "both.pth")
+    with pytest.raises(CiaosrError, match=r"match several decoder families \(.*liif.*lmliif|lmliif.*liif"):
+        ciaosr.load_model(tmp_path / "both.pth")
+
+
+def test_unknown_keys_name_the_families_tried(tmp_path):
+    torch.save({"encoder.head.0.weight": torch.zeros(8, 3, 3, 3), "foo.weight": torch.zeros(3)}, tmp_path / "x.pth")
+    with pytest.raises(CiaosrError, match=r"cannot detect .*\(tried: .*lmliif.*lmlte"):
+        ciaosr.load_model(tmp_path / "x.pth")
+
+
+@pytest.mark.parametrize("key,needle", [
+    (("imnet_spec", "mod_scale"), "mod_scale false"), (("imnet_spec", "mod_shift"), "mod_shift false"),
+    (("mod_input",), "mod_input false")])
+def test_unsupported_official_settings_are_refused(key, needle, tmp_path):
+    ckpt = torch.load(DATA / "lmf_lmliif.pth", weights_only=True)
+    args = ckpt["model"]["args"]
+    if len(key) == 2:
+        args[key[0]]["args"][key[1]] = False
+    else:
+        args[key[0]] = False
+    torch.save(ckpt, tmp_path / "odd.pth")
+    with pytest.raises(CiaosrError, match=needle):
+        ciaosr.load_model(tmp_path / "odd.pth")
+
+
+def test_cli_refuses_an_undetectable_checkpoint_in_one_line(tmp_path):
+    import subprocess
+    import sys
+    torch.save({"foo.weight": torch.zeros(3)}, tmp_path / "x.pth")
+    from PIL import Image
+    Image.new("RGB", (8, 8)).save(tmp_path / "in.png")
+    out = subprocess.run([sys.executable, "-m", "ciaosr", "upscale", str(tmp_path / "in.png"), "--model",
+                          str(tmp_path / "x.pth"), "--scale", "2", "-o", str(tmp_path / "out.png")],
+                         capture_output=True, text=True)
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode != 0 and "Traceback" not in out.stderr and len(lines) == 1, out.stderr
+    assert "cannot detect the model architecture" in lines[0] and "lmliif, lmlte" in lines[0]
+
+
+# --- the decoders on their own --------------------------------------------------------
+def small(variant, **kw):
+    base = {"hidden_dim": 8, "depth": 2, "hyper_hidden": (16,)}
+    if variant == "lmlte":
+        base["lte_dim"] = 12
+    return DECODERS[variant](6, **{**base, **kw})
+
+
+SWITCHES = [{}, {"local_ensemble": False}, {"cell_decode": False}]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("switch", SWITCHES, ids=lambda s: ",".join(s) or "default")
+def test_chunks_in_any_order_and_gradients(variant, switch):
+    torch.manual_seed(0)
+    dec = small(variant, **switch).eval()
+    feat = torch.randn(2, 6, 7, 9)
+    coord, cell = full_grid((13, 20), batch=2)
+    with torch.no_grad():
+        prep = dec.prepare(feat)
+        full = dec.query(prep, coord, cell)
+        perm = torch.randperm(coord.shape[1])
+        permuted = dec.query(prep, coord[:, perm], cell[:, perm])
+        parts = torch.cat([dec.query(prep, coord[:, a:a + 50], cell[:, a:a + 50])
+                           for a in range(0, coord.shape[1], 50)], dim=1)
+    assert full.shape == (2, 260, 3) and not torch.allclose(full[0], full[1])
+    torch.testing.assert_close(permuted, full[:, perm], atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(parts, full, atol=1e-6, rtol=1e-5)
+    dec.train()
+    feat.requires_grad_(True)
+    dec(feat, coord, cell).square().mean().backward()
+    for name, p in dec.named_parameters():
+        if name.startswith(("phase.", "imphase.")) and not switch.get("cell_decode", True):
+            continue  # unused without cell decoding, as in the official code
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+    assert feat.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_modulation_table_made_once_per_cell(variant, monkeypatch):
+    """Chunks of one cell share one table; a new cell makes a new one; the outputs at
+    that cell are the outputs of a fresh prepare."""
+    torch.manual_seed(0)
+    dec = small(variant).eval()
+    made = []
+    real = type(dec)._table
+    monkeypatch.setattr(type(dec), "_table", lambda self, prep, c: made.append(c) or real(self, prep, c))
+    feat = torch.randn(1, 6, 7, 9)
+    coord, cell = full_grid((13, 20))
+    coord3, cell3 = full_grid((21, 27))
+    with torch.no_grad():
+        prep = dec.prepare(feat)
+        for a in range(0, coord.shape[1], 64):
+            dec.query(prep, coord[:, a:a + 64], cell[:, a:a + 64])
+        assert len(made) == 1
+        again = dec.query(prep, coord3, cell3)
+        assert len(made) == 2
+        torch.testing.assert_close(again, dec.query(dec.prepare(feat), coord3, cell3), atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_cell_clipped_above_the_training_range_in_eval_only(variant):
+    torch.manual_seed(0)
+    clipped, plain = small(variant).eval(), small(variant, max_train_scale=None).eval()
+    plain.load_state_dict(clipped.state_dict())
+    feat = torch.randn(1, 6, 7, 9)
+    with torch.no_grad():
+        for size, same in (((21, 27), True), ((42, 54), False)):
+            coord, cell = full_grid(size)
+            a, b = clipped(feat, coord, cell), plain(feat, coord, cell)
+            assert torch.equal(a, b) == same, size
+        clipped.train(), plain.train()
+        assert torch.equal(clipped(feat, coord, cell), plain(feat, coord, cell))
+
+
+def test_training_smoke(tmp_path):
+    """The smoke config with an LM-LTE decoder: the loss falls, the export loads and upscales."""
+    model = train_smoke(tmp_path, "edsr-baseline-lmlte", "{lte_dim: 32, hyper_hidden: [32]}")
+    assert model.spec["decoder_args"]["lte_dim"] == 32
