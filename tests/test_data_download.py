@@ -269,9 +269,20 @@ def test_member_leaving_the_target_refuses_the_archive(tmp_path, kind, name):
     assert not (tmp_path.parent / "x").exists()
 
 
-def test_links_are_refused(tmp_path):
-    data = make_tar({"pack/HR/a.png": b"A"}, links={"pack/HR/b.png": "/etc/passwd"})
-    _, target, run = _unpack_bytes(tmp_path, "p.tar", data)
+@pytest.mark.parametrize("kind", ["zip", "tar"])
+def test_links_are_refused(tmp_path, kind):
+    if kind == "tar":
+        data = make_tar({"pack/HR/a.png": b"A"}, links={"pack/HR/b.png": "/etc/passwd"})
+    else:
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as zf:
+            zf.writestr("pack/HR/a.png", b"A")
+            link = zipfile.ZipInfo("pack/HR/b.png")
+            link.create_system = 3
+            link.external_attr = (0o120777 << 16)  # a symbolic link, as Info-ZIP stores one
+            zf.writestr(link, "/etc/passwd")
+        data = buf.getvalue()
+    _, target, run = _unpack_bytes(tmp_path, f"p.{kind}", data)
     with pytest.raises(CiaosrError, match=r"refused, member 'pack/HR/b\.png' is a link"):
         run()
     assert tree(target) == []

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import csv
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -228,7 +228,7 @@ def _with_files(ds: DataSet) -> DataSet:
     downloads = tuple(Download(n, dest="RealSRSet/LR", sha256=known[k].sha256, size=known[k].size)
                       for n, k in zip(names, files))
     folders = (Folder("RealSRSet/LR", len(names), names),)
-    return DataSet(**{**ds.__dict__, "downloads": downloads, "folders": folders})
+    return replace(ds, downloads=downloads, folders=folders)
 
 
 def _key(name: str) -> str:
