@@ -14,8 +14,10 @@ DEFAULT_SCALES = [2.0, 3.0, 4.0]
 
 
 def register(sub) -> None:
+    from ..evaluation.datasets import known_names
     from ..evaluation.metric_set import METRICS
     from ..metrics.lpips import NETS
+    from ..paper.published import TABLES
     from ..runtime import PRECISIONS
 
     p = sub.add_parser(
@@ -32,10 +34,16 @@ def register(sub) -> None:
     src.add_argument("--data-root", metavar="DIR", help="folder holding one sub-folder per test set")
     src.add_argument("--input", metavar="DIR",
                      help="folder of real low-resolution images without HR: no-reference metrics only")
-    p.add_argument("--datasets", nargs="+", default=DEFAULT_DATASETS, metavar="SET",
-                   help="test sets (sub-folders of --data-root); default: %(default)s")
-    p.add_argument("--scales", nargs="+", type=float, default=DEFAULT_SCALES, metavar="S",
-                   help="upscaling factors; default: 2 3 4")
+    p.add_argument("--datasets", nargs="+", default=None, metavar="SET",
+                   help=f"test sets (sub-folders of --data-root; known: {known_names()}); default: "
+                        f"{' '.join(DEFAULT_DATASETS)}, with --table the table's")
+    p.add_argument("--scales", nargs="+", type=float, default=None, metavar="S",
+                   help="upscaling factors; default: 2 3 4, with --table the table's")
+    p.add_argument("--table", type=int, choices=TABLES, default=None,
+                   help="run one of the CiaoSR paper's tables for --models and print our figure, the "
+                        "published one and the difference in each cell (Markdown; --json for JSON)")
+    p.add_argument("--models", nargs="+", default=None, metavar="MODEL",
+                   help="with --table: the models to run (names, checkpoints, 'bicubic'); default: --model")
     p.add_argument("--protocol", choices=["liif", "mmedit"], default="liif",
                    help="liif (default; LIIF/LTE papers) or mmedit (official CiaoSR code)")
     p.add_argument("--metrics", nargs="+", choices=METRICS, default=None,
@@ -108,6 +116,14 @@ def run(args) -> int:
     set_threads(args.threads, dist_info)
     if args.json:
         _check_json_path(Path(args.json))
+    if args.table is not None:
+        from .eval_table import run_table
+
+        return run_table(args, dist_info)
+    if args.models:
+        raise CiaosrError("--models is for --table; give one --model")
+    args.datasets = args.datasets or DEFAULT_DATASETS
+    args.scales = args.scales or DEFAULT_SCALES
     model = args.model
     if model is None:
         from ..models.pretrained import DEFAULT_MODEL

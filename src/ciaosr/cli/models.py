@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 
-import torch
-
-from ..models.factory import build_model, count_parameters
+from ..models.factory import default_parameter_count
 from ..models.pretrained import DEFAULT_MODEL, PRETRAINED, shipped
 from ..models.registry import list_models, split_name
 
@@ -19,15 +17,6 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def _param_count(name: str) -> int:
-    # Build on the meta device when the modules allow it: no memory, no init cost.
-    try:
-        with torch.device("meta"):
-            return count_parameters(build_model(name))
-    except (NotImplementedError, RuntimeError):
-        return count_parameters(build_model(name))
-
-
 def model_table() -> list[dict]:
     rows = []
     for name in list_models():
@@ -37,7 +26,7 @@ def model_table() -> list[dict]:
             "name": name,
             "encoder": enc.name,
             "decoder": dec.name,
-            "params": _param_count(name),
+            "params": default_parameter_count(name),
             "weights": entry is not None,
             "default": name == DEFAULT_MODEL,
             "trained_on": entry.trained_on if entry else None,

@@ -20,6 +20,7 @@ import torch
 
 from ..metrics.psnr import psnr_liif, psnr_mmedit
 from ..metrics.ssim import ssim_y
+from .datasets import is_rgb_dataset
 
 PROTOCOLS = ("liif", "mmedit")
 METRICS = ("psnr", "ssim")
@@ -28,11 +29,6 @@ METRICS = ("psnr", "ssim")
 MMEDIT_TILE = 192
 MMEDIT_TILE_OVERLAP = 32
 MMEDIT_TILE_MAX_SCALE = 4
-
-
-def is_rgb_dataset(name: str) -> bool:
-    """DIV2K validation is scored on RGB under the LIIF protocol; the rest on Y."""
-    return name.lower().startswith("div2k")
 
 
 @dataclass(frozen=True)

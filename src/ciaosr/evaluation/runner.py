@@ -16,17 +16,11 @@ from ..runtime import Precision
 from ..errors import CiaosrError
 from ..geometry import scaled_size
 from .bicubic import BICUBIC, BicubicModel
+from .datasets import resolve_dataset
 from .metric_set import NO_REFERENCE, PROTOCOL_METRICS, MetricSet
 from .mmedit_tiling import tiled_upsample
 from .protocol import PROTOCOLS, Protocol
 
-# Other spellings of the same test sets, tried when the named folder is absent.
-DATASET_ALIASES = {
-    "b100": ("B100", "BSDS100", "BSD100"),
-    "bsds100": ("BSDS100", "B100", "BSD100"),
-    "bsd100": ("BSD100", "B100", "BSDS100"),
-    "div2k": ("DIV2K", "DIV2K_valid", "DIV2K-valid"),
-}
 
 def load_eval_model(name_or_path: str, device: torch.device):
     if name_or_path == BICUBIC:
@@ -76,21 +70,6 @@ def super_resolve(model, lr: torch.Tensor, out_size: tuple[int, int], scale: flo
     return x
 
 
-def _resolve_dataset(root: Path, name: str) -> Path:
-    candidates = [name, *DATASET_ALIASES.get(name.lower(), ())]
-    for cand in candidates:
-        d = root / cand
-        if d.is_dir():
-            return d
-    lowered = {p.name.lower(): p for p in root.iterdir() if p.is_dir()}
-    for cand in candidates:
-        if cand.lower() in lowered:
-            return lowered[cand.lower()]
-    found = sorted(p.name for p in root.iterdir() if p.is_dir() and ((p / "HR").is_dir() or (p / "GTmod12").is_dir()))
-    hint = f" (found: {', '.join(found)})" if found else ""
-    raise CiaosrError(f"unknown dataset '{name}': no folder {root / name}{hint}")
-
-
 def save_png(img: torch.Tensor, path: Path) -> None:
     """(3, H, W) in [0, 1] -> 8-bit PNG, written atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -135,7 +114,7 @@ def evaluate(model_name: str, data_root: str | os.PathLike, datasets: Sequence[s
     # Check every set and scale before loading the model, so mistakes fail fast.
     sets: dict[str, dict[float, BenchmarkSet]] = {}
     for name in datasets:
-        d = _resolve_dataset(root, name)
+        d = resolve_dataset(root, name)
         sets[name] = {s: BenchmarkSet(d, s, protocol) for s in scales}
     group = group or ShardGroup()
     dev, precision, model = _setup(model_name, model, device, precision, group)

@@ -26,3 +26,15 @@ def build_model(name: str, encoder_args: dict | None = None, decoder_args: dict 
 
 def count_parameters(model) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def default_parameter_count(name: str) -> int:
+    """Parameters of model ``name`` at its published size, built on the meta device when
+    the modules allow it (no memory, no init cost)."""
+    import torch
+
+    try:
+        with torch.device("meta"):
+            return count_parameters(build_model(name))
+    except (NotImplementedError, RuntimeError):
+        return count_parameters(build_model(name))
