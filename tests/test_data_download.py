@@ -159,6 +159,14 @@ def test_part_left_by_an_earlier_run_is_resumed(server, tmp_path):
     assert server.requests == [("/b.bin", "bytes=150000-")]
 
 
+def test_progress_bar_shows_size_and_speed_on_stderr(server, tmp_path, capsys):
+    server.files["/e.bin"] = b"e" * 3_000_000
+    download(server.url + "/e.bin", tmp_path / "e.bin", retries=0, progress=True)
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "e.bin" in captured.err and "2.86M" in captured.err and "B/s" in captured.err
+
+
 def test_wrong_checksum_is_one_line_and_leaves_nothing(server, tmp_path):
     server.files["/c.bin"] = b"x" * 1000
     with pytest.raises(CiaosrError, match="checksum mismatch for c.bin") as exc:

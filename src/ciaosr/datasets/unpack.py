@@ -14,8 +14,9 @@ truncated archive is one line too.
 
 Files are written into a staging folder inside ``target`` and moved into place only
 when the whole archive has been read, so a failure leaves nothing half-written in the
-set folders (the staging folder is removed). Existing files are kept unless
-``overwrite``; nothing outside ``target`` is ever written or removed.
+set folders (the staging folder is removed; a killed process can leave a hidden
+``.ciaosr-unpack-*`` folder in ``target``, safe to delete). Existing files are kept
+unless ``overwrite``; nothing outside ``target`` is ever written or removed.
 """
 
 from __future__ import annotations
