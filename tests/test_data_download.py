@@ -399,3 +399,27 @@ def test_catalog_urls_and_checksums():
             assert d.max_unpacked or not d.is_archive
     real = catalog.find_dataset("RealSRSet")
     assert len(real.downloads) == 20 and real.images == 20
+
+
+def test_fetch_plain_files_keeps_a_differing_existing_one(server, tmp_path, monkeypatch, capsys):
+    """Sets of single files (RealSRSet): each checked by its SHA-256; a file already there
+    that differs is kept and reported, never replaced without --overwrite."""
+    files = {"a.png": png_bytes(16, 16, 1), "b.png": png_bytes(16, 16, 2)}
+    for name, data in files.items():
+        server.files[f"/lr/{name}"] = data
+    ds = catalog.DataSet("Files", "two files", folders=(catalog.Folder("Files/LR", 2, tuple(files)),),
+                         base_url="http://unused.invalid/",
+                         downloads=tuple(catalog.Download(n, dest="Files/LR", sha256=hashlib.sha256(d).hexdigest())
+                                         for n, d in files.items()))
+    monkeypatch.setattr(catalog, "DATASETS", (*catalog.DATASETS, ds))
+    root = tmp_path / "data"
+    (root / "Files/LR").mkdir(parents=True)
+    (root / "Files/LR/a.png").write_bytes(b"mine")
+    assert main(["data", "fetch", "files", "--root", str(root), "--mirror", server.url + "/lr", "--quiet"]) == 0
+    out = capsys.readouterr()
+    assert "a.png: exists and differs from the source; kept (--overwrite replaces it)" in out.err
+    assert (root / "Files/LR/a.png").read_bytes() == b"mine"
+    assert (root / "Files/LR/b.png").read_bytes() == files["b.png"]
+    assert main(["data", "fetch", "files", "--root", str(root), "--mirror", server.url + "/lr", "--quiet",
+                 "--overwrite"]) == 0
+    assert (root / "Files/LR/a.png").read_bytes() == files["a.png"]

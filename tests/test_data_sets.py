@@ -13,6 +13,7 @@ from PIL import Image
 from ciaosr.cli.main import main
 from ciaosr.data.benchmark import load_rgb, matlab_downscale, modcrop
 from ciaosr.datasets.catalog import find_dataset, known_files, manga109_titles
+from ciaosr.datasets.layout import describe_missing
 from ciaosr.datasets.prepare import make_sub_images
 from ciaosr.datasets.verify import verify
 
@@ -71,6 +72,25 @@ def test_verify_known_sizes_and_hashes(tmp_path):
     assert not any(p.startswith("Set5/") for p in rep.problems)
     assert rep.notes == ["20 file(s) differ in bytes from the public copy in JingyunLiang/SwinIR@6545850fbf8d "
                          "(their image sizes match; other encoders store the same pixels differently)"]
+
+
+def test_benchmark_names_of_another_copy_only_explain_a_short_folder(tmp_path):
+    """Set5's names come from a public copy: a full folder named otherwise is complete,
+    a short one is told which of those names it lacks."""
+    folder = find_dataset("benchmark").folders[0]
+    assert folder.path == "Set5/HR"
+    for i in range(5):
+        save(tmp_path / f"img{i}.png", 8, 8, i)
+    files = sorted(tmp_path.iterdir())
+    assert describe_missing(folder, files) == ""
+    assert describe_missing(folder, files[:4]) == ("found 4 of 5 images (missing: baby.png, bird.png, "
+                                                   "butterfly.png, head.png, woman.png)")
+    real = find_dataset("DIV2K-valid").folders[0]  # DIV2K's numbers are the set's own
+    for i in range(100):
+        (tmp_path / "d").mkdir(exist_ok=True)
+        (tmp_path / "d" / f"{i:04d}.png").touch()
+    assert describe_missing(real, sorted((tmp_path / "d").iterdir())).startswith(
+        "found 100 of 100 images (missing: 0801.png, 0802.png, 0803.png, 0804.png, 0805.png and 95 more)")
 
 
 def test_verify_the_shared_benchmark_copy(shared, tmp_path):

@@ -126,7 +126,8 @@ def _total_size(resp, offset: int) -> tuple[int | None, bool]:
     return (int(length) if length and length.isdigit() else None), False
 
 
-def _fetch_once(url: str, part: Path, timeout: float, progress: bool | None, desc: str, room: float) -> None:
+def _fetch_once(url: str, part: Path, timeout: float, progress: bool | None, desc: str, room: float,
+                size: int | None) -> None:
     from tqdm.auto import tqdm
 
     offset = part.stat().st_size if part.exists() else 0
@@ -137,9 +138,10 @@ def _fetch_once(url: str, part: Path, timeout: float, progress: bool | None, des
         total, resumed = _total_size(resp, offset)
         if not resumed:
             offset = 0  # the server sent the file from its start
-        if total is not None:
+        expected = total if total is not None else size  # the server's word first, else the catalog's
+        if expected is not None:
             what = part.name.removesuffix(".part") + (" and its unpacked files" if room else "")
-            check_free_space(part.parent, total - offset + int(room * total), what)
+            check_free_space(part.parent, max(expected - offset, 0) + int(room * expected), what)
         mode = "ab" if offset else "wb"
         bar = tqdm(total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024, desc=desc,
                    file=sys.stderr, disable=(not progress) if progress is not None else None, leave=False)
@@ -171,13 +173,14 @@ def _fetch_once(url: str, part: Path, timeout: float, progress: bool | None, des
 
 def download(url: str, dest: str | os.PathLike, *, md5: str | None = None, sha256: str | None = None,
              timeout: float = 60.0, retries: int = 5, backoff: float = 2.0, progress: bool | None = None,
-             room: float = 0.0, sleep=time.sleep) -> Path:
+             room: float = 0.0, size: int | None = None, sleep=time.sleep) -> Path:
     """Fetch ``url`` to ``dest`` (see the module docstring); returns ``dest``.
 
     An existing ``dest`` that passes the checksums is kept as is (without checksums,
     any existing ``dest`` is). ``retries`` further attempts follow the first. ``room``:
     free space to leave beside the file, as a multiple of its size (1.0 for an archive
-    of PNG images, which unpack to about their own size).
+    of PNG images, which unpack to about their own size). ``size``: the file's size when
+    known beforehand, for the disk check when the server does not announce one.
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -189,7 +192,7 @@ def download(url: str, dest: str | os.PathLike, *, md5: str | None = None, sha25
         if attempt:
             sleep(backoff * 2 ** (attempt - 1))
         try:
-            _fetch_once(url, part, timeout, progress, dest.name, room)
+            _fetch_once(url, part, timeout, progress, dest.name, room, size)
             break
         except _Restart as exc:
             part.unlink()

@@ -60,7 +60,8 @@ def _fetch_all(ds: DataSet, root: Path, mirror, keep_archives: bool, overwrite: 
                 counts["skipped"] += 1
                 log(f"{item.name}: {', '.join(dests)} complete already, not downloaded")
                 continue
-            archive = download(url, root / DOWNLOADS / item.name, md5=item.md5, sha256=item.sha256, room=1.0, **net)
+            archive = download(url, root / DOWNLOADS / item.name, md5=item.md5, sha256=item.sha256, room=1.0,
+                               size=item.size, **net)
             counts["downloaded"] += 1
             res = unpack(archive, root, dict(item.unpack), item.max_unpacked, overwrite=overwrite,
                          progress=net["progress"])
@@ -81,7 +82,7 @@ def _fetch_all(ds: DataSet, root: Path, mirror, keep_archives: bool, overwrite: 
                 continue
             if dest.exists():
                 dest.unlink()
-            download(url, dest, md5=item.md5, sha256=item.sha256, **net)
+            download(url, dest, md5=item.md5, sha256=item.sha256, size=item.size, **net)
             counts["downloaded"] += 1
             counts["written"] += 1
 

@@ -42,12 +42,17 @@ def missing_names(folder: Folder, files: list[Path]) -> list[str] | None:
     return [n for n in names if name_key(n) not in have]
 
 
+def names_are_rule(folder: Folder) -> bool:
+    """Whether the folder's names are the set's own (DIV2K's numbers, Manga109's titles,
+    RealSRSet's files), rather than those of another public copy (the benchmark sets'),
+    which only help say what a short folder lacks."""
+    return folder.names is not None or folder.path == "Manga109/HR"
+
+
 def describe_missing(folder: Folder, files: list[Path], first: int = 5) -> str:
     """'found 3 of 5 images (missing: a.png, b.png)' or '' when complete."""
     missing = missing_names(folder, files)
-    if missing is not None and not missing and len(files) >= folder.count:
-        return ""
-    if missing is None and len(files) == folder.count:
+    if len(files) == folder.count and not (missing and names_are_rule(folder)):
         return ""
     text = f"found {len(files)} of {folder.count} images"
     if missing:
