@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import csv
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
 from ..errors import CiaosrError
 
 GIB = 2 ** 30
-MIB = 2 ** 20
 
 
 @dataclass(frozen=True)
@@ -80,7 +79,6 @@ class DataSet:
     used_for: str = ""  # the paper's tables (docs/reproduce.md)
     eval_set: bool = False  # an HR set ``prepare`` adds LR / GTmod12 to
     training_set: bool = False  # ``prepare --sub-images`` applies
-    top_folders: tuple[str, ...] = field(default=())
 
     @property
     def fetchable(self) -> bool:
@@ -93,7 +91,7 @@ class DataSet:
     @property
     def set_folders(self) -> tuple[str, ...]:
         """The folders directly under the data root this set owns (``Set5``, ...)."""
-        return self.top_folders or tuple(dict.fromkeys(f.path.split("/", 1)[0] for f in self.folders))
+        return tuple(dict.fromkeys(f.path.split("/", 1)[0] for f in self.folders))
 
     def hr_folders(self) -> tuple[Folder, ...]:
         return tuple(f for f in self.folders if f.path.endswith("/HR"))
