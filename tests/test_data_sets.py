@@ -156,6 +156,16 @@ def test_prepare_manga109_from_the_users_folder(tmp_path, capsys):
     assert "give your copy with `ciaosr data prepare Manga109 --from DIR`" in capsys.readouterr().err
 
 
+def test_prepare_on_a_folder_missing_images_names_them(tmp_path, capsys):
+    div2k_valid(tmp_path, lr=False)
+    for i in (803, 804, 810, 811, 812, 890):
+        (tmp_path / f"DIV2K-valid/HR/{i:04d}.png").unlink()
+    assert main(["data", "prepare", "DIV2K-valid", "--root", str(tmp_path), "--quiet"]) == 2
+    assert capsys.readouterr().err == (f"error: {tmp_path}/DIV2K-valid/HR: found 94 of 100 images (missing: 0803.png, "
+                                       "0804.png, 0810.png, 0811.png, 0812.png and 1 more)\n")
+    assert not (tmp_path / "DIV2K-valid/LR_bicubic").exists()
+
+
 def test_prepare_before_fetch_and_wrong_options_are_one_line(tmp_path, capsys):
     assert main(["data", "prepare", "benchmark", "--root", str(tmp_path)]) == 2
     assert "no images (run `ciaosr data fetch benchmark` first)" in capsys.readouterr().err
