@@ -196,4 +196,5 @@ def test_list(tmp_path, capsys):
     assert rows["DIV2K-valid"]["complete_under_root"] and not rows["benchmark"]["complete_under_root"]
     assert rows["Manga109"]["source"] is None
     assert main(["data", "list", "--root", str(tmp_path)]) == 0
-    assert "DIV2K-valid     400  complete" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert out.startswith(f"data root: {tmp_path}\n") and "DIV2K-valid     400  complete  Table 1" in out

@@ -103,9 +103,10 @@ def run_list(args) -> int:
         print(json.dumps({"root": str(root), "datasets": rows}, indent=2))
         return 0
     width = max(len(r["name"]) for r in rows)
-    print(f"{'set':<{width}}  {'images':>6}  {'under ' + str(root):<14}  used for")
+    print(f"data root: {root}\n")
+    print(f"{'set':<{width}}  {'images':>6}  {'there':<8}  used for")
     for r in rows:
-        print(f"{r['name']:<{width}}  {r['images']:>6}  {'complete' if r['complete_under_root'] else '-':<14}  "
+        print(f"{r['name']:<{width}}  {r['images']:>6}  {'complete' if r['complete_under_root'] else '-':<8}  "
               f"{r['used_for']}")
     print()
     for r in rows:

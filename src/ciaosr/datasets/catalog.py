@@ -168,7 +168,7 @@ DATASETS: tuple[DataSet, ...] = (
         aliases=("benchmarks", "Set5", "Set14", "B100", "Urban100"),
         checksum_source=TORCHSR, size_note="about 250 MB (EDSR-PyTorch README)",
         licence="research use (each set its authors' terms)",
-        used_for="Tables 2, 3, 6 (Urban100), 8 (Urban100)", eval_set=True),
+        used_for="Tables 2, 3, 6 (Urban100), 8 (Urban100); Set5 validates training runs", eval_set=True),
     DataSet(
         "Manga109", "109 two-page spreads, one per title (Matsui et al. 2017). Not freely downloadable: "
                     "request it at manga109.org, then `ciaosr data prepare Manga109 --from DIR`",
