@@ -21,10 +21,9 @@ from ciaosr.decoders.lmliif import LMLIIFDecoder
 from ciaosr.decoders.lmlte import LMLTEDecoder
 from ciaosr.decoders.lte import LTEDecoder
 from ciaosr.errors import CiaosrError
-from ciaosr.geometry import make_cell, make_coord
 from ciaosr.models.factory import count_parameters
 
-from test_decoders_lte_metasr import train_smoke
+from test_decoders_lte_metasr import full_grid, train_smoke
 
 DATA = Path(__file__).parent / "data" / "official"
 VARIANTS = ("lmliif", "lmlte")
@@ -33,13 +32,6 @@ DECODERS = {"lmliif": LMLIIFDecoder, "lmlte": LMLTEDecoder}
 
 def vectors(variant: str) -> dict:
     return torch.load(DATA / f"lmf_{variant}_vectors.pt", weights_only=True)
-
-
-def full_grid(size, batch=1):
-    h, w = size
-    coord = make_coord((h, w)).unsqueeze(0).expand(batch, -1, -1).contiguous()
-    cell = make_cell((h, w), h * w).unsqueeze(0).expand(batch, -1, -1).contiguous()
-    return coord, cell
 
 
 # --- parity with the official forward ------------------------------------------------

@@ -41,6 +41,14 @@ DECODERS = {"lte": small_lte, "metasr": small_metasr, "itsrn": small_itsrn,
             "itsrn-no-ensemble": lambda: small_itsrn(local_ensemble=False)}
 
 
+def full_grid(size, batch=1):
+    """Every pixel of an output of ``size``: (batch, h*w, 2) coordinates and cells."""
+    h, w = size
+    coord = make_coord((h, w)).unsqueeze(0).expand(batch, -1, -1).contiguous()
+    cell = make_cell((h, w), h * w).unsqueeze(0).expand(batch, -1, -1).contiguous()
+    return coord, cell
+
+
 def train_smoke(tmp_path, model: str, decoder_args: str):
     """30 iterations of the smoke config with ``model`` (``decoder_args`` a YAML mapping):
     the loss falls; returns the exported model, loaded."""

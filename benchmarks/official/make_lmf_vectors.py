@@ -32,10 +32,10 @@ Stored:
 import argparse
 import math
 import os
-import subprocess
-import sys
 
 import torch
+
+from model_vectors import enter_code_base, save_pair, seeded_model  # beside this file
 
 SMALL_EDSR = {"name": "edsr-baseline", "args": {"no_upsampling": True, "n_resblocks": 2, "n_feats": 8}}
 SMALL_IMNET = {"name": "lmmlp", "args": {"out_dim": 3, "hidden_dim": 8, "hidden_depth": 3,
@@ -88,19 +88,12 @@ def main():
     ap.add_argument("--out", required=True, help="folder for the two files")
     a = ap.parse_args()
     code, out = os.path.abspath(a.code), os.path.abspath(a.out)
-    commit = subprocess.run(["git", "-C", code, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
-    torch.set_num_threads(1)
-    torch.Tensor.cuda = lambda self, *args, **kw: self
-    os.chdir(code)
-    sys.path.insert(0, code)
+    commit = enter_code_base(code)
     import models
     from utils import make_coord
 
     spec = SMALL[a.variant]
-    model = models.make(spec)
-    g = torch.Generator().manual_seed(0)
-    official_order_init(model, g)
-    lr = torch.rand(1, 3, *LR_SIZE, generator=g)
+    model, g, lr = seeded_model(models, spec, official_order_init, LR_SIZE)
     inp = (lr - 0.5) / 0.5
 
     cases = []
@@ -137,12 +130,8 @@ def main():
 
     note = (f"Made by benchmarks/official/make_lmf_vectors.py {a.variant} with the official LMF code "
             f"(HeZongyao/LMF @ {commit[:7]}, unmodified; .cuda() a no-op), torch {torch.__version__}, one thread.")
-    sd = {k: v.clone() for k, v in model.state_dict().items()}
-    torch.save({"model": {**spec, "sd": sd}, "optimizer": {}, "epoch": 1}, os.path.join(out, f"lmf_{a.variant}.pth"))
-    torch.save({"note": note, "lr": lr, "cases": cases, "train": train_case,
-                "official_keys": [[k, list(v.shape)] for k, v in sd.items()],
-                "params": full_size_counts(models, a.variant, code)},
-               os.path.join(out, f"lmf_{a.variant}_vectors.pt"))
+    save_pair(out, f"lmf_{a.variant}", spec, model, {"note": note, "lr": lr, "cases": cases, "train": train_case,
+                                                    "params": full_size_counts(models, a.variant, code)})
     print(note)
 
 

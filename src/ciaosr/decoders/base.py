@@ -72,6 +72,13 @@ class Decoder(nn.Module):
     def plan(self, prepared: Any, num_queries: int) -> None:
         """Told how many queries per image will be asked of ``prepared`` (all chunks)."""
 
+    def plan_queries(self, prepared: Any, coord: torch.Tensor, cell: torch.Tensor) -> Any:
+        """Told all the (B, Q, 2) queries before they are decoded in chunks: the prepared
+        object the chunks are to use, by default ``prepared`` itself. A decoder whose
+        output depends on the whole query set (SRNO's attention over all queries) returns
+        one that holds that set's statistics, leaving ``prepared`` as it was."""
+        return prepared
+
     def prepare_bytes(self, pixels: int) -> int:
         """Estimated peak bytes of ``prepare`` for an input of ``pixels`` LR pixels (what
         a tiler must budget for): by default the 3x3-unfolded features and the

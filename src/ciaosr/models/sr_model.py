@@ -9,7 +9,7 @@ recomputes anything that does not depend on the query.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 import torch
@@ -130,6 +130,7 @@ class ImplicitSRModel(nn.Module):
             chunk = min(chunk, self.decoder.cpu_chunk or chunk)
         total = coord.shape[1]
         self.plan(enc, total)
+        enc = replace(enc, prepared=self.decoder.plan_queries(enc.prepared, coord, cell))
         starts = range(0, total, chunk)
         decoded, cancelled = 0, False
         lock = threading.Lock()
