@@ -25,7 +25,7 @@ from ..models.registry import register_decoder
 from .base import Decoder
 from .mlp import MLP, first_layer, run_layers
 from .sampling import area_blend, area_weights, feature_coord, sample_nearest, shifted_coords
-from .workspace import Workspace
+from .workspace import Workspace, autocast_off
 
 
 @register_decoder("liif", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), residual=False,
@@ -111,7 +111,7 @@ class LIIFDecoder(Decoder):
         hid = run_layers(self.imnet, hid, 1, -1, ws).float()  # activations up to the last hidden layer
         # Blend, then the last (linear) layer once per query; both in float32 even under
         # autocast (bf16): they are cheap, and the output keeps float32 steps.
-        with torch.autocast(coord.device.type, enabled=False):
+        with autocast_off(coord.device):
             if self.local_ensemble:
                 weights = area_weights([rel[:, :, i] for i in range(n)]).reshape(b * nq, 1, n)
                 hid = torch.bmm(weights, hid.view(b * nq, n, -1)).view(b * nq, -1)

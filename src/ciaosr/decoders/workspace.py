@@ -17,6 +17,7 @@ backward pass can keep. Under autocast the products cast their inputs themselves
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 
@@ -30,9 +31,23 @@ def reusable() -> bool:
 
 def product_dtype(x: torch.Tensor) -> torch.dtype:
     """The dtype a matrix product on ``x`` computes in: autocast's where it is on (for
-    products written with ``out=``, which autocast does not cast), else ``x``'s."""
+    products written with ``out=``, which autocast does not cast), else ``x``'s. A device
+    type autocast does not know (``meta``, which the device-placement test runs on) has
+    none."""
     kind = x.device.type
-    return torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else x.dtype
+    try:
+        return torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else x.dtype
+    except RuntimeError:  # "unknown device type for autocast"
+        return x.dtype
+
+
+def autocast_off(device: torch.device):
+    """A context where ``device``'s autocast is off (for sums that must stay float32);
+    nothing to do on a device type autocast does not know (``meta``)."""
+    try:
+        return torch.autocast(device.type, enabled=False)
+    except RuntimeError:
+        return contextlib.nullcontext()
 
 
 class Workspace:
