@@ -1,7 +1,7 @@
 """Run ``ciaosr eval --table N`` and record how: date, machine, load, command, time.
 
 Everything after ``--`` goes to ``ciaosr eval`` unchanged; the script prints a header
-(UTC date, CPU and its flags, torch, the 1-minute load average before and after, the
+(the UTC time it finished, CPU and its flags, torch, the 1-minute load average before and after, the
 command and its wall-clock time) and then the command's Markdown, ready for a doc.
 
     python benchmarks/paper_table.py -- --table 2 --models edsr-baseline-liif \\
@@ -33,7 +33,7 @@ def main(argv: list[str]) -> int:
     proc = subprocess.run([sys.executable, "-m", "ciaosr", "eval", *argv], capture_output=True, text=True)
     seconds = time.perf_counter() - t0
     load1 = os.getloadavg()[0]
-    print(f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {machine_summary()}, "
+    print(f"Finished {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {machine_summary()}, "
           f"torch {torch.__version__}, 1-minute load average {load0:.1f} before and {load1:.1f} after "
           f"(other jobs share the cores); {seconds:.0f} s.\n")
     print(f"```bash\n{shlex.join(cmd)}\n```\n")

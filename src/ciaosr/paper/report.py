@@ -36,7 +36,7 @@ def format_markdown(report: dict) -> str:
     metrics = report["metrics"]
     what = " / ".join(m.upper() for m in metrics)
     lines = [f"CiaoSR paper, Table {report['table']}: {report['title']}. Scored on {report['channel']}, "
-             f"{report['protocol']} protocol; {what}: ours, the paper's, ours minus the paper's."]
+             f"{report['protocol']} protocol; {what}: ours, the paper's, ours minus the paper's.", ""]
     columns = [(ds, s) for ds in report["datasets"] for s in report["scales"]]
     lines.append("| model | | " + " | ".join(f"{ds} x{s}" for ds, s in columns) + " |")
     lines.append("| --- | --- |" + " ---: |" * len(columns))
@@ -54,5 +54,7 @@ def format_markdown(report: dict) -> str:
                                       for c in cells) + " |")
             lines.append("| | difference | " + " | ".join(_fmt(c["difference"], metrics, signed=True) for c in cells)
                          + " |")
-    lines.extend(f"- {note}" for note in report["notes"])
+    if report["notes"]:
+        lines.append("")
+        lines.extend(f"- {note}" for note in report["notes"])
     return "\n".join(lines)

@@ -130,7 +130,6 @@ def run_table(number: int, models: Sequence[str], data_root: str | os.PathLike, 
             for ds in datasets:
                 for s in scales:
                     cells.append(_cell(table, label, row, variant, ds, s, ours, missing, metrics))
-        del model
     for name, why in skipped.items():
         notes.append(f"{name} not computed: {why}")
     return {
