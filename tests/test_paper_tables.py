@@ -259,3 +259,16 @@ def test_table8_without_lpips_weights_says_why(data, tiny_rdn_liif, tmp_path):
 def test_table_bad_input_is_one_line(data, capsys, argv, needle):
     rc, _, err = _run(capsys, "eval", *[a.replace("{root}", str(data)) for a in argv])
     assert rc == 2 and needle in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_table1_with_one_model_option_compares_bicubic(data, capsys):
+    rc, out, err = _run(capsys, "eval", "--table", 1, "--model", "bicubic", "--data-root", data, "--scales", 2,
+                        "--device", "cpu")
+    assert rc == 0, err
+    lines = out.splitlines()
+    ours = next(ln for ln in lines if ln.startswith("| bicubic | ours | "))
+    value = float(ours.split("|")[3].split()[0])
+    assert "| | paper (Bicubic) | 31.01 |" in out
+    diff = next(ln for ln in lines if ln.startswith("| | difference | "))
+    assert float(diff.split("|")[3]) == pytest.approx(value - 31.01, abs=0.0101)  # both printed to 0.01
+    assert "(2/100 images)" in ours and not [ln for ln in lines if ln.startswith("- ")]
