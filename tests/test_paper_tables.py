@@ -261,6 +261,13 @@ def test_table_bad_input_is_one_line(data, capsys, argv, needle):
     assert rc == 2 and needle in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
+def test_mmedit_protocol_is_said(data):
+    report = run_table(2, ["bicubic"], data, datasets=["Set5"], scales=[2], protocol="mmedit", device="cpu",
+                       progress=False)
+    assert report["protocol"] == "mmedit" and report["evaluations"][0]["report"]["protocol"] == "mmedit"
+    assert report["notes"][0].startswith("mmedit protocol: the paper's figures are scored on Y, shave s under the LIIF")
+
+
 def test_table1_with_one_model_option_compares_bicubic(data, capsys):
     rc, out, err = _run(capsys, "eval", "--table", 1, "--model", "bicubic", "--data-root", data, "--scales", 2,
                         "--device", "cpu")

@@ -86,6 +86,9 @@ def run_table(number: int, models: Sequence[str], data_root: str | os.PathLike, 
     if not root.is_dir():
         raise CiaosrError(f"data root not found: {root}")
     notes: list[str] = []
+    if protocol != "liif":
+        notes.append(f"{protocol} protocol: the paper's figures are scored on {table.channel} under the LIIF "
+                     f"protocol; these are scored as the official CiaoSR code scores (Y of 8-bit outputs, crop s)")
     present: dict[str, str] = {}  # canonical name -> the folder's name under root
     missing: dict[str, str] = {}
     for ds in datasets:
