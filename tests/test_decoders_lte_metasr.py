@@ -49,9 +49,10 @@ def full_grid(size, batch=1):
     return coord, cell
 
 
-def train_smoke(tmp_path, model: str, decoder_args: str):
-    """30 iterations of the smoke config with ``model`` (``decoder_args`` a YAML mapping):
-    the loss falls; returns the exported model, loaded."""
+def train_smoke(tmp_path, model: str, decoder_args: str, encoder_args: str | None = None):
+    """30 iterations of the smoke config with ``model`` (``decoder_args``, and
+    ``encoder_args`` in place of the config's, YAML mappings): the loss falls; returns the
+    exported model, loaded."""
     import json
 
     import numpy as np
@@ -66,7 +67,8 @@ def train_smoke(tmp_path, model: str, decoder_args: str):
     cfg = load_config(REPO / "configs" / "smoke.yaml", [
         f"data_root={require_shared('datasets')}", f"output_dir={out}", "name=smoke",
         f"model.name={model}", f"model.decoder_args={decoder_args}",
-        "val.datasets=[]", "train.iterations=30", "train.save_every=1000", "train.progress=false"])
+        "val.datasets=[]", "train.iterations=30", "train.save_every=1000", "train.progress=false"]
+        + ([f"model.encoder_args={encoder_args}"] if encoder_args else []))
     assert Trainer(cfg).run().step == 30
     rows = [json.loads(line) for line in (out / "smoke" / "metrics.jsonl").read_text().splitlines()]
     losses = [r["loss"] for r in rows if "loss" in r]

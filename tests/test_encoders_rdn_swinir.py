@@ -114,8 +114,11 @@ def test_rdn_odd_size_and_bad_args():
     model = RDN(mid_channels=8, num_blocks=2, num_layers=2, channel_growth=8).eval()
     with torch.no_grad():
         assert model(torch.randn(2, 3, 13, 17)).shape == (2, 8, 13, 17)
-    with pytest.raises(ValueError, match="channel_growth"):
-        RDN(mid_channels=64, channel_growth=16)
+    # a growth G other than the width G0 (OPE-SR's RDN: 147 and 64), as LIIF's RDN code allows
+    narrow = RDN(mid_channels=12, num_blocks=2, num_layers=2, channel_growth=8).eval()
+    with torch.no_grad():
+        assert narrow(torch.randn(1, 3, 9, 10)).shape == (1, 12, 9, 10)
+    assert rdn_mod.args_from_state_dict(narrow.state_dict())["channel_growth"] == 8
     with pytest.raises(CiaosrError):
         rdn_mod.args_from_state_dict({"generator.sfe1.weight": torch.zeros(64, 3, 3, 3)})
 

@@ -30,12 +30,11 @@ Stored:
 """
 
 import argparse
-import math
 import os
 
 import torch
 
-from model_vectors import enter_code_base, save_pair, seeded_model  # beside this file
+from model_vectors import enter_code_base, official_order_init, save_pair, seeded_model  # beside this file
 
 SMALL_EDSR = {"name": "edsr-baseline", "args": {"no_upsampling": True, "n_resblocks": 2, "n_feats": 8}}
 SMALL_IMNET = {"name": "lmmlp", "args": {"out_dim": 3, "hidden_dim": 8, "hidden_depth": 3,
@@ -53,18 +52,6 @@ LR_SIZE = (10, 12)
 # (output size, whether it is past the training range: test.py's cell multiplier then applies)
 CASES = [(20, 24), (37, 44), (20, 42), (60, 72)]
 CHUNK = 97
-
-
-def official_order_init(model, g):
-    with torch.no_grad():
-        for _, p in model.named_parameters():
-            if not p.requires_grad:
-                continue
-            if p.dim() >= 2:
-                gain = 0.7 if p.dim() == 4 else 1.0
-                p.copy_(torch.randn(p.shape, generator=g) * (gain / math.sqrt(p[0].numel())))
-            else:
-                p.copy_(torch.randn(p.shape, generator=g) * 0.1)
 
 
 def full_size_counts(models, variant, code):

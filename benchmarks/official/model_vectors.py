@@ -2,6 +2,7 @@
 make_srno_vectors.py): entering an official LIIF-style code base, and saving its
 checkpoint in the official training scripts' layout beside the vectors."""
 
+import math
 import os
 import subprocess
 import sys
@@ -18,6 +19,20 @@ def enter_code_base(code: str) -> str:
     os.chdir(code)
     sys.path.insert(0, code)
     return commit
+
+
+def official_order_init(model, g):
+    """Every trainable tensor in ``named_parameters()`` order from ``g``: weights
+    N(0, gain^2 / fan_in), gain 0.7 for convolutions and 1 otherwise; biases N(0, 0.1^2)."""
+    with torch.no_grad():
+        for _, p in model.named_parameters():
+            if not p.requires_grad:
+                continue
+            if p.dim() >= 2:
+                gain = 0.7 if p.dim() == 4 else 1.0
+                p.copy_(torch.randn(p.shape, generator=g) * (gain / math.sqrt(p[0].numel())))
+            else:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.1)
 
 
 def seeded_model(models, spec: dict, init, lr_size) -> tuple:

@@ -44,10 +44,12 @@ def _state_dict(obj, source: str) -> tuple[dict, dict | None]:
 
 
 def _split(sd: dict) -> tuple[dict, dict, bool]:
-    """(trunk, decoder part, whether the file is in the LIIF code base's layout)."""
-    if any(k.startswith("encoder.") for k in sd):
-        trunk = {k[len("encoder."):]: v for k, v in sd.items() if k.startswith("encoder.")}
-        return trunk, {k: v for k, v in sd.items() if not k.startswith("encoder.")}, True
+    """(trunk, decoder part, whether the file is in the LIIF code base's layout; OPE-SR's
+    names its encoder ``srnet``)."""
+    for prefix in ("encoder.", "srnet."):
+        if any(k.startswith(prefix) for k in sd):
+            trunk = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
+            return trunk, {k: v for k, v in sd.items() if not k.startswith(prefix)}, True
     prefixes = tuple(p for entry in decoders().values() for p in entry.cls.official_prefixes)
     return ({k: v for k, v in sd.items() if not k.startswith(prefixes)},
             {k: v for k, v in sd.items() if k.startswith(prefixes)}, False)
@@ -77,12 +79,18 @@ def _decoder(dec_sd: dict, spec: dict | None, source: str) -> tuple[str, dict]:
 
 def _encoder(trunk: dict, spec: dict | None, liif_layout: bool, source: str) -> tuple[str, dict, dict]:
     """(encoder name, constructor args, trunk in our key names)."""
-    enc_spec_args = ((spec or {}).get("args") or {}).get("encoder_spec", {}).get("args", {}) or {}
+    spec_args = (spec or {}).get("args") or {}
+    enc_spec = spec_args.get("encoder_spec") or spec_args.get("srnet_spec") or {}
+    enc_spec_args = dict(enc_spec.get("args") or {})
+    # an EDSR the spec calls a baseline has the baseline's res_scale (1) at any width
+    baseline = str(enc_spec.get("name", "")).endswith("edsr-baseline")
+    if baseline:
+        enc_spec_args.setdefault("res_scale", 1.0)
     for cls in dict.fromkeys(entry.cls for entry in encoders().values()):
         ours = cls.from_liif_keys(trunk) if liif_layout else trunk
         found = cls.detect(ours, enc_spec_args)
         if found is not None:
-            return found[0], found[1], ours
+            return ("edsr-baseline" if baseline and found[0] == "edsr" else found[0]), found[1], ours
     raise CiaosrError(f"{source}: cannot detect the encoder architecture from the checkpoint keys")
 
 

@@ -45,14 +45,15 @@ class _DenseLayer(nn.Module):
 
 
 class _RDB(nn.Module):
-    """Residual dense block: dense layers, 1x1 local feature fusion, residual."""
+    """Residual dense block: dense layers, 1x1 local feature fusion back to the block's
+    width, residual."""
 
     def __init__(self, in_channels: int, growth: int, num_layers: int) -> None:
         super().__init__()
         self.layers = nn.Sequential(
             *[_DenseLayer(in_channels + growth * j, growth) for j in range(num_layers)]
         )
-        self.lff = nn.Conv2d(in_channels + growth * num_layers, growth, 1)
+        self.lff = nn.Conv2d(in_channels + growth * num_layers, in_channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.lff(self.layers(x))
@@ -67,9 +68,10 @@ class RDN(nn.Module):
         mid_channels: width of the shallow features and of the output.
         num_blocks: number of residual dense blocks.
         num_layers: dense layers per block.
-        channel_growth: channels added by each dense layer. The block residual adds an
-            input of ``mid_channels`` to an ``lff`` output of ``channel_growth``, so the
-            two must be equal (as in mmediting, where a mismatch fails at run time).
+        channel_growth: channels added by each dense layer (the RDN paper's G; the width
+            ``mid_channels`` is its G0). Equal in the published RDN (64) and in
+            mmediting's, which requires it; OPE-SR's RDN has G0 = 147 and G = 64, as the
+            LIIF code base's RDN allows.
     """
 
     def __init__(
@@ -81,11 +83,6 @@ class RDN(nn.Module):
         channel_growth: int = 64,
     ) -> None:
         super().__init__()
-        if channel_growth != mid_channels:
-            raise ValueError(
-                f"RDN needs channel_growth == mid_channels (got {channel_growth} and "
-                f"{mid_channels}): each block adds its input to a channel_growth-wide output"
-            )
         if num_blocks < 1 or num_layers < 1:
             raise ValueError("RDN needs num_blocks >= 1 and num_layers >= 1")
         self.in_channels = in_channels
@@ -99,12 +96,12 @@ class RDN(nn.Module):
         self.sfe2 = nn.Conv2d(mid_channels, mid_channels, 3, padding=1)
         self.rdbs = nn.ModuleList(
             [
-                _RDB(mid_channels if i == 0 else channel_growth, channel_growth, num_layers)
+                _RDB(mid_channels, channel_growth, num_layers)
                 for i in range(num_blocks)
             ]
         )
         self.gff = nn.Sequential(
-            nn.Conv2d(channel_growth * num_blocks, mid_channels, 1),
+            nn.Conv2d(mid_channels * num_blocks, mid_channels, 1),
             nn.Conv2d(mid_channels, mid_channels, 3, padding=1),
         )
 

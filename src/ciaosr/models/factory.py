@@ -12,7 +12,7 @@ def build_model(name: str, encoder_args: dict | None = None, decoder_args: dict 
     from ..errors import CiaosrError
 
     enc, dec = split_name(name)
-    enc_kwargs = {**enc.defaults, **(encoder_args or {})}
+    enc_kwargs = {**enc.defaults, **dec.encoder_args.get(enc.name, {}), **(encoder_args or {})}
     dec_kwargs = {**dec.defaults, **(decoder_args or {})}
     try:
         encoder = enc.cls(**enc_kwargs)

@@ -32,6 +32,11 @@ class DecoderEntry:
     residual: bool  # a global bilinear residual of the normalised input
     defaults: dict = field(default_factory=dict)
     description: str = ""
+    #: The encoders it runs on (None: every one) and, per encoder name, the encoder
+    #: arguments it needs (OPE-SR's parameter-free decoder reads its coefficients straight
+    #: from the encoder's channels, so it fixes their number).
+    encoders: tuple | None = None
+    encoder_args: dict = field(default_factory=dict)
 
 
 _ENCODERS: dict[str, EncoderEntry] = {}
@@ -48,10 +53,13 @@ def register_encoder(name: str, *, defaults: dict | None = None, description: st
 
 
 def register_decoder(name: str, *, mean, std, residual: bool, defaults: dict | None = None,
-                     description: str = ""):
+                     description: str = "", encoder_args: dict | None = None):
+    """``encoder_args``: ``{encoder name: arguments}`` the decoder needs of each encoder it
+    runs on; given, it runs on those encoders only."""
     def decorate(cls):
         _DECODERS[name] = DecoderEntry(name, cls, tuple(mean), tuple(std), residual, dict(defaults or {}),
-                                       description)
+                                       description, tuple(encoder_args) if encoder_args is not None else None,
+                                       dict(encoder_args or {}))
         return cls
     return decorate
 
@@ -77,7 +85,8 @@ def list_models(pretrained: bool = False) -> list[str]:
     package (``pretrained=True``)."""
     from .pretrained import shipped
 
-    names = [f"{e}-{d}" for e in encoders() for d in decoders()]
+    names = [f"{e}-{d}" for e in encoders() for d, entry in decoders().items()
+             if entry.encoders is None or e in entry.encoders]
     return [n for n in names if shipped(n) is not None] if pretrained else names
 
 
@@ -87,4 +96,7 @@ def split_name(name: str) -> tuple[EncoderEntry, DecoderEntry]:
     encs, decs = encoders(), decoders()
     if encoder not in encs or decoder not in decs:
         raise CiaosrError(f"unknown model '{name}' (known: {', '.join(list_models())})")
+    runs_on = decs[decoder].encoders
+    if runs_on is not None and encoder not in runs_on:
+        raise CiaosrError(f"model '{name}': the {decoder} decoder runs on {', '.join(runs_on)} only")
     return encs[encoder], decs[decoder]
