@@ -139,3 +139,17 @@ def test_training_smoke(tmp_path):
     """The smoke config with an SRNO decoder: the loss falls, the export loads and upscales."""
     model = train_smoke(tmp_path, "edsr-baseline-srno", "{width: 32, heads: 4, hidden: 32}")
     assert model.spec["decoder_args"]["heads"] == 4
+
+
+def test_fused_attention_equals_the_official_order():
+    """q (k^T v) / N folded into one width x width product per image equals the official
+    order of operations (q, k, v, layer norms, k^T v, q times it)."""
+    torch.manual_seed(0)
+    layer = small().conv0
+    with torch.no_grad():
+        for p in layer.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+        x = torch.randn(2, 300, 8)
+        torch.testing.assert_close(layer(x), layer.official(x), atol=1e-5, rtol=1e-5)
+        kv = layer.key_value(x[:, :100]) + layer.key_value(x[:, 100:])
+        torch.testing.assert_close(layer(x[:, :7], kv / 300), layer.official(x)[:, :7], atol=1e-5, rtol=1e-5)

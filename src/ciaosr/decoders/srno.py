@@ -26,6 +26,8 @@ pass, training, a bare ``decode``) treats its own queries as the set, as the off
 
 The latent codes' part of ``conv00`` is applied per LR pixel in ``prepare`` (one table of
 four ``width``-wide rows per pixel, one per neighbour slot); a query gathers its four rows.
+Once ``k^T v`` is known, each attention layer's ``q (k^T v) / N`` is one width x width
+product (the query projection folded into it), and a query computes no keys or values.
 The official ``conv00`` takes ``(64 + 2) * 4 + 2`` inputs, so the official code runs
 only on 64-channel encoders (EDSR-baseline, RDN); here the width follows the encoder.
 Parameter names and shapes are the official ones (1x1 convolutions), so the decoder part
@@ -81,16 +83,37 @@ class GalerkinAttention(nn.Module):
 
     def key_value(self, x: Tensor) -> Tensor:
         """``sum_n k_n^T v_n`` over the queries of ``x``: (B, heads, d, d)."""
-        _, k, v = self._qkv(x)
+        b, n, _ = x.shape
+        d = self.head_dim
+        w = self.qkv_proj.weight.flatten(1).view(self.heads, 3, d, -1)[:, 1:].reshape(2 * self.heads * d, -1)
+        bias = self.qkv_proj.bias.view(self.heads, 3, d)[:, 1:].reshape(-1)
+        kv = F.linear(x, w, bias).view(b, n, self.heads, 2, d).permute(3, 0, 2, 1, 4)
+        k, v = self.kln(kv[0]), self.vln(kv[1])
         return k.transpose(-2, -1) @ v
 
     def forward(self, x: Tensor, kv_mean: Tensor | None = None) -> Tensor:
-        """``kv_mean``: ``k^T v / N`` of the whole query set; None: ``x``'s own."""
+        """``kv_mean``: ``k^T v / N`` of the whole query set; None: ``x``'s own.
+
+        ``q (k^T v / N)`` is linear in ``x`` once the sums are known: per head
+        ``x (W_q^T S) + b_q S``, one width x width product for all heads (the official
+        order of operations: :meth:`official`)."""
+        b, n, width = x.shape
+        d = self.head_dim
+        if kv_mean is None:
+            kv_mean = self.key_value(x) / n
+        w_q = self.qkv_proj.weight.flatten(1).view(self.heads, 3, d, width)[:, 0]  # (heads, d, width)
+        b_q = self.qkv_proj.bias.view(self.heads, 3, d)[:, 0]  # (heads, d)
+        # per image and head: y_h = x W_q,h^T S_h + b_q,h S_h
+        w_fused = (kv_mean.transpose(-2, -1) @ w_q).reshape(b, width, width)  # rows h*d + j
+        b_fused = (b_q.unsqueeze(-2) @ kv_mean).reshape(b, 1, width)
+        y = torch.baddbmm(b_fused.to(x.dtype), x, w_fused.transpose(1, 2).to(x.dtype)) + x
+        return conv1x1(self.o_proj2, F.gelu(conv1x1(self.o_proj1, y))) + x
+
+    def official(self, x: Tensor) -> Tensor:
+        """The official ``simple_attn.forward`` on (B, N, width) queries, as a set."""
         b, n, width = x.shape
         q, k, v = self._qkv(x)
-        if kv_mean is None:
-            kv_mean = (k.transpose(-2, -1) @ v) / n
-        y = (q @ kv_mean).transpose(1, 2).reshape(b, n, width) + x
+        y = (q @ ((k.transpose(-2, -1) @ v) / n)).transpose(1, 2).reshape(b, n, width) + x
         return conv1x1(self.o_proj2, F.gelu(conv1x1(self.o_proj1, y))) + x
 
 
