@@ -33,6 +33,14 @@ from .errors import CiaosrError
 # --------------------------------------------------------------------------------------
 def axis_centres(n: int, device=None, dtype=torch.float32) -> torch.Tensor:
     """Pixel-centre coordinates of an axis of ``n`` pixels in [-1, 1]."""
+    if torch.compiler.is_exporting() and dtype == torch.float32:
+        # In an ONNX graph n is a tensor and Python's double arithmetic would become float32
+        # arithmetic, rounding -1 + r twice: the scalars are made in float64 and rounded
+        # once, as below, so that the graph's centres equal these bit for bit (a query on a
+        # pixel centre has neighbour offsets of rounding size, whose ratios are LIIF's weights).
+        n64 = torch.tensor(n, dtype=torch.float64, device=device)
+        lo, step = (1 / n64 - 1).float(), (2 / n64).float()
+        return step * torch.arange(n, device=device, dtype=torch.float32) + lo
     r = 1.0 / n
     return -1 + r + (2 * r) * torch.arange(n, device=device, dtype=torch.float32).to(dtype)
 

@@ -16,7 +16,7 @@ import sys
 from ..errors import CiaosrError
 
 # Sub-command modules, in the order ``ciaosr --help`` lists them.
-COMMANDS = ["upscale", "models", "eval", "compare", "prepare_benchmark", "data", "train", "degrade", "serve"]
+COMMANDS = ["upscale", "export", "models", "eval", "compare", "prepare_benchmark", "data", "train", "degrade", "serve"]
 
 
 class _Parser(argparse.ArgumentParser):

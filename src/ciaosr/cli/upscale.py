@@ -69,7 +69,12 @@ def register(sub) -> None:
                         "ratio (other side = round(other * new / this)); an axis smaller than the input is "
                         "shrunk with antialiased bicubic")
     p.add_argument("--model", "-m", default=None, metavar="NAME_OR_PATH",
-                   help="model name with shipped weights or checkpoint file (default: the default model)")
+                   help="model name with shipped weights or checkpoint file (default: the default model); "
+                        "with --backend onnxruntime also an exported .onnx file")
+    p.add_argument("--backend", default="torch", choices=("torch", "onnxruntime"),
+                   help="torch (default), or onnxruntime: the model's exported ONNX graphs on the CPU in fp32 "
+                        "(--model X.onnx from 'ciaosr export', or any model, exported once into "
+                        "$XDG_CACHE_HOME/ciaosr/onnx); needs the onnx extra")
     p.add_argument("--device", default="auto", help="auto (default: CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
     p.add_argument("--precision", default="fp32", choices=("auto", *PRECISIONS),
                    help="fp32 (default); bf16 (autocast: about 2.5x faster on CPUs with AVX512-BF16/AMX, "
@@ -167,6 +172,7 @@ def run(args) -> int:
     from ..geometry import Resize
     from ..imageio import output_format
     from ..inference.batch import STREAM, plan_batch
+    from ..inference.upscale import check_backend
     from ..runtime import Precision
 
     # Everything that does not depend on one image is checked before any work.
@@ -174,8 +180,9 @@ def run(args) -> int:
     _check_arguments(args)
     dist_info = dist_info_from_env()  # one process, or one of a torchrun job's
     set_threads(args.threads, dist_info)
-    device = device_for(args.device, dist_info)
-    precision = Precision.for_device(args.precision, device)
+    backend = check_backend(args.backend, args.device, args.precision)
+    device = device_for("cpu" if backend == "onnxruntime" else args.device, dist_info)
+    precision = Precision.for_device(args.precision if backend == "torch" else "fp32", device)
     naming = _naming(args, resize)
     plan = plan_batch(args.inputs, args.output, naming, args.recursive)
     if not plan.jobs and not plan.refused:
@@ -302,7 +309,7 @@ def _run_plan(args, plan, group, naming, resize, device, precision, fmt_of, info
                     results.put(i, ("failed", str(exc)))
                     continue
                 if model is None:  # loaded on the first image that needs it; a bad model stops the run
-                    model = get_model(args.model, device)
+                    model = get_model(args.model, device, args.backend)
                 try:
                     result = upscale_data(data, (h, w), model, device=device, precision=precision,
                                           tile=args.tile, progress=None)

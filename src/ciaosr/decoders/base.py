@@ -8,6 +8,10 @@ coordinates, in two halves:
 * ``query(prepared, coord, cell)``: per-query work only, once per chunk of queries.
   It never changes ``prepared``'s tensors, so chunks can come in any order and size.
 
+``tables(prepared)`` names the prepared object's tensors and ``from_tables(tables, size)``
+rebuilds it from them: the two halves can then run apart (the exported ONNX graphs,
+:mod:`ciaosr.onnx`).
+
 ``plan(prepared, num_queries)`` is told, before the first chunk, how many queries per
 image are coming in all: a decoder may then decide on work that pays off only for dense
 queries (CiaoSR's logit tables). The chunk hints and the tiling hints are declared
@@ -68,6 +72,17 @@ class Decoder(nn.Module):
     def query(self, prepared: Any, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
         """(B, Q, 2) coordinates and cells -> (B, Q, out_dim) predictions."""
         raise NotImplementedError
+
+    def tables(self, prepared: Any) -> dict[str, torch.Tensor]:
+        """The tensors of ``prepared`` that ``query`` needs, by name, each with the batch
+        first (what an exported encode graph returns, :mod:`ciaosr.onnx`); by default
+        ``prepared`` itself, a dict of tensors."""
+        return dict(prepared)
+
+    def from_tables(self, tables: dict[str, torch.Tensor], size: tuple[int, int]) -> Any:
+        """The prepared object of ``tables`` (as :meth:`tables` gives them) of an H x W
+        feature map: the inverse of :meth:`tables`."""
+        return dict(tables)
 
     def plan(self, prepared: Any, num_queries: int) -> None:
         """Told how many queries per image will be asked of ``prepared`` (all chunks)."""

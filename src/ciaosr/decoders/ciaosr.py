@@ -40,7 +40,7 @@ from ..models.registry import register_decoder
 from .base import Decoder
 from .mlp import MLP, first_layer, run_layers, split_first_layer
 from .nonlocal_attention import CrossScaleAttention
-from .sampling import feature_coord, sample_nearest, shifted_coords, unfold3x3
+from .sampling import pixel_grid, sample_nearest, shifted_coords, unfold3x3
 from .workspace import Workspace, reusable
 
 
@@ -144,6 +144,8 @@ class CiaoSRDecoder(Decoder):
     max_chunk = 8192
     cpu_chunk = 1024
     official_prefixes = ("imnet_q.", "imnet_k.", "imnet_v.", "imnet_a.", "cs_attn.")
+    #: The per-pixel tables of ``CiaoSRPrepared`` (see ``tables``).
+    table_names = ("keys", "values", "key_hidden", "value_hidden")
 
     @classmethod
     def official_args(cls, sd: dict, spec_args: dict | None = None) -> dict | None:
@@ -206,15 +208,18 @@ class CiaoSRDecoder(Decoder):
         key_dim, value_dim = keys.shape[-1], values.shape[-1]
         wv, bv, _ = split_first_layer(self.imnet_v, value_dim)
         wk, bk, _ = split_first_layer(self.key_net, key_dim)
-        return CiaoSRPrepared(
-            size=(h, w), batch=b,
-            keys=keys.reshape(b * h * w, key_dim),
-            values=values.reshape(b * h * w, value_dim),
-            key_hidden=F.linear(keys, wk, bk).reshape(b * h * w, -1),
-            value_hidden=F.linear(values, wv, bv).reshape(b * h * w, -1),
-            centres=feature_coord(feat)[0].flatten(1).t().contiguous(),
-            index=torch.arange(h * w, device=feat.device, dtype=torch.float32).view(1, 1, h, w).expand(b, 1, h, w),
-        )
+        return self.from_tables({"keys": keys, "values": values, "key_hidden": F.linear(keys, wk, bk),
+                                 "value_hidden": F.linear(values, wv, bv)}, (h, w))
+
+    def tables(self, prep: CiaoSRPrepared) -> dict[str, torch.Tensor]:
+        b, (h, w) = prep.batch, prep.size
+        return {name: getattr(prep, name).view(b, h * w, -1) for name in self.table_names}
+
+    def from_tables(self, tables: dict[str, torch.Tensor], size: tuple[int, int]) -> CiaoSRPrepared:
+        keys = tables["keys"]
+        centres, index = pixel_grid(keys.shape[0], size, keys.device)
+        return CiaoSRPrepared(size=size, batch=keys.shape[0], centres=centres, index=index,
+                              **{name: tables[name].flatten(0, 1) for name in self.table_names})
 
     def plan(self, prep: CiaoSRPrepared, num_queries: int) -> None:
         """Dense queries (more than ``table_density`` per LR pixel, as when upscaling whole

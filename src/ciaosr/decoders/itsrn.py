@@ -42,7 +42,7 @@ from ..errors import CiaosrError
 from ..models.registry import register_decoder
 from .base import Decoder
 from .mlp import ACTIVATIONS, MLP
-from .sampling import feature_coord, sample_nearest, shifted_coords
+from .sampling import from_pixel_tables, pixel_tables, sample_nearest, shifted_coords
 
 
 def itsrn_shift(cell: torch.Tensor, h: int, w: int):
@@ -131,12 +131,13 @@ class ITSRNDecoder(Decoder):
         w_fold = last.weight.view(c, taps, o, k).permute(2, 3, 0, 1).reshape(o * k, c, size, size)
         b_fold = last.bias.view(c, taps, o).permute(2, 0, 1).reshape(o, c, size, size)
         table = F.conv2d(feat, torch.cat([w_fold, b_fold]).to(feat.dtype), padding=size // 2)
-        return {
-            "size": (h, w),
-            "table": table.permute(0, 2, 3, 1).reshape(b * h * w, o * (k + 1)),
-            "centres": feature_coord(feat)[0].flatten(1).t(),  # (HW, 2)
-            "index": torch.arange(h * w, device=feat.device, dtype=torch.float32).view(1, 1, h, w).expand(b, 1, h, w),
-        }
+        return self.from_tables({"table": table.permute(0, 2, 3, 1).reshape(b, h * w, o * (k + 1))}, (h, w))
+
+    def tables(self, prep: dict) -> dict[str, torch.Tensor]:
+        return pixel_tables(prep, ("table",))
+
+    def from_tables(self, tables: dict[str, torch.Tensor], size: tuple[int, int]) -> dict:
+        return from_pixel_tables(tables, size)
 
     # --- per-query work ------------------------------------------------------
     def positions(self, coord: torch.Tensor, cell: torch.Tensor, h: int, w: int) -> list[torch.Tensor]:

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from ..models.registry import register_decoder
 from .base import Decoder
 from .mlp import MLP, first_layer, run_layers
-from .sampling import area_blend, area_weights, feature_coord, sample_nearest, shifted_coords
+from .sampling import area_blend, area_weights, from_pixel_tables, pixel_tables, sample_nearest, shifted_coords
 from .workspace import Workspace, autocast_off
 
 
@@ -76,13 +76,13 @@ class LIIFDecoder(Decoder):
             hidden = hidden.permute(0, 2, 3, 1)
         else:
             hidden = F.linear(feat.permute(0, 2, 3, 1), w_feat, first.bias)
-        return {
-            "size": (h, w),
-            "centres": feature_coord(feat)[0].flatten(1).t(),  # (HW, 2)
-            "hidden": hidden.reshape(b * h * w, -1),
-            "index": torch.arange(h * w, device=feat.device, dtype=torch.float32).view(1, 1, h, w).expand(b, 1, h, w),
-            "workspace": Workspace(),
-        }
+        return self.from_tables({"hidden": hidden.reshape(b, h * w, -1)}, (h, w))
+
+    def tables(self, prep: dict) -> dict[str, torch.Tensor]:
+        return pixel_tables(prep, ("hidden",))
+
+    def from_tables(self, tables: dict[str, torch.Tensor], size: tuple[int, int]) -> dict:
+        return {**from_pixel_tables(tables, size), "workspace": Workspace()}
 
     def positions(self, coord: torch.Tensor, h: int, w: int) -> list[torch.Tensor]:
         """Where the latent codes are looked up: the four neighbours, or the nearest."""

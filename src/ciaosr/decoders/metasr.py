@@ -91,7 +91,7 @@ class MetaSRDecoder(Decoder):
         q_feat = looked[..., :d]
         corner = looked[..., d:]
 
-        rel = (corner_q - corner) * coord.new_tensor([h / 2, w / 2])
+        rel = (corner_q - corner) * torch.tensor([h / 2, w / 2], dtype=coord.dtype, device=coord.device)
         r_rev = cell[..., :1] * (h / 2)  # 1 / s_row (the official code uses the row axis only)
         weights = self.imnet(torch.cat([rel, r_rev], dim=-1).reshape(bs * q, 3))
         weights = weights.view(bs * q, d, self.out_dim)

@@ -35,6 +35,13 @@ class CrossScaleAttention(nn.Module):
         self.tile_overlap = tile_overlap
         # Attention-map elements computed at once (a band of query rows x all keys).
         self.band_elements = 2 ** 24
+        #: Bands of an exported graph (see ``_bands``), unrolled in it: 8 bound the map of
+        #: the largest tile (192) to 2^25.3 elements per band, whose scores and softmax (340
+        #: MB) stay within the tiler's allowance for the eager bands (``prepare_bytes``:
+        #: 12 x ``band_elements`` floats, 805 MB), so both backends plan the same tiles;
+        #: each band costs the exporter seconds to trace, so not as many as
+        #: ``band_elements`` would make.
+        self.export_bands = 8
         self.ksize = ksize
         self.scale = scale
         self.softmax_scale = softmax_scale
@@ -70,7 +77,7 @@ class CrossScaleAttention(nn.Module):
         h, w = x.shape[-2:]
         s = self.scale
         pad_h, pad_w = (-h) % s, (-w) % s
-        if pad_h or pad_w:
+        if pad_h or pad_w or torch.compiler.is_exporting():  # a graph pads whatever the size
             x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
         embed = self.conv_assembly(x)  # values, full resolution
         match = self.conv_match_1(x)  # queries, full resolution
@@ -78,6 +85,17 @@ class CrossScaleAttention(nn.Module):
         out = torch.cat([self._attend(embed[i:i + 1], match[i:i + 1], ref[i:i + 1])
                          for i in range(x.shape[0])], dim=0)
         return out[..., :h, :w]
+
+    def _bands(self, hp: int, per_row: int) -> list[tuple[int, int]]:
+        """The bands of query rows ``[r0, r1)``: as many rows as ``band_elements`` allows;
+        in an exported graph (no loops of a length the input decides) ``export_bands``
+        bands of equal height (hp >= export_bands: none empty), whatever the size."""
+        if torch.compiler.is_exporting():
+            k = self.export_bands
+            edges = [(i * hp + k - 1) // k for i in range(k)] + [hp]
+            return list(zip(edges[:-1], edges[1:]))
+        band = max(1, min(hp, self.band_elements // max(per_row, 1)))
+        return [(r0, min(r0 + band, hp)) for r0 in range(0, hp, band)]
 
     def _attend(self, embed: torch.Tensor, match: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
         """One image: embed (1, C, Hp, Wp), match (1, C/2, Hp, Wp), ref (1, C/2, Hp/s, Wp/s)."""
@@ -106,20 +124,19 @@ class CrossScaleAttention(nn.Module):
         fused_mat = patches.new_empty(c * 16, n_patches)  # the 4x4 kernels: (C*16, L)
         row_mat = patches.new_empty(c * big, n_patches)  # patch row 1: (C*6, L)
         col_mat = patches.new_empty(c * big, n_patches)  # patch column 1
-        for k0 in range(0, n_patches, 1024):  # in blocks of keys: the padded patches are 2.25x larger
-            blk = patches[:, k0:k0 + 1024].t().reshape(-1, c, big, big)
-            fused_mat[:, k0:k0 + 1024] = F.conv2d(F.pad(blk, (1, 2, 1, 2)), w_down, stride=2).flatten(1).t()
-            row_mat[:, k0:k0 + 1024] = blk[:, :, 1, :].flatten(1).t()
-            col_mat[:, k0:k0 + 1024] = blk[:, :, :, 1].flatten(1).t()
+        step = n_patches if torch.compiler.is_exporting() else 1024  # a graph has no loops of any length
+        for k0 in range(0, n_patches, step):  # in blocks of keys: the padded patches are 2.25x larger
+            blk = patches[:, k0:k0 + step].t().reshape(-1, c, big, big)
+            fused_mat[:, k0:k0 + step] = F.conv2d(F.pad(blk, (1, 2, 1, 2)), w_down, stride=2).flatten(1).t()
+            row_mat[:, k0:k0 + step] = blk[:, :, 1, :].flatten(1).t()
+            col_mat[:, k0:k0 + step] = blk[:, :, :, 1].flatten(1).t()
         del patches
         padded = F.pad(match, (k // 2,) * 4)
         key_mat = keys.reshape(n_patches, -1)  # (L, C/2*9)
-        band = max(1, min(hp, self.band_elements // max(n_patches * wp, 1)))
         out = match.new_zeros(1, c, hp + 3, wp + 3)  # uncropped fused output
         edge_row = edge_col = None  # the pasted map's row / column just outside `down`'s view
         col_parts = []
-        for r0 in range(0, hp, band):
-            r1 = min(r0 + band, hp)
+        for r0, r1 in self._bands(hp, n_patches * wp):
             rows = r1 - r0
             # Scores as one matrix product with the keys innermost, (rows*Wp, L), so the
             # softmax over keys runs along contiguous memory (a convolution with L output

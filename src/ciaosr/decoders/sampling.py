@@ -29,6 +29,30 @@ def feature_coord(feat: torch.Tensor, dtype=torch.float32) -> torch.Tensor:
     return grid.unsqueeze(0).expand(b, 2, h, w)
 
 
+def pixel_grid(batch: int, size: tuple[int, int], device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (H*W, 2) LR pixel centres (row-major) and the (B, 1, H, W) map of pixel
+    numbers that queries look up with :func:`sample_nearest` (grid_sample's own
+    rounding) of an H x W feature map."""
+    h, w = size
+    index = torch.arange(h * w, device=device, dtype=torch.float32).view(1, 1, h, w).expand(batch, 1, h, w)
+    return make_coord((h, w), device), index
+
+
+def pixel_tables(prep: dict, names) -> dict[str, torch.Tensor]:
+    """A prepared dict's per-LR-pixel tables ``names`` (rows ``b*H*W + pixel``, next to
+    its ``size`` and ``index``) as (B, H*W, C) each: ``Decoder.tables``."""
+    b, (h, w) = prep["index"].shape[0], prep["size"]
+    return {name: prep[name].view(b, h * w, -1) for name in names}
+
+
+def from_pixel_tables(tables: dict[str, torch.Tensor], size: tuple[int, int]) -> dict:
+    """The inverse of :func:`pixel_tables`: the tables as (B*H*W, C) rows, with the
+    ``size``, pixel ``centres`` and ``index`` of an H x W map (``Decoder.from_tables``)."""
+    first = next(iter(tables.values()))
+    centres, index = pixel_grid(first.shape[0], size, first.device)
+    return {"size": size, "centres": centres, "index": index, **{k: t.flatten(0, 1) for k, t in tables.items()}}
+
+
 def unfold3x3(feat: torch.Tensor) -> torch.Tensor:
     """3x3 feature unfolding: (B, C, H, W) -> (B, 9C, H, W), index c*9 + ky*3 + kx."""
     b, c, h, w = feat.shape

@@ -273,6 +273,8 @@ def _reflect_pad_bottom_right(x: torch.Tensor, pad_h: int, pad_w: int) -> torch.
     pixels). Tiny inputs, where a single reflection is not defined, are padded by
     repeated reflections, and a size-1 axis by replication.
     """
+    if torch.compiler.is_exporting():  # a graph pads whatever the size (inputs of at least a window)
+        return F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
     if pad_h < x.shape[-2] and pad_w < x.shape[-1]:
         return F.pad(x, (0, pad_w, 0, pad_h), mode="reflect") if pad_h or pad_w else x
     for axis, pad in ((-2, pad_h), (-1, pad_w)):
@@ -392,6 +394,8 @@ class SwinIR(nn.Module):
             nn.init.zeros_(m.bias)
 
     def _mask_for(self, size: tuple[int, int], like: torch.Tensor) -> torch.Tensor:
+        if torch.compiler.is_exporting():  # computed in the graph from the size, not cached
+            return shifted_window_mask(*size, self.window_size, self.shift_size).to(like)
         mask = self.attn_mask
         if (
             mask is None

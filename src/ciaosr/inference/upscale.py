@@ -50,9 +50,34 @@ MAX_GROWN_PIXELS = DEFAULT_MAX_PIXELS
 # --------------------------------------------------------------------------------------
 # Arguments
 # --------------------------------------------------------------------------------------
-def get_model(model=None, device: torch.device | str = "cpu"):
+#: Inference backends: torch, or ONNX Runtime running the model's exported graphs
+#: (``ciaosr.onnx``; CPU, fp32).
+BACKENDS = ("torch", "onnxruntime")
+
+
+def check_backend(backend: str, device: str | torch.device = "cpu", precision: str | Precision = "fp32") -> str:
+    """``backend`` if known and, for onnxruntime, the device (cpu or auto) and precision
+    (fp32) it runs at; a one-line ``CiaosrError`` otherwise."""
+    if backend not in BACKENDS:
+        raise CiaosrError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if backend == "onnxruntime":
+        if str(device) not in ("auto", "cpu"):
+            raise CiaosrError(f"the onnxruntime backend runs on the CPU (device cpu or auto), not {device}")
+        name = getattr(precision, "value", precision)
+        if name not in ("fp32", "auto"):  # auto: fp32 here
+            raise CiaosrError(f"the onnxruntime backend computes in fp32, not {name}")
+    return backend
+
+
+def get_model(model=None, device: torch.device | str = "cpu", backend: str = "torch"):
     """A model in eval mode on ``device``: None (the default model), a name or file, or
-    a model object (moved to ``device``)."""
+    a model object (moved to ``device``). ``backend="onnxruntime"``: the model's exported
+    graphs run by ONNX Runtime (``ciaosr.onnx.runtime.load_onnx_model``: an ``.onnx``
+    file, or any of the above exported on the fly into the cache)."""
+    if check_backend(backend, device) == "onnxruntime":
+        from ..onnx.runtime import load_onnx_model
+
+        return load_onnx_model(model)
     if isinstance(model, torch.nn.Module):
         return model.to(device).eval()
     from ..checkpoints.loader import load_model
@@ -177,7 +202,8 @@ def _pil_out(data: ImageData, mode: str) -> Image.Image:
 
 
 def upscale(image, scale=None, size=None, model=None, tile: int | None = None, device: str = "auto",
-            precision: str | Precision = "fp32", max_pixels: int | None = DEFAULT_MAX_PIXELS, progress: bool = False):
+            precision: str | Precision = "fp32", max_pixels: int | None = DEFAULT_MAX_PIXELS, progress: bool = False,
+            backend: str = "torch"):
     """Super-resolve ``image`` to ``scale`` or ``size``, returning the same kind.
 
     ``image``: a PIL image (turned upright by its EXIF orientation, as ``ciaosr
@@ -195,17 +221,20 @@ def upscale(image, scale=None, size=None, model=None, tile: int | None = None, d
     'cuda:N' or 'mps'. ``precision``: 'fp32' (default), 'auto' (bf16 where the hardware
     computes it natively, else fp32: ``runtime.Precision.for_device``), 'bf16' or 'fp16'
     (GPU only).
+    ``backend``: 'torch' (default) or 'onnxruntime' (the model's exported ONNX graphs, on
+    the CPU in fp32; ``model`` may then also be an exported ``.onnx`` file).
     The output is a new object of the input's kind (PIL mode, dtype, layout, device).
     """
-    dev = resolve_device(device)  # every argument is checked once, before any work
-    precision = Precision.for_device(precision, dev)
+    check_backend(backend, device, precision)  # every argument is checked once, before any work
+    dev = resolve_device("cpu" if backend == "onnxruntime" else device)
+    precision = Precision.FP32 if backend == "onnxruntime" else Precision.for_device(precision, dev)
     resize = Resize.of(scale, size)
 
     if isinstance(image, Image.Image):
         mode = image.mode
         data = from_pil(image)
         size_hw = resize.output_size((data.height, data.width), max_pixels)
-        net = get_model(model, dev)
+        net = get_model(model, dev, backend)
         out = upscale_data(data, size_hw, net, device=dev, precision=precision, tile=tile, progress=progress)
         return _pil_out(out, mode)
 
@@ -218,7 +247,7 @@ def upscale(image, scale=None, size=None, model=None, tile: int | None = None, d
             raise CiaosrError(f"image: expected 1 to 4 channels (grey, grey+alpha, RGB, RGBA), got {arr.shape[-1]}")
         data = split_channels(arr, 8)
         size_hw = resize.output_size((data.height, data.width), max_pixels)
-        net = get_model(model, dev)
+        net = get_model(model, dev, backend)
         out = stack_channels(upscale_data(data, size_hw, net, device=dev, precision=precision, tile=tile,
                                              progress=progress))
         out = out[..., 0] if image.ndim == 2 else out
@@ -242,7 +271,7 @@ def upscale(image, scale=None, size=None, model=None, tile: int | None = None, d
             raise CiaosrError(f"expected 1 to 4 channels (grey, grey+alpha, RGB, RGBA), got {c}")
         x = x.detach().cpu()
         size_hw = resize.output_size(tuple(x.shape[-2:]), max_pixels)
-        net = get_model(model, dev)
+        net = get_model(model, dev, backend)
         n_col = c - 1 if c in (2, 4) else c
         col = upscale_tensor(x[:, :n_col], size_hw, net, device=dev, precision=precision, tile=tile,
                              progress=progress)
@@ -258,5 +287,5 @@ def upscale(image, scale=None, size=None, model=None, tile: int | None = None, d
     raise CiaosrError(f"unsupported image type {type(image).__name__} (use a PIL image, NumPy array or tensor)")
 
 
-__all__ = ["upscale", "upscale_data", "upscale_tensor", "get_model", "resize_bicubic",
+__all__ = ["upscale", "upscale_data", "upscale_tensor", "get_model", "check_backend", "BACKENDS", "resize_bicubic",
            "DEFAULT_MAX_PIXELS"]

@@ -30,7 +30,88 @@ class EncodedImage:
     prepared: Any = None  # the decoder's per-image prepared object (see decoders.base)
 
 
-class ImplicitSRModel(nn.Module):
+class ChunkedDecoding:
+    """Whole-image decoding in chunks of queries, for any model with ``encode``, ``plan``,
+    ``decode`` and ``to_image`` and a ``decoder`` holding the chunk hints (``max_chunk``,
+    ``cpu_chunk``, ``side_by_side``): :class:`ImplicitSRModel` and the ONNX Runtime
+    backend (``ciaosr.onnx.runtime``), so both decode and tile (``inference.tiling``) one way.
+    """
+
+    def decode_chunked(self, enc: EncodedImage, coord, cell, chunk: int = 30000,
+                       on_chunk: Callable[[int, int], None] | None = None) -> torch.Tensor:
+        """Decode in chunks of at most ``chunk`` queries (or the decoder's own, smaller
+        ``max_chunk``, a memory bound; and on the CPU its ``cpu_chunk`` when it has one, the
+        size measured fastest there). ``on_chunk(done, total)``
+        is called after each chunk with the queries decoded so far; an exception it raises
+        stops the decoding (how a caller cancels).
+
+        Each chunk's result is copied into one output allocated at the first chunk, not
+        kept in a list for a final ``cat``: thousands of small results that outlive each
+        chunk's freed activation buffers fragmented the C heap, and a 1344 x 1344 output
+        at two threads held 1.3 GiB instead of 0.5 (docs/performance.md, `ciaosr upscale`
+        end to end).
+
+        On a CPU with several threads, inference decodes whole chunks side by side, one
+        thread each (:func:`ciaosr.runtime.side_by_side`), rather than each small product
+        over all threads; ``on_chunk`` is then called from those threads, one call at a
+        time, with the queries decoded so far."""
+        chunk = min(chunk, self.decoder.max_chunk or chunk)
+        if coord.device.type == "cpu":
+            chunk = min(chunk, self.decoder.cpu_chunk or chunk)
+        total = coord.shape[1]
+        self.plan(enc, total)
+        enc = replace(enc, prepared=self.decoder.plan_queries(enc.prepared, coord, cell))
+        starts = range(0, total, chunk)
+        decoded, cancelled = 0, False
+        lock = threading.Lock()
+
+        def store(i: int, part: torch.Tensor) -> None:
+            nonlocal decoded, cancelled
+            out[:, i:i + part.shape[1]] = part
+            with lock:  # chunks decoded side by side report one at a time, in the order they end
+                decoded += part.shape[1]
+                if on_chunk is None or cancelled:  # not called again once it has cancelled
+                    return
+                try:
+                    on_chunk(decoded, total)
+                except BaseException:
+                    cancelled = True
+                    raise
+
+        first = self.decode(enc, coord[:, :chunk], cell[:, :chunk])
+        out = first.new_empty((first.shape[0], total, *first.shape[2:]))
+        store(0, first)
+        del first
+
+        def work(i: int) -> None:
+            store(i, self.decode(enc, coord[:, i:i + chunk], cell[:, i:i + chunk]))
+
+        workers = chunk_workers(coord, len(starts) - 1) if self.decoder.side_by_side else 1
+        if workers > 1:
+            side_by_side(work, starts[1:], workers)
+        else:
+            for i in starts[1:]:
+                work(i)
+        return out
+
+    @torch.no_grad()
+    def upsample(self, lr: torch.Tensor, size: tuple[int, int], chunk: int = 30000,
+                 clamp: bool = True, on_chunk: Callable[[int, int], None] | None = None) -> torch.Tensor:
+        """Whole-image super-resolution: (B, 3, H, W) in [0, 1] -> (B, 3, h, w), clamped to
+        [0, 1] unless ``clamp=False`` (e.g. to average tiles before clamping, as mmediting).
+        ``on_chunk``: as for :meth:`decode_chunked`."""
+        b = lr.shape[0]
+        h, w = size
+        coord = make_coord((h, w), lr.device).unsqueeze(0).expand(b, -1, -1)
+        cell = make_cell((h, w), h * w, lr.device).unsqueeze(0).expand(b, -1, -1)
+        pred = self.decode_chunked(self.encode(lr), coord, cell, chunk, on_chunk)
+        img = self.to_image(pred)
+        if clamp:
+            img = img.clamp(0, 1)
+        return img.view(b, h, w, 3).permute(0, 3, 1, 2).contiguous()
+
+
+class ImplicitSRModel(ChunkedDecoding, nn.Module):
     """An encoder trunk, an implicit decoder, the input normalisation, an optional
     global bilinear residual (CiaoSR and LTE have one, LIIF and MetaSR do not).
 
@@ -106,76 +187,3 @@ class ImplicitSRModel(nn.Module):
         self.decoder.query = torch.compile(self.decoder.query, dynamic=False)
         return self
 
-    # --- convenience ---------------------------------------------------------
-    def decode_chunked(self, enc: EncodedImage, coord, cell, chunk: int = 30000,
-                       on_chunk: Callable[[int, int], None] | None = None) -> torch.Tensor:
-        """Decode in chunks of at most ``chunk`` queries (or the decoder's own, smaller
-        ``max_chunk``, a memory bound; and on the CPU its ``cpu_chunk`` when it has one, the
-        size measured fastest there). ``on_chunk(done, total)``
-        is called after each chunk with the queries decoded so far; an exception it raises
-        stops the decoding (how a caller cancels).
-
-        Each chunk's result is copied into one output allocated at the first chunk, not
-        kept in a list for a final ``cat``: thousands of small results that outlive each
-        chunk's freed activation buffers fragmented the C heap, and a 1344 x 1344 output
-        at two threads held 1.3 GiB instead of 0.5 (docs/performance.md, `ciaosr upscale`
-        end to end).
-
-        On a CPU with several threads, inference decodes whole chunks side by side, one
-        thread each (:func:`ciaosr.runtime.side_by_side`), rather than each small product
-        over all threads; ``on_chunk`` is then called from those threads, one call at a
-        time, with the queries decoded so far."""
-        chunk = min(chunk, self.decoder.max_chunk or chunk)
-        if coord.device.type == "cpu":
-            chunk = min(chunk, self.decoder.cpu_chunk or chunk)
-        total = coord.shape[1]
-        self.plan(enc, total)
-        enc = replace(enc, prepared=self.decoder.plan_queries(enc.prepared, coord, cell))
-        starts = range(0, total, chunk)
-        decoded, cancelled = 0, False
-        lock = threading.Lock()
-
-        def store(i: int, part: torch.Tensor) -> None:
-            nonlocal decoded, cancelled
-            out[:, i:i + part.shape[1]] = part
-            with lock:  # chunks decoded side by side report one at a time, in the order they end
-                decoded += part.shape[1]
-                if on_chunk is None or cancelled:  # not called again once it has cancelled
-                    return
-                try:
-                    on_chunk(decoded, total)
-                except BaseException:
-                    cancelled = True
-                    raise
-
-        first = self.decode(enc, coord[:, :chunk], cell[:, :chunk])
-        out = first.new_empty((first.shape[0], total, *first.shape[2:]))
-        store(0, first)
-        del first
-
-        def work(i: int) -> None:
-            store(i, self.decode(enc, coord[:, i:i + chunk], cell[:, i:i + chunk]))
-
-        workers = chunk_workers(coord, len(starts) - 1) if self.decoder.side_by_side else 1
-        if workers > 1:
-            side_by_side(work, starts[1:], workers)
-        else:
-            for i in starts[1:]:
-                work(i)
-        return out
-
-    @torch.no_grad()
-    def upsample(self, lr: torch.Tensor, size: tuple[int, int], chunk: int = 30000,
-                 clamp: bool = True, on_chunk: Callable[[int, int], None] | None = None) -> torch.Tensor:
-        """Whole-image super-resolution: (B, 3, H, W) in [0, 1] -> (B, 3, h, w), clamped to
-        [0, 1] unless ``clamp=False`` (e.g. to average tiles before clamping, as mmediting).
-        ``on_chunk``: as for :meth:`decode_chunked`."""
-        b = lr.shape[0]
-        h, w = size
-        coord = make_coord((h, w), lr.device).unsqueeze(0).expand(b, -1, -1)
-        cell = make_cell((h, w), h * w, lr.device).unsqueeze(0).expand(b, -1, -1)
-        pred = self.decode_chunked(self.encode(lr), coord, cell, chunk, on_chunk)
-        img = self.to_image(pred)
-        if clamp:
-            img = img.clamp(0, 1)
-        return img.view(b, h, w, 3).permute(0, 3, 1, 2).contiguous()
