@@ -10,7 +10,10 @@ code does (CiaoSR: non-local attention and unfolding inside every query chunk, e
 layer per query and neighbour; LIIF: every MLP layer per query and neighbour; ITSRN: the
 27C-wide transform matrix per query and neighbour), in the
 official 30000-query chunks; the other rows decode in each decoder's own CPU chunk
-(``decoder.cpu_chunk``, 512 or 1024 queries: fastest on the CPU).
+(``decoder.cpu_chunk``, 512 or 1024 queries: fastest on the CPU), or 30000 queries for
+the decoders without one (LM-LIIF, LM-LTE, SRNO, OPE-SR, the last on its own 147-channel
+EDSR-baseline; SRNO first gathers its attention sums
+over all queries, ``plan_queries``).
 
 ``liif:official`` times the official LIIF code itself (github.com/yinboc/liif, not part
 of this project: give a checkout with ``--liif-repo``), its EDSR-baseline LIIF with its
@@ -42,6 +45,7 @@ SETTINGS = [  # (decoder, mode)
     ("liif", "reference"), ("liif", "fast"),
     ("lte", None), ("metasr", None),
     ("itsrn", "reference"), ("itsrn", "fast"),
+    ("lmliif", None), ("lmlte", None), ("srno", None), ("ope", None),
 ]
 
 
