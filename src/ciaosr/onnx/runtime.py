@@ -46,6 +46,12 @@ def _session(path: Path, threads: int):
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.log_severity_level = 3
+    # ORT's arena keeps the largest allocations for reuse: with it, 192 x 192 x4 with the
+    # shipped LIIF peaked at 471 MiB, without it at 388 (CPU time +6%; torch: 341 MiB).
+    options.enable_cpu_mem_arena = False
+    # Nodes in priority order: CiaoSR's encode graph at a 192 tile peaked at 1.78 GB
+    # instead of 2.09 (the default order runs its attention bands' products side by side).
+    options.execution_order = ort.ExecutionOrder.PRIORITY_BASED
     try:
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:
