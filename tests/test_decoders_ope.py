@@ -111,3 +111,31 @@ def test_a_wide_edsr_the_spec_calls_baseline_keeps_its_res_scale(tmp_path):
     coord, cell = full_grid((13, 15))
     with torch.no_grad():
         assert torch.equal(loaded(lr, coord, cell), model(lr, coord, cell))
+
+
+def test_onnx_export_matches_torch(tmp_path):
+    """OPE's query graph (its only table, the coefficients) through onnxruntime, whole and
+    tiled, equals the torch model; LMF's and SRNO's decoders are refused in one line (their
+    tables depend on the cell, their attention on all the queries)."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from ciaosr.inference.upscale import upscale_tensor
+    from ciaosr.onnx.export import export_onnx
+    from ciaosr.onnx.runtime import OnnxModel
+
+    torch.manual_seed(0)
+    model = ciaosr.build_model("edsr-baseline-ope", {"mid_channels": 27, "num_blocks": 1}, {"max_freq": 1}).eval()
+    export_onnx(model, tmp_path / "ope.onnx")
+    onnx_model = OnnxModel(tmp_path / "ope.onnx")
+    lr = torch.rand(1, 3, 21, 26, generator=torch.Generator().manual_seed(1))
+    for size, tile in (((63, 78), None), ((73, 52), None), ((48, 60), 12)):
+        ref = upscale_tensor(lr, size, model, device=torch.device("cpu"), tile=tile)
+        out = upscale_tensor(lr, size, onnx_model, device=torch.device("cpu"), tile=tile)
+        assert out.shape == ref.shape and float((out - ref).abs().max()) <= 1e-5
+    for name, args in (("edsr-baseline-lmliif", {"hidden_dim": 8, "depth": 2, "hyper_hidden": [8]}),
+                       ("edsr-baseline-lmlte", {"lte_dim": 8, "hidden_dim": 8, "depth": 2, "hyper_hidden": [8]}),
+                       ("edsr-baseline-srno", {"width": 8, "heads": 2, "hidden": 8})):
+        other = ciaosr.build_model(name, {"mid_channels": 8, "num_blocks": 1}, args)
+        with pytest.raises(CiaosrError, match=f"{name} cannot be exported to ONNX: its"):
+            export_onnx(other, tmp_path / "no.onnx")
+    assert not (tmp_path / "no.onnx").exists()

@@ -53,6 +53,9 @@ class Decoder(nn.Module):
     official_prefixes: tuple[str, ...] = ()
     #: Its name in the LIIF code base's checkpoints (``{'model': {'name': ...}}``).
     liif_name: str | None = None
+    #: Why its query half cannot be exported as a graph of its own (``ciaosr.onnx``), or
+    #: None: it can.
+    not_exportable: str | None = None
 
     @classmethod
     def official_args(cls, sd: dict, spec_args: dict | None = None) -> dict | None:

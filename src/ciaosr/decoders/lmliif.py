@@ -35,7 +35,8 @@ from .base import Decoder
 from .lte import scaled_cell
 from .mlp import MLP
 from .modulation import (CellTableCache, blend_output, lookup_neighbours, modulated_hidden, modulation_table,
-                         official_lmf_args, pixel_index, render_mlp)
+                         official_lmf_args, render_mlp)
+from .sampling import from_pixel_tables
 
 
 @register_decoder("lmliif", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), residual=False,
@@ -43,6 +44,7 @@ from .modulation import (CellTableCache, blend_output, lookup_neighbours, modula
 class LMLIIFDecoder(Decoder):
     official_prefixes = ("hypernet.", "imnet.")
     liif_name = "lmliif"
+    not_exportable = "its per-pixel modulations depend on the cell (the hypernetwork sees it)"
 
     @classmethod
     def official_args(cls, sd: dict, spec_args: dict | None = None) -> dict | None:
@@ -82,7 +84,7 @@ class LMLIIFDecoder(Decoder):
             pre = F.conv2d(feat, w_code.reshape(-1, c, 3, 3), first.bias, padding=1).permute(0, 2, 3, 1)
         else:
             pre = F.linear(feat.permute(0, 2, 3, 1), w_code, first.bias)
-        return {"size": (h, w), "pre": pre.reshape(b, h * w, -1), **pixel_index(feat), "tables": CellTableCache()}
+        return {**from_pixel_tables({"pre": pre.reshape(b, h * w, -1)}, (h, w)), "tables": CellTableCache()}
 
     def _cell(self, cell: Tensor, h: int, w: int) -> Tensor:
         return scaled_cell(cell, h, w, None if self.training else self.max_train_scale)
@@ -91,7 +93,7 @@ class LMLIIFDecoder(Decoder):
         """(B*H*W, K + 2DK): the render MLP's first layer on the compressed code, bias
         included, then the modulations; ``rel_cell0`` (B, 2) each image's scaled cell."""
         first, layers = self.hypernet.layers[0], self.hypernet.layers
-        pre = prep["pre"]
+        pre = prep["pre"].view(rel_cell0.shape[0], -1, first.out_features)  # (B, H*W, hidden)
         if self.cell_decode:
             pre = pre + (rel_cell0.to(pre.dtype) @ first.weight[:, self.code_dim:].t()).unsqueeze(1)
         mod = layers[2:](torch.relu(pre))

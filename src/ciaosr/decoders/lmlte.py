@@ -36,7 +36,8 @@ from .base import Decoder
 from .lte import scaled_cell
 from .mlp import MLP
 from .modulation import (CellTableCache, blend_output, lookup_neighbours, modulated_hidden, modulation_table,
-                         official_lmf_args, pixel_index, render_mlp)
+                         official_lmf_args, render_mlp)
+from .sampling import from_pixel_tables
 
 
 def fourier(x: Tensor, amplitude: Tensor) -> Tensor:
@@ -49,6 +50,7 @@ def fourier(x: Tensor, amplitude: Tensor) -> Tensor:
 class LMLTEDecoder(Decoder):
     official_prefixes = ("coef.", "freq.", "phase.", "hypernet.", "imphase.", "imnet.")
     liif_name = "lmlte"
+    not_exportable = "its per-pixel modulations depend on the cell (the hypernetwork sees it)"
 
     @classmethod
     def official_args(cls, sd: dict, spec_args: dict | None = None) -> dict | None:
@@ -85,7 +87,7 @@ class LMLTEDecoder(Decoder):
         b, _, h, w = feat.shape
         coef = self.coef(feat).permute(0, 2, 3, 1).reshape(b, h * w, -1)
         freq = self.freq(feat).permute(0, 2, 3, 1).reshape(b, h * w, -1)
-        return {"size": (h, w), "coef": coef, "freq_sum": freq[..., 0::2] + freq[..., 1::2], **pixel_index(feat),
+        return {**from_pixel_tables({"coef": coef, "freq_sum": freq[..., 0::2] + freq[..., 1::2]}, (h, w)),
                 "tables": CellTableCache()}
 
     def _cell(self, cell: Tensor, h: int, w: int) -> Tensor:
@@ -94,10 +96,11 @@ class LMLTEDecoder(Decoder):
     def _table(self, prep: dict, rel_cell0: Tensor) -> Tensor:
         """(B*H*W, 2K + 2DK): compressed amplitude and frequency codes, then the
         modulations; ``rel_cell0`` (B, 2) each image's scaled cell."""
-        x = prep["freq_sum"]
+        b = rel_cell0.shape[0]
+        x = prep["freq_sum"].view(b, -1, self.lte_dim // 2)
         if self.cell_decode:
             x = x + self.phase(rel_cell0.to(x.dtype)).unsqueeze(1)
-        mod = self.hypernet(fourier(x, prep["coef"]))
+        mod = self.hypernet(fourier(x, prep["coef"].view(b, -1, self.lte_dim)))
         k, d = self.hidden_dim, self.depth
         return modulation_table(mod, mod[..., 2 * d * k:], k, d).flatten(0, 1)
 

@@ -33,7 +33,7 @@ from torch import Tensor
 
 from ..errors import CiaosrError
 from .mlp import MLP
-from .sampling import area_weights, feature_coord, sample_nearest, shifted_coords
+from .sampling import area_weights, sample_nearest, shifted_coords
 
 
 class CellTableCache:
@@ -53,14 +53,6 @@ class CellTableCache:
             return self._table
 
 
-def pixel_index(feat: Tensor) -> dict:
-    """The (H*W, 2) LR pixel centres and the (B, 1, H, W) map of pixel numbers that
-    :func:`lookup_neighbours` reads (with grid_sample's own rounding, as the official code)."""
-    b, _, h, w = feat.shape
-    index = torch.arange(h * w, device=feat.device, dtype=torch.float32).view(1, 1, h, w).expand(b, 1, h, w)
-    return {"centres": feature_coord(feat)[0].flatten(1).t(), "index": index}
-
-
 def lookup_neighbours(prep: dict, coord: Tensor, local_ensemble: bool) -> tuple[Tensor, Tensor]:
     """LIIF's neighbours of each query: the rows of the (B*H*W, ...) tables (B*Q*n,) and
     the offsets from their centres in LR pixels (B, Q, n, 2); n = 4 (the 2x2 local
@@ -69,7 +61,7 @@ def lookup_neighbours(prep: dict, coord: Tensor, local_ensemble: bool) -> tuple[
     b = coord.shape[0]
     positions = shifted_coords(coord, 1.0 / h, 1.0 / w) if local_ensemble else [coord.clamp(-1 + 1e-6, 1 - 1e-6)]
     idx = torch.stack([sample_nearest(prep["index"], c)[..., 0] for c in positions], dim=2).long()
-    rel = (coord.unsqueeze(2) - prep["centres"][idx]) * coord.new_tensor([h, w])
+    rel = (coord.unsqueeze(2) - prep["centres"][idx]) * torch.tensor([h, w], dtype=coord.dtype, device=coord.device)
     rows = (idx + (torch.arange(b, device=coord.device) * (h * w)).view(b, 1, 1)).reshape(-1)
     return rows, rel
 

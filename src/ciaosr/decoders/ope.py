@@ -27,8 +27,8 @@ from torch import Tensor
 from ..errors import CiaosrError
 from ..models.registry import register_decoder
 from .base import Decoder
-from .modulation import lookup_neighbours, pixel_index
-from .sampling import area_weights
+from .modulation import lookup_neighbours
+from .sampling import area_weights, from_pixel_tables, pixel_tables
 
 #: The official configurations' series order, and the channels it takes.
 MAX_FREQ = 3
@@ -73,7 +73,13 @@ class OPEDecoder(Decoder):
 
     def prepare(self, feat: Tensor) -> dict:
         b, c, h, w = feat.shape
-        return {"size": (h, w), "table": feat.permute(0, 2, 3, 1).reshape(b * h * w, c), **pixel_index(feat)}
+        return self.from_tables({"table": feat.permute(0, 2, 3, 1).reshape(b, h * w, c)}, (h, w))
+
+    def tables(self, prep: dict) -> dict[str, Tensor]:
+        return pixel_tables(prep, ("table",))
+
+    def from_tables(self, tables: dict[str, Tensor], size: tuple[int, int]) -> dict:
+        return from_pixel_tables(tables, size)
 
     def query(self, prep: dict, coord: Tensor, cell: Tensor) -> Tensor:
         b, nq = coord.shape[:2]

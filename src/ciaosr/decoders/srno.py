@@ -42,8 +42,8 @@ from torch import Tensor, nn
 
 from ..models.registry import register_decoder
 from .base import Decoder
-from .modulation import lookup_neighbours, pixel_index
-from .sampling import area_weights
+from .modulation import lookup_neighbours
+from .sampling import area_weights, from_pixel_tables
 
 
 class GalerkinLayerNorm(nn.Module):
@@ -127,6 +127,7 @@ def conv1x1(conv: nn.Conv2d, x: Tensor) -> Tensor:
 class SRNODecoder(Decoder):
     official_prefixes = ("conv00.", "conv0.", "conv1.", "fc1.", "fc2.")
     liif_name = "sronet"
+    not_exportable = "its attention spans all the queries of an image, not one chunk"
     #: Queries per pass when ``plan_queries`` accumulates the attention sums.
     stat_chunk = 16384
 
@@ -155,7 +156,7 @@ class SRNODecoder(Decoder):
         b, c, h, w = feat.shape
         w_feat = self.conv00.weight.flatten(1)[:, 8:8 + 4 * c].reshape(self.width, 4, c).transpose(0, 1)
         table = feat.permute(0, 2, 3, 1).reshape(-1, c) @ w_feat.reshape(4 * self.width, c).t()
-        return {"size": (h, w), "table": table.view(-1, self.width), **pixel_index(feat)}
+        return from_pixel_tables({"table": table.view(b, h * w, 4 * self.width)}, (h, w))
 
     def _lift(self, prep: dict, coord: Tensor, cell: Tensor) -> Tensor:
         """``conv00`` of the queries: (B, Q, width)."""
@@ -163,11 +164,11 @@ class SRNODecoder(Decoder):
         b, nq = coord.shape[:2]
         rows, rel = lookup_neighbours(prep, coord, True)  # rel (B, Q, 4, 2)
         slots = rows * 4 + torch.arange(4, device=rows.device).repeat(b * nq)
-        looked = prep["table"].index_select(0, slots).view(b, nq, 4, self.width)
+        looked = prep["table"].view(-1, self.width).index_select(0, slots).view(b, nq, 4, self.width)
         weights = area_weights([rel[:, :, i] for i in range(4)])  # (B, Q, 4)
         x = (weights.unsqueeze(-2).to(looked.dtype) @ looked).squeeze(-2)
         weight = self.conv00.weight.flatten(1)
-        rel_cell = cell * cell.new_tensor([h, w])
+        rel_cell = cell * torch.tensor([h, w], dtype=cell.dtype, device=cell.device)
         return x + F.linear(torch.cat([rel.flatten(2), rel_cell], dim=-1).to(x.dtype),
                             torch.cat([weight[:, :8], weight[:, -2:]], dim=1), self.conv00.bias)
 

@@ -159,6 +159,10 @@ def export_onnx(model, path: str | os.PathLike, *, overwrite: bool = False, exte
     ``overwrite``. ``external``: weights to ``<file>.data`` (None: when over
     ``EXTERNAL_BYTES``). ``attention_bands``: CiaoSR's non-local attention bands in the
     graph (``CrossScaleAttention.export_bands``; fewer export faster, more bound memory)."""
+    reason = getattr(model.decoder, "not_exportable", None)
+    if reason:
+        name = (model.spec or {}).get("name", type(model).__name__)
+        raise CiaosrError(f"{name} cannot be exported to ONNX: {reason}")
     require("onnx", "onnxscript")
     encode_path, query_path = pair_paths(path)
     for target in (encode_path, query_path):
