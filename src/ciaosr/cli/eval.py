@@ -56,6 +56,8 @@ def register(sub) -> None:
     p.add_argument("--steps", default=None, metavar="S1,S2,...",
                    help="multi-step synthesis, e.g. 2,4,12: upsample x2, then x4, then x12 from the previous output")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the model's encoder and decoder (inductor; compiled once per process)")
     p.add_argument("--precision", choices=("auto", *PRECISIONS), default="fp32",
                    help="model precision: fp32 (default), bf16 (autocast; on a CPU without native bf16 "
                         "many times slower, warned about), fp16 (GPU only), auto (bf16 where the CPU or GPU "
@@ -129,7 +131,7 @@ def run(args) -> int:
         from ..models.pretrained import DEFAULT_MODEL
         model = DEFAULT_MODEL
     common = dict(protocol=args.protocol, steps=parse_steps(args.steps), device=args.device,
-                  save_images=args.save_images, chunk=args.chunk, precision=args.precision)
+                  save_images=args.save_images, chunk=args.chunk, precision=args.precision, compile=args.compile)
     group = ShardGroup.join(dist_info)  # under torchrun the images are split over the processes
     finished = False
     try:

@@ -75,6 +75,9 @@ def register(sub) -> None:
                    help="torch (default), or onnxruntime: the model's exported ONNX graphs on the CPU in fp32 "
                         "(--model X.onnx from 'ciaosr export', or any model, exported once into "
                         "$XDG_CACHE_HOME/ciaosr/onnx); needs the onnx extra")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the encoder and decoder (inductor; the first image waits for the "
+                        "compilation, later ones of any size reuse it; docs/performance.md)")
     p.add_argument("--device", default="auto", help="auto (default: CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
     p.add_argument("--precision", default="fp32", choices=("auto", *PRECISIONS),
                    help="fp32 (default); bf16 (autocast: about 2.5x faster on CPUs with AVX512-BF16/AMX, "
@@ -181,6 +184,8 @@ def run(args) -> int:
     dist_info = dist_info_from_env()  # one process, or one of a torchrun job's
     set_threads(args.threads, dist_info)
     backend = check_backend(args.backend, args.device, args.precision)
+    if args.compile and backend != "torch":
+        raise CiaosrError("--compile is for the torch backend (onnxruntime optimises its graphs itself)")
     device = device_for("cpu" if backend == "onnxruntime" else args.device, dist_info)
     precision = Precision.for_device(args.precision if backend == "torch" else "fp32", device)
     naming = _naming(args, resize)
@@ -310,6 +315,10 @@ def _run_plan(args, plan, group, naming, resize, device, precision, fmt_of, info
                     continue
                 if model is None:  # loaded on the first image that needs it; a bad model stops the run
                     model = get_model(args.model, device, args.backend)
+                    if args.compile:
+                        from ..compilation import compile_model
+
+                        model = compile_model(model)
                 try:
                     result = upscale_data(data, (h, w), model, device=device, precision=precision,
                                           tile=args.tile, progress=None)

@@ -85,7 +85,7 @@ def evaluate(model_name: str, data_root: str | os.PathLike, datasets: Sequence[s
              device: str | None = None, save_images: str | os.PathLike | None = None, chunk: int = 30000,
              progress: bool | None = None, model=None, precision: str | Precision = "fp32",
              lpips_net: str = "alex", lpips_weights: str | os.PathLike | None = None,
-             skip_unavailable: bool = False, group: ShardGroup | None = None) -> dict:
+             skip_unavailable: bool = False, group: ShardGroup | None = None, compile: bool = False) -> dict:
     """Evaluate and return ``{"protocol", "model", "steps", "results": {set: {scale: ...}}}``.
 
     ``results[set][scale]`` holds the mean of each metric over the set and
@@ -117,7 +117,7 @@ def evaluate(model_name: str, data_root: str | os.PathLike, datasets: Sequence[s
         d = resolve_dataset(root, name)
         sets[name] = {s: BenchmarkSet(d, s, protocol) for s in scales}
     group = group or ShardGroup()
-    dev, precision, model = _setup(model_name, model, device, precision, group)
+    dev, precision, model = _setup(model_name, model, device, precision, group, compile)
     save_root = Path(save_images) if save_images else None
 
     items = [(name, s, i) for name, by_scale in sets.items() for s, bset in by_scale.items()
@@ -163,7 +163,7 @@ def evaluate_folder(model_name: str, input_dir: str | os.PathLike, scales: Seque
                     steps: Sequence[float] | None = None, device: str | None = None,
                     save_images: str | os.PathLike | None = None, chunk: int = 30000,
                     progress: bool | None = None, model=None, precision: str | Precision = "fp32",
-                    group: ShardGroup | None = None) -> dict:
+                    group: ShardGroup | None = None, compile: bool = False) -> dict:
     """No-reference evaluation of real low-resolution images (no HR): each image of
     ``input_dir`` is upscaled by each scale (output ``round(h s)`` x ``round(w s)``) and
     the output is scored with no-reference metrics only (``niqe``, ``brisque``, ``piqe``).
@@ -181,7 +181,7 @@ def evaluate_folder(model_name: str, input_dir: str | os.PathLike, scales: Seque
     if not files:
         raise CiaosrError(f"no images in {folder}")
     group = group or ShardGroup()
-    dev, precision, model = _setup(model_name, model, device, precision, group)
+    dev, precision, model = _setup(model_name, model, device, precision, group, compile)
     save_root = Path(save_images) if save_images else None
     items = [(s, path) for s in scales for path in files]
 
@@ -229,11 +229,15 @@ def _check_scales(scales: Sequence[float]) -> list[float]:
     return scales
 
 
-def _setup(model_name: str, model, device, precision, group: ShardGroup):
+def _setup(model_name: str, model, device, precision, group: ShardGroup, compile: bool = False):
     dev = device_for(device, group.info)
     precision = Precision.for_device(precision, dev)
     if model is None:
         model = load_eval_model(model_name, dev)
+    if compile and not isinstance(model, BicubicModel):
+        from ..compilation import compile_model
+
+        model = compile_model(model)
     return dev, precision, model
 
 

@@ -104,6 +104,7 @@ DEFAULTS: dict[str, Any] = {
         "precision": "fp32",  # fp32, bf16, fp16 (autocast; fp16: GPU only, with a GradScaler); auto: bf16 where native
         "grad_clip": None,  # max gradient L2 norm
         "ema_decay": None,  # e.g. 0.999; validation and exported weights then use the EMA
+        "compile": False,  # torch.compile the encoder and decoder query (ciaosr.compilation)
         "log_every": 100,
         "save_every": 5000,  # training-state checkpoint period (steps)
         "keep_states": 2,  # how many training states to keep
@@ -449,6 +450,8 @@ def validate(cfg: dict) -> None:
     _positive(cfg, "scheduler.min_lr", allow_zero=True)
     _positive(cfg, "val.max_images", allow_none=True)
     _positive(cfg, "val.every", allow_zero=True, allow_none=True)
+    if not isinstance(cfg["train"]["compile"], bool):
+        raise CiaosrError(f"config key 'train.compile' must be true or false, got {cfg['train']['compile']!r}")
     ema = cfg["train"]["ema_decay"]
     if ema is not None and not (isinstance(ema, (int, float)) and 0 < ema < 1):
         raise CiaosrError(f"config key 'train.ema_decay' must be in (0, 1), got {ema!r}")

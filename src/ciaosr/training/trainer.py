@@ -291,6 +291,10 @@ class Trainer:
             torch.backends.cudnn.benchmark = True
         model = self.model.to(dev)
         self.ema = EMA(model, tcfg["ema_decay"]) if tcfg["ema_decay"] else None
+        if tcfg["compile"]:  # after the EMA's copy: the shadow stays eager
+            from ..compilation import compile_model
+
+            compile_model(model)
         net = model
         if info.enabled:
             from torch.nn.parallel import DistributedDataParallel as DDP
