@@ -345,3 +345,14 @@ def test_precision_auto_picks_bf16_only_where_the_cpu_has_it(monkeypatch, tmp_pa
         assert rc == 0
         assert json.loads(js.read_text())["precision"] == expected
         assert (runtime.SLOW_BF16_WARNING in err) == (asked == "bf16" and not native), err
+
+
+def test_an_image_too_small_for_the_border_is_one_line(tmp_path, capsys):
+    from PIL import Image
+
+    (tmp_path / "Set5" / "HR").mkdir(parents=True)
+    Image.new("RGB", (30, 20), (90, 120, 200)).save(tmp_path / "Set5" / "HR" / "tiny.png")
+    rc, _, err = _run(capsys, "eval", "--model", "bicubic", "--data-root", str(tmp_path), "--datasets", "Set5",
+                      "--scales", "10", "--device", "cpu")
+    _one_line_error(rc, err)
+    assert "Set5/tiny: 30x20 is too small to score at x10 (the protocol drops 10 pixels at each border)" in err

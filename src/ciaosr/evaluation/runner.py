@@ -126,6 +126,10 @@ def evaluate(model_name: str, data_root: str | os.PathLike, datasets: Sequence[s
     def score(k: int) -> dict[str, float]:
         name, s, i = items[k]
         pair = sets[name][s][i]
+        border, (h, w) = proto.border(s, name), pair.hr.shape[-2:]
+        if min(h, w) <= 2 * border:
+            raise CiaosrError(f"{name}/{pair.name}: {w}x{h} is too small to score at x{scale_label(s)} "
+                              f"(the protocol drops {border} pixels at each border)")
         sr = _upscale(model, pair.lr, tuple(pair.hr.shape[-2:]), s, proto, steps, chunk, dev, precision)
         values = proto.score(sr, pair.hr, s, name, mset.protocol_metrics)
         values.update(mset.score_extra(sr, pair.hr, proto.border(s, name)))
