@@ -31,7 +31,7 @@ import torch.nn.functional as F
 import ciaosr
 from ciaosr.data import realworld
 from ciaosr.inference.tiling import tiled_upsample
-from ciaosr.models.registry import decoders, encoders
+from ciaosr.models.registry import decoders, encoders, list_models
 from ciaosr.training.discriminator import UNetDiscriminatorSN
 from ciaosr.training.ema import EMA
 from ciaosr.training.losses import RELEASED_LAYER_WEIGHTS, PerceptualLoss
@@ -45,9 +45,10 @@ ADAM = {"type": "adam", "lr": 1e-4, "betas": [0.9, 0.999], "weight_decay": 0.0}
 ENCODER_ARGS = {"edsr": {"num_blocks": 2}, "edsr-baseline": {"num_blocks": 2},
                 "rdn": {"num_blocks": 2, "num_layers": 2}, "swinir": {"depths": [2], "num_heads": [2], "embed_dim": 12,
                                                                      "window_size": 4}}
-NAMES = [f"{e}-{d}" for e in encoders() for d in decoders()]
+NAMES = list_models()  # every encoder with every decoder that runs on it
 # Under autocast: every decoder on one encoder, every encoder with one decoder.
 AUTOCAST_NAMES = sorted({f"edsr-baseline-{d}" for d in decoders()} | {f"{e}-liif" for e in encoders()})
+assert set(AUTOCAST_NAMES) <= set(NAMES)
 
 
 def build(name: str) -> torch.nn.Module:
