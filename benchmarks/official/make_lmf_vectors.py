@@ -49,6 +49,11 @@ SMALL = {
                                         "cell_decode": True, "mod_input": True}},
 }
 LR_SIZE = (10, 12)
+# --swinir: the official SwinIR class (LTE's copy, upsampler 'none': its last layer is a
+# 64-channel convolution) with a small trunk, on an LR whose sides are multiples of its window
+SMALL_SWINIR = {"img_size": 16, "embed_dim": 12, "depths": [2], "num_heads": [2], "window_size": 4, "mlp_ratio": 2.0}
+SWINIR_LR = (12, 16)
+SWINIR_CASES = [(24, 32), (44, 59), (24, 56), (72, 96)]
 # (output size, whether it is past the training range: test.py's cell multiplier then applies)
 CASES = [(20, 24), (37, 44), (20, 42), (60, 72)]
 CHUNK = 97
@@ -73,20 +78,30 @@ def main():
     ap.add_argument("variant", choices=sorted(SMALL))
     ap.add_argument("--code", required=True, help="a checkout of HeZongyao/LMF")
     ap.add_argument("--out", required=True, help="folder for the two files")
+    ap.add_argument("--swinir", action="store_true", help="on a small official SwinIR (files lmf_<variant>_swinir*)")
     a = ap.parse_args()
     code, out = os.path.abspath(a.code), os.path.abspath(a.out)
     commit = enter_code_base(code)
     import models
     from utils import make_coord
 
-    spec = SMALL[a.variant]
-    model, g, lr = seeded_model(models, spec, official_order_init, LR_SIZE)
+    spec, init, lr_size, sizes, stem = SMALL[a.variant], official_order_init, LR_SIZE, CASES, f"lmf_{a.variant}"
+    if a.swinir:
+        from models.swinir import SwinIR
+
+        spec = {**spec, "args": {**spec["args"], "encoder_spec": {"name": "swinir", "args": {"no_upsampling": True}}}}
+        lr_size, sizes, stem = SWINIR_LR, SWINIR_CASES, f"{stem}_swinir"
+
+        def init(model, g):  # the small trunk in place of the full one, before the draw
+            model.encoder = SwinIR(**SMALL_SWINIR, upsampler="none")
+            official_order_init(model, g)
+    model, g, lr = seeded_model(models, spec, init, lr_size)
     inp = (lr - 0.5) / 0.5
 
     cases = []
     model.eval()
-    for size in CASES:
-        scale = size[0] / LR_SIZE[0]  # test.py's scale (the row ratio)
+    for size in sizes:
+        scale = size[0] / lr_size[0]  # test.py's scale (the row ratio)
         mult = max(scale / 4, 1)
         coord = make_coord(size).unsqueeze(0)
         cell = torch.ones_like(coord)
@@ -103,9 +118,9 @@ def main():
     # queries each (as the official configs sample: 2304 = 48 x 48; LM-LTE's modulations
     # need exactly that many with a batch above 1, a view of cell[:, :h * w])
     model.train()
-    lr2 = torch.rand(2, 3, *LR_SIZE, generator=g)
-    coords, cells, n = [], [], LR_SIZE[0] * LR_SIZE[1]
-    for size in ((25, 30), (37, 44)):
+    lr2 = torch.rand(2, 3, *lr_size, generator=g)
+    coords, cells, n = [], [], lr_size[0] * lr_size[1]
+    for size in (((30, 40), (44, 59)) if a.swinir else ((25, 30), (37, 44))):
         c = make_coord(size)
         pick = torch.randperm(c.shape[0], generator=g)[:n]
         coords.append(c[pick])
@@ -115,9 +130,9 @@ def main():
         pred2 = model((lr2 - 0.5) / 0.5, coord2, cell2)
     train_case = {"lr": lr2, "coord": coord2, "cell": cell2, "pred": pred2.clone()}
 
-    note = (f"Made by benchmarks/official/make_lmf_vectors.py {a.variant} with the official LMF code "
+    note = (f"Made by benchmarks/official/make_lmf_vectors.py {a.variant}{' --swinir' * a.swinir} with the official LMF code "
             f"(HeZongyao/LMF @ {commit[:7]}, unmodified; .cuda() a no-op), torch {torch.__version__}, one thread.")
-    save_pair(out, f"lmf_{a.variant}", spec, model, {"note": note, "lr": lr, "cases": cases, "train": train_case,
+    save_pair(out, stem, spec, model, {"note": note, "lr": lr, "cases": cases, "train": train_case,
                                                     "params": full_size_counts(models, a.variant, code)})
     print(note)
 

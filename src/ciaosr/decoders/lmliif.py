@@ -40,7 +40,7 @@ from .sampling import from_pixel_tables
 
 
 @register_decoder("lmliif", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), residual=False,
-                  description="LIIF with latent modulations (LMF)")
+                  description="LIIF with latent modulations (LMF)", encoder_args={"swinir": {"out_channels": 64}})
 class LMLIIFDecoder(Decoder):
     official_prefixes = ("hypernet.", "imnet.")
     liif_name = "lmliif"

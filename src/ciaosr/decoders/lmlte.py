@@ -46,7 +46,7 @@ def fourier(x: Tensor, amplitude: Tensor) -> Tensor:
 
 
 @register_decoder("lmlte", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), residual=True,
-                  description="LTE with latent modulations (LMF)")
+                  description="LTE with latent modulations (LMF)", encoder_args={"swinir": {"out_channels": 64}})
 class LMLTEDecoder(Decoder):
     official_prefixes = ("coef.", "freq.", "phase.", "hypernet.", "imphase.", "imnet.")
     liif_name = "lmlte"

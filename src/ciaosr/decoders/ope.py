@@ -46,6 +46,7 @@ def ope_basis(x: Tensor, max_freq: int, omega: float) -> Tensor:
 
 @register_decoder("ope", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), residual=False,
                   description="orthogonal position encoding (OPE-SR), no parameters",
+                  encoders=("edsr-baseline", "edsr", "rdn"),
                   encoder_args={"edsr-baseline": {"mid_channels": OPE_CHANNELS},
                                 "edsr": {"mid_channels": OPE_CHANNELS},
                                 "rdn": {"mid_channels": OPE_CHANNELS}})

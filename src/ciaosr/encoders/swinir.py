@@ -312,6 +312,12 @@ class SwinIR(nn.Module):
         resi_connection: ``'1conv'`` or ``'3conv'`` at the end of each group and as
             ``conv_after_body``.
         img_range: accepted for config compatibility and ignored (see module doc).
+        out_channels: None (CiaoSR's trunk, ``embed_dim`` channels out), or the width of
+            the 3x3 convolution and LeakyReLU that the LIIF code base's SwinIR (LTE's,
+            LMF's, upsampler ``'none'``) ends in, ``conv_before_upsample`` (64 there).
+            That code returns the features of the input padded to a multiple of the
+            window; here they are cropped back to the input's size, equal on inputs
+            whose sides are multiples of the window.
     """
 
     def __init__(
@@ -330,6 +336,7 @@ class SwinIR(nn.Module):
         patch_norm: bool = True,
         resi_connection: str = "1conv",
         img_range: float = 1.0,
+        out_channels: int | None = None,
     ) -> None:
         super().__init__()
         depths = tuple(int(d) for d in depths)
@@ -376,6 +383,10 @@ class SwinIR(nn.Module):
         self.layers = nn.ModuleList(layers)
         self.norm = nn.LayerNorm(embed_dim)
         self.conv_after_body = _resi_conv(embed_dim, resi_connection)
+        if out_channels is not None:  # the LIIF code base's SwinIR (LTE's, LMF's): its upsampler 'none'
+            self.conv_before_upsample = nn.Sequential(nn.Conv2d(embed_dim, out_channels, 3, 1, 1),
+                                                      nn.LeakyReLU(inplace=True))
+            self.out_dim = out_channels
 
         self.apply(self._init_linear_and_norm)
         # Shifted-window mask for the last padded size seen; shared by all shifted
@@ -425,16 +436,18 @@ class SwinIR(nn.Module):
         tokens = self.norm(tokens)
         body = tokens.transpose(1, 2).reshape(b, c, hp, wp)
         out = self.conv_after_body(body) + x
+        if hasattr(self, "conv_before_upsample"):
+            out = self.conv_before_upsample(out)
         return out[:, :, :h, :w]
 
     # --- official checkpoints ------------------------------------------------------
     @staticmethod
     def from_liif_keys(sd: dict) -> dict:
-        """The LIIF code base's SwinIR without its upsampler (conv_last, upsample,
-        conv_before_upsample)."""
+        """The LIIF code base's SwinIR without an upsampler's layers (conv_last, upsample);
+        its ``conv_before_upsample`` is kept (``out_channels``)."""
         if "patch_embed.norm.weight" not in sd and "layers.0.residual_group.blocks.0.norm1.weight" not in sd:
             return sd
-        return {k: v for k, v in sd.items() if not k.startswith(("conv_last.", "upsample.", "conv_before_upsample."))}
+        return {k: v for k, v in sd.items() if not k.startswith(("conv_last.", "upsample."))}
 
     @staticmethod
     def detect(sd: dict, spec_args: dict | None = None) -> tuple[str, dict] | None:
@@ -510,4 +523,6 @@ def args_from_state_dict(sd: dict[str, torch.Tensor]) -> dict:
         "qkv_bias": block_key(0, "attn.qkv.bias") in sd,
         "patch_norm": "patch_embed.norm.weight" in sd,
         "resi_connection": resi,
+        **({"out_channels": int(sd["conv_before_upsample.0.weight"].shape[0])}
+           if "conv_before_upsample.0.weight" in sd else {}),
     }

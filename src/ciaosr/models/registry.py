@@ -33,8 +33,9 @@ class DecoderEntry:
     defaults: dict = field(default_factory=dict)
     description: str = ""
     #: The encoders it runs on (None: every one) and, per encoder name, the encoder
-    #: arguments it needs (OPE-SR's parameter-free decoder reads its coefficients straight
-    #: from the encoder's channels, so it fixes their number).
+    #: arguments of its published configurations (OPE-SR's parameter-free decoder reads
+    #: its coefficients straight from the encoder's channels, so it fixes their number;
+    #: LMF's SwinIR ends in a 64-channel convolution).
     encoders: tuple | None = None
     encoder_args: dict = field(default_factory=dict)
 
@@ -53,12 +54,12 @@ def register_encoder(name: str, *, defaults: dict | None = None, description: st
 
 
 def register_decoder(name: str, *, mean, std, residual: bool, defaults: dict | None = None,
-                     description: str = "", encoder_args: dict | None = None):
-    """``encoder_args``: ``{encoder name: arguments}`` the decoder needs of each encoder it
-    runs on; given, it runs on those encoders only."""
+                     description: str = "", encoders=None, encoder_args: dict | None = None):
+    """``encoders``: the encoder names it runs on (None: all); ``encoder_args``:
+    ``{encoder name: arguments}`` its published configurations give that encoder."""
     def decorate(cls):
         _DECODERS[name] = DecoderEntry(name, cls, tuple(mean), tuple(std), residual, dict(defaults or {}),
-                                       description, tuple(encoder_args) if encoder_args is not None else None,
+                                       description, tuple(encoders) if encoders is not None else None,
                                        dict(encoder_args or {}))
         return cls
     return decorate
