@@ -230,6 +230,17 @@ def test_resume_a_state_written_with_train_amp(data_root, tmp_path, capsys):
     assert "precision: fp32" in (out / "smoke" / "config.yaml").read_text()
 
 
+#: (lr, batch, schedule, milestones, iterations) of the configs that follow their family's
+#: official training script rather than the LIIF / CiaoSR papers' recipe.
+OFFICIAL_RECIPES = {
+    "edsr-baseline-itsrn": (2e-4, 16, "multistep", [100_000, 200_000, 400_000, 600_000, 800_000], 1_000_000),
+    "edsr-baseline-lmliif": (1e-4, 16, "multistep", [200_000, 400_000, 600_000, 800_000, 1_000_000], 1_200_000),
+    "edsr-baseline-lmlte": (1e-4, 16, "multistep", [200_000, 400_000, 600_000, 800_000, 1_000_000], 1_200_000),
+    "edsr-baseline-srno": (4e-4, 64, "cosine", [], 262_500),
+    "edsr-baseline-ope": (1e-4, 16, "multistep", [200_000, 400_000, 600_000, 800_000], 1_000_000),
+}
+
+
 def test_every_shipped_config_prepares(data_root, tmp_path):
     # (the real-world configs: tests/test_realworld_training.py)
     configs = sorted(p for p in (REPO / "configs").glob("*.yaml") if not p.name.startswith("realworld-"))
@@ -243,10 +254,10 @@ def test_every_shipped_config_prepares(data_root, tmp_path):
             cfg["init"]["checkpoint"] = str(weights)
         trainer = Trainer(cfg)  # every check passes; nothing is written
         assert trainer.model.spec["name"] == cfg["model"]["name"]
-        if path.stem == "edsr-baseline-itsrn":  # the official ITSRN recipe: Adam 2e-4, halved at epochs 100, 200, ...
-            assert (cfg["optimizer"]["lr"], cfg["train"]["batch_size"], cfg["scheduler"]["type"],
-                    cfg["scheduler"]["milestones"], cfg["train"]["iterations"]) == (
-                        2e-4, 16, "multistep", [100_000, 200_000, 400_000, 600_000, 800_000], 1_000_000)
+        recipe = (cfg["optimizer"]["lr"], cfg["train"]["batch_size"], cfg["scheduler"]["type"],
+                  cfg["scheduler"]["milestones"], cfg["train"]["iterations"])
+        if path.stem in OFFICIAL_RECIPES:  # the families' own official recipes
+            assert recipe == OFFICIAL_RECIPES[path.stem], path.stem
         elif path.stem != "smoke":
             assert (cfg["optimizer"]["lr"], cfg["train"]["batch_size"], cfg["scheduler"]["step_size"],
                     cfg["train"]["iterations"]) == (1e-4, 16, 200_000, 1_000_000)
