@@ -49,8 +49,8 @@ def _session(path: Path, threads: int):
     # ORT's arena keeps the largest allocations for reuse: with it, 192 x 192 x4 with the
     # shipped LIIF peaked at 471 MiB, without it at 388 (CPU time +6%; torch: 341 MiB).
     options.enable_cpu_mem_arena = False
-    # Nodes in priority order: CiaoSR's encode graph at a 192 tile peaked at 1.78 GB
-    # instead of 2.09 (the default order runs its attention bands' products side by side).
+    # Nodes in priority order: CiaoSR's encode graph at a 192 tile peaked at 1.78 GB, with
+    # ORT's default order at 2.09 (docs/deploy.md, Speed).
     options.execution_order = ort.ExecutionOrder.PRIORITY_BASED
     try:
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
