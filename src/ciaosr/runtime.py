@@ -255,11 +255,12 @@ class CpuWatch:
 def others_busy(sample_s: float = AUTO_SAMPLE_S) -> float:
     """Cores other processes keep busy: watched for ``sample_s`` seconds (``CpuWatch``),
     or, where /proc/stat cannot be read, the 1-minute load average."""
-    watch = CpuWatch()
-    time.sleep(sample_s)
-    busy = watch.others()
-    if busy is not None:
-        return busy
+    if _machine_busy_seconds() is not None:
+        watch = CpuWatch()
+        time.sleep(sample_s)
+        busy = watch.others()
+        if busy is not None:
+            return busy
     try:
         return os.getloadavg()[0]
     except OSError:
