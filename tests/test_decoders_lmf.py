@@ -1,4 +1,4 @@
-"""LMF's decoders (LM-LIIF, LM-LTE): parity with the official forward from official-format
+"""LMF's decoders (LM-LIIF, LM-LTE, LM-CiaoSR): parity with the official forward from official-format
 checkpoints, detection among the LIIF-like families, parameter counts, the per-cell
 modulation tables, training.
 
@@ -16,7 +16,9 @@ import pytest
 import torch
 
 import ciaosr
+from ciaosr.decoders.ciaosr import CiaoSRDecoder
 from ciaosr.decoders.liif import LIIFDecoder
+from ciaosr.decoders.lmciaosr import LMCiaoSRDecoder, cropped_non_local
 from ciaosr.decoders.lmliif import LMLIIFDecoder
 from ciaosr.decoders.lmlte import LMLTEDecoder
 from ciaosr.decoders.lte import LTEDecoder
@@ -27,7 +29,10 @@ from test_decoders_lte_metasr import full_grid, train_smoke
 
 DATA = Path(__file__).parent / "data" / "official"
 VARIANTS = ("lmliif", "lmlte")
-DECODERS = {"lmliif": LMLIIFDecoder, "lmlte": LMLTEDecoder}
+DECODERS = {"lmliif": LMLIIFDecoder, "lmlte": LMLTEDecoder, "lmciaosr": LMCiaoSRDecoder}
+#: LM-CiaoSR's official code hard-codes 64 encoder channels: its vectors are on LMF's small
+#: SwinIR only (a 64-channel EDSR trunk would make the file near 1 MB)
+STEMS = {"lmliif": "lmliif", "lmlte": "lmlte", "lmciaosr": "lmciaosr_swinir"}
 
 
 def vectors(variant: str) -> dict:
@@ -37,7 +42,7 @@ def vectors(variant: str) -> dict:
 #: (variant, file stem, encoder, output sizes): the EDSR-baseline vectors on a 10 x 12 LR,
 #: the SwinIR ones (LMF's SwinIR, a small trunk) on a 12 x 16 LR, a multiple of its window
 ENCODER_CASES = [(v, v, "edsr-baseline", [(20, 24), (37, 44), (20, 42), (60, 72)]) for v in VARIANTS] + [
-    (v, f"{v}_swinir", "swinir", [(24, 32), (44, 59), (24, 56), (72, 96)]) for v in VARIANTS]
+    (v, f"{v}_swinir", "swinir", [(24, 32), (44, 59), (24, 56), (72, 96)]) for v in VARIANTS + ("lmciaosr",)]
 
 
 # --- parity with the official forward ------------------------------------------------
@@ -80,6 +85,7 @@ def test_training_forward_matches_the_official_training_path(variant):
 OFFICIAL_CONFIGS = {  # decoder arguments of configs/train-lmf/train_<encoder>-<variant>.yaml
     ("edsr-baseline", "lmliif"): {}, ("rdn", "lmliif"): {}, ("swinir", "lmliif"): {"depth": 8},
     ("edsr-baseline", "lmlte"): {}, ("rdn", "lmlte"): {}, ("swinir", "lmlte"): {},
+    ("edsr-baseline", "lmciaosr"): {}, ("rdn", "lmciaosr"): {}, ("swinir", "lmciaosr"): {},
 }
 
 
@@ -88,7 +94,7 @@ def test_parameter_counts_match_the_official_code(encoder, variant):
     """Against the official models built from the official configs (in the vectors' run):
     equal on every encoder (LMF's SwinIR with its 180 -> 64 last convolution, the
     default here), but LIIF's EDSR holds 24 more, its two unused MeanShift convolutions."""
-    official = vectors(variant)["params"]
+    official = vectors(STEMS[variant])["params"]
     args = OFFICIAL_CONFIGS[(encoder, variant)]
     decoder = DECODERS[variant](64, **args)
     assert count_parameters(decoder) == official[encoder] - official[f"{encoder} encoder"]
@@ -103,6 +109,57 @@ def test_default_sizes_are_the_official_configs():
         assert count_parameters(ciaosr.build_model("edsr-baseline-lmliif")) == vec["edsr-baseline"] - 24 == 1_386_067
         assert count_parameters(ciaosr.build_model("edsr-baseline-lmlte")) == \
             vectors("lmlte")["params"]["edsr-baseline"] - 24 == 1_490_883
+        assert count_parameters(ciaosr.build_model("edsr-baseline-lmciaosr")) == \
+            vectors("lmciaosr_swinir")["params"]["edsr-baseline"] - 24 == 1_955_414
+
+
+# --- LM-CiaoSR's own official particulars --------------------------------------------
+def _residual(lr: torch.Tensor, coord: torch.Tensor) -> torch.Tensor:
+    """The global residual: the bilinear sample (border) of the normalised LR."""
+    import torch.nn.functional as F
+    return F.grid_sample((lr - 0.5) / 0.5, coord.flip(-1).unsqueeze(1), mode="bilinear", padding_mode="border",
+                         align_corners=False)[:, :, 0].permute(0, 2, 1)
+
+
+def test_lmciaosr_non_local_in_crops_matches_the_official_forward():
+    """A 52 x 100 LR (more than 48 x 48 pixels): the official non-local feature is made in
+    48-pixel crops (three here, widened by one pixel inside the map), which differs from
+    the whole-map feature; ours equals the official one, and so does the prediction."""
+    crop = vectors("lmciaosr_swinir")["crop"]
+    model = ciaosr.load_model(DATA / "lmf_lmciaosr_swinir.pth").eval()
+    with torch.no_grad():
+        pred = model(crop["lr"], crop["coord"], crop["cell"])[0]
+        enc = model.encode(crop["lr"])
+        feat = enc.feat
+        whole = model.decoder.cs_attn(feat)
+    non_local = enc.prepared["non_local"].view(52, 100, -1).permute(2, 0, 1)
+    torch.testing.assert_close(non_local[:, ::4, ::4], crop["non_local_every4"], atol=1e-5, rtol=0)
+    assert (whole[0] - non_local).abs().max() > 1e-3  # the crops matter
+    torch.testing.assert_close(pred, crop["pred"], atol=1e-5, rtol=0)
+
+
+def test_lmciaosr_non_local_without_crops_when_a_side_is_short():
+    """More than 48 x 48 pixels but a side under 48: the official loops make no crop and
+    the feature stays zero (kept, so official checkpoints compute what they computed)."""
+    torch.manual_seed(0)
+    from ciaosr.decoders.nonlocal_attention import CrossScaleAttention
+    attention = CrossScaleAttention(4, tile=None)
+    assert torch.equal(cropped_non_local(attention, torch.randn(1, 4, 40, 60)), torch.zeros(1, 4, 40, 60))
+    small_map = torch.randn(1, 4, 30, 40)
+    assert torch.equal(cropped_non_local(attention, small_map), attention(small_map))
+
+
+def test_lmciaosr_training_forward_is_the_official_one_plus_the_residual():
+    """The official training path (query_rgb, batch of two at their own scales, no cell
+    clipping) adds no global residual, its evaluation path does; here both do: the
+    training output is the official one plus the bilinear residual. (LMF's SwinIR in eval
+    mode: its stochastic depth would make the output random.)"""
+    train = vectors("lmciaosr_swinir")["train"]
+    model = ciaosr.load_model(DATA / "lmf_lmciaosr_swinir.pth").train()
+    model.encoder.eval()
+    with torch.no_grad():
+        pred = model(train["lr"], train["coord"], train["cell"])
+    torch.testing.assert_close(pred - _residual(train["lr"], train["coord"]), train["pred"], atol=1e-5, rtol=0)
 
 
 # --- detection -----------------------------------------------------------------------
@@ -127,6 +184,42 @@ def test_bare_state_dict_is_detected_as_its_family_only(variant, tmp_path):
     lr = vectors(variant)["lr"]
     with torch.no_grad():
         assert torch.equal(bare(lr, coord, cell), full(lr, coord, cell))
+
+
+def test_lmciaosr_keys_are_its_family_only(tmp_path):
+    """CiaoSR, LM-LIIF and LM-LTE step aside for LM-CiaoSR's keys, LM-CiaoSR for theirs;
+    a bare state dict loads as the spec'd file does."""
+    sd = _bare("lmciaosr_swinir")
+    dec = {k: v for k, v in sd.items() if not k.startswith("encoder.")}
+    assert all(cls.official_args(dec) is None for cls in (CiaoSRDecoder, LMLIIFDecoder, LMLTEDecoder, LIIFDecoder))
+    assert LMCiaoSRDecoder.official_args(dec)["hidden_dim"] == 8
+    for other in ("lmliif", "lmlte"):
+        assert LMCiaoSRDecoder.official_args({k: v for k, v in _bare(other).items()
+                                               if not k.startswith("encoder.")}) is None
+    ciaosr_keys = {k[len("decoder."):]: v for k, v in ciaosr.build_model("edsr-baseline-ciaosr").state_dict().items()
+                   if k.startswith("decoder.")}
+    assert LMCiaoSRDecoder.official_args(ciaosr_keys) is None and CiaoSRDecoder.official_args(ciaosr_keys)
+    torch.save(sd, tmp_path / "bare.pth")
+    bare = ciaosr.load_model(tmp_path / "bare.pth").eval()
+    assert bare.spec == ciaosr.load_model(DATA / "lmf_lmciaosr_swinir.pth").spec
+
+
+def test_lmciaosr_keys_claimed_by_two_families_are_an_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(CiaoSRDecoder, "official_args", classmethod(lambda cls, sd, spec=None: {}))
+    torch.save(_bare("lmciaosr_swinir"), tmp_path / "both.pth")
+    with pytest.raises(CiaosrError, match=r"match several decoder families \((ciaosr, lmciaosr|lmciaosr, ciaosr)\)"):
+        ciaosr.load_model(tmp_path / "both.pth")
+
+
+@pytest.mark.parametrize("key,value,needle", [
+    ("local_size", 1, "local_size 1"), ("feat_unfold", False, "feat_unfold False"),
+    ("multi_scale", [2, 3], r"multi_scale \[2, 3\]"), ("mod_input", False, "mod_input false")])
+def test_lmciaosr_unsupported_official_settings_are_refused(key, value, needle, tmp_path):
+    ckpt = torch.load(DATA / "lmf_lmciaosr_swinir.pth", weights_only=True)
+    ckpt["model"]["args"][key] = value
+    torch.save(ckpt, tmp_path / "odd.pth")
+    with pytest.raises(CiaosrError, match=needle):
+        ciaosr.load_model(tmp_path / "odd.pth")
 
 
 def test_keys_matching_two_families_are_an_error(tmp_path, monkeypatch):
@@ -177,14 +270,17 @@ def small(variant, **kw):
     base = {"hidden_dim": 8, "depth": 2, "hyper_hidden": (16,)}
     if variant == "lmlte":
         base["lte_dim"] = 12
+    if variant == "lmciaosr":
+        base.update(prenet_hidden=(8,), key_hidden=(8,), value_hidden=(8,))
     return DECODERS[variant](6, **{**base, **kw})
 
 
 SWITCHES = [{}, {"local_ensemble": False}, {"cell_decode": False}]
+UNIT_CASES = [(v, s) for v in VARIANTS for s in SWITCHES] + [("lmciaosr", {}), ("lmciaosr", {"non_local": False})]
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
-@pytest.mark.parametrize("switch", SWITCHES, ids=lambda s: ",".join(s) or "default")
+@pytest.mark.parametrize("variant,switch", UNIT_CASES,
+                         ids=[f"{v}-{','.join(s) or 'default'}" for v, s in UNIT_CASES])
 def test_chunks_in_any_order_and_gradients(variant, switch):
     torch.manual_seed(0)
     dec = small(variant, **switch).eval()
@@ -210,7 +306,7 @@ def test_chunks_in_any_order_and_gradients(variant, switch):
     assert feat.grad.abs().sum() > 0
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("variant", DECODERS)
 def test_modulation_table_made_once_per_cell(variant, monkeypatch):
     """Chunks of one cell share one table; a new cell makes a new one; the outputs at
     that cell are the outputs of a fresh prepare."""
@@ -232,7 +328,7 @@ def test_modulation_table_made_once_per_cell(variant, monkeypatch):
         torch.testing.assert_close(again, dec.query(dec.prepare(feat), coord3, cell3), atol=0, rtol=0)
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("variant", DECODERS)
 def test_cell_clipped_above_the_training_range_in_eval_only(variant):
     torch.manual_seed(0)
     clipped, plain = small(variant).eval(), small(variant, max_train_scale=None).eval()

@@ -236,6 +236,7 @@ OFFICIAL_RECIPES = {
     "edsr-baseline-itsrn": (2e-4, 16, "multistep", [100_000, 200_000, 400_000, 600_000, 800_000], 1_000_000),
     "edsr-baseline-lmliif": (1e-4, 16, "multistep", [200_000, 400_000, 600_000, 800_000, 1_000_000], 1_200_000),
     "edsr-baseline-lmlte": (1e-4, 16, "multistep", [200_000, 400_000, 600_000, 800_000, 1_000_000], 1_200_000),
+    "edsr-baseline-lmciaosr": (1e-4, 16, "multistep", [200_000, 400_000, 600_000, 800_000, 1_000_000], 1_200_000),
     "edsr-baseline-srno": (4e-4, 64, "cosine", [], 262_500),
     "edsr-baseline-ope": (1e-4, 16, "multistep", [200_000, 400_000, 600_000, 800_000], 1_000_000),
 }

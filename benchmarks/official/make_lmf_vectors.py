@@ -9,7 +9,12 @@ no-op (CPU).
 For each variant: the official model class with the official config's structure
 (``mod_scale``, ``mod_shift``, ``mod_input`` true, local ensemble, cell decoding, 3x3
 unfolding for LM-LIIF) but small widths (a 2-block, 8-channel EDSR-baseline, render MLP
-width 8 and depth 3, hypernetwork hidden width 24) so that the files stay small. Weights:
+width 8 and depth 3, hypernetwork hidden width 24) so that the files stay small. LM-CiaoSR's
+official code hard-codes 64 encoder channels, so it is made with ``--swinir`` only (a
+64-channel EDSR trunk would take the checkpoint near 1 MB); its other MLPs have one hidden
+layer of 16, and it gets one more case: a 52 x 100 LR (more than 48 x 48 pixels: the
+official non-local feature is made in crops), whose official non-local feature (every
+fourth row and column) and x2 prediction at 5200 random queries of the grid are stored. Weights:
 every trainable tensor in ``named_parameters()`` order from
 ``torch.Generator().manual_seed(0)``: weights N(0, g^2 / fan_in) (g = 0.7 for
 convolutions, 1 otherwise), biases N(0, 0.1^2). The LR input is uniform [0, 1) from the
@@ -40,6 +45,7 @@ SMALL_EDSR = {"name": "edsr-baseline", "args": {"no_upsampling": True, "n_resblo
 SMALL_IMNET = {"name": "lmmlp", "args": {"out_dim": 3, "hidden_dim": 8, "hidden_depth": 3,
                                          "mod_scale": True, "mod_shift": True}}
 SMALL_HYPER = {"name": "mlp", "args": {"out_dim": 56, "hidden_list": [24]}}
+SMALL_MLP16 = {"name": "mlp", "args": {"out_dim": 256, "hidden_list": [16]}}
 SMALL = {
     "lmliif": {"name": "lmliif", "args": {"encoder_spec": SMALL_EDSR, "imnet_spec": SMALL_IMNET,
                                           "hypernet_spec": SMALL_HYPER, "local_ensemble": True,
@@ -47,7 +53,13 @@ SMALL = {
     "lmlte": {"name": "lmlte", "args": {"encoder_spec": SMALL_EDSR, "imnet_spec": SMALL_IMNET,
                                         "hypernet_spec": SMALL_HYPER, "hidden_dim": 16, "local_ensemble": True,
                                         "cell_decode": True, "mod_input": True}},
+    "lmciaosr": {"name": "lmciaosr", "args": {"encoder": SMALL_EDSR, "prenet_q": SMALL_MLP16, "hypernet_q": SMALL_HYPER,
+                                              "imnet_q": SMALL_IMNET, "imnet_k": SMALL_MLP16, "imnet_v": SMALL_MLP16,
+                                              "local_size": 2, "feat_unfold": True, "non_local_attn": True,
+                                              "multi_scale": [2], "softmax_scale": 1, "mod_input": True}},
 }
+# LM-CiaoSR's crop case: LR size and the queries (at x2) it is evaluated at
+CROP_LR = (52, 100)
 LR_SIZE = (10, 12)
 # --swinir: the official SwinIR class (LTE's copy, upsampler 'none': its last layer is a
 # 64-channel convolution) with a small trunk, on an LR whose sides are multiples of its window
@@ -73,6 +85,22 @@ def full_size_counts(models, variant, code):
     return out
 
 
+def crop_case(model, g, make_coord):
+    """LM-CiaoSR on an LR of more than 48 x 48 pixels (non-local feature in crops)."""
+    model.eval()
+    lr = torch.rand(1, 3, *CROP_LR, generator=g)
+    size = (2 * CROP_LR[0], 2 * CROP_LR[1])
+    n = CROP_LR[0] * CROP_LR[1]  # the official forward reads the cells of the first h * w queries
+    pick = torch.randperm(size[0] * size[1], generator=g)[:n]
+    coord = make_coord(size)[pick].unsqueeze(0)
+    cell = torch.tensor([2 / size[0], 2 / size[1]]).expand(1, n, 2).contiguous()
+    with torch.no_grad():
+        pred = model((lr - 0.5) / 0.5, coord, cell)
+    print("lmciaosr crop case", CROP_LR, "mean", pred.mean().item())
+    return {"crop": {"lr": lr, "coord": coord, "cell": cell, "pred": pred[0].clone(),
+                     "non_local_every4": model.non_local_feat[0, :, ::4, ::4].clone()}}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("variant", choices=sorted(SMALL))
@@ -86,10 +114,13 @@ def main():
     from utils import make_coord
 
     spec, init, lr_size, sizes, stem = SMALL[a.variant], official_order_init, LR_SIZE, CASES, f"lmf_{a.variant}"
+    if a.variant == "lmciaosr" and not a.swinir:
+        ap.error("lmciaosr is made with --swinir (its official code needs a 64-channel trunk)")
     if a.swinir:
         from models.swinir import SwinIR
 
-        spec = {**spec, "args": {**spec["args"], "encoder_spec": {"name": "swinir", "args": {"no_upsampling": True}}}}
+        enc_key = "encoder" if a.variant == "lmciaosr" else "encoder_spec"
+        spec = {**spec, "args": {**spec["args"], enc_key: {"name": "swinir", "args": {"no_upsampling": True}}}}
         lr_size, sizes, stem = SWINIR_LR, SWINIR_CASES, f"{stem}_swinir"
 
         def init(model, g):  # the small trunk in place of the full one, before the draw
@@ -118,6 +149,8 @@ def main():
     # queries each (as the official configs sample: 2304 = 48 x 48; LM-LTE's modulations
     # need exactly that many with a batch above 1, a view of cell[:, :h * w])
     model.train()
+    if a.swinir:  # SwinIR's stochastic depth (drop_path_rate 0.1) would make the training output random
+        model.encoder.eval()
     lr2 = torch.rand(2, 3, *lr_size, generator=g)
     coords, cells, n = [], [], lr_size[0] * lr_size[1]
     for size in (((30, 40), (44, 59)) if a.swinir else ((25, 30), (37, 44))):
@@ -130,9 +163,11 @@ def main():
         pred2 = model((lr2 - 0.5) / 0.5, coord2, cell2)
     train_case = {"lr": lr2, "coord": coord2, "cell": cell2, "pred": pred2.clone()}
 
+    extra = crop_case(model, g, make_coord) if a.variant == "lmciaosr" else {}
+
     note = (f"Made by benchmarks/official/make_lmf_vectors.py {a.variant}{' --swinir' * a.swinir} with the official LMF code "
             f"(HeZongyao/LMF @ {commit[:7]}, unmodified; .cuda() a no-op), torch {torch.__version__}, one thread.")
-    save_pair(out, stem, spec, model, {"note": note, "lr": lr, "cases": cases, "train": train_case,
+    save_pair(out, stem, spec, model, {"note": note, "lr": lr, "cases": cases, "train": train_case, **extra,
                                                     "params": full_size_counts(models, a.variant, code)})
     print(note)
 

@@ -80,7 +80,7 @@ def _decoder(dec_sd: dict, spec: dict | None, source: str) -> tuple[str, dict]:
 def _encoder(trunk: dict, spec: dict | None, liif_layout: bool, source: str) -> tuple[str, dict, dict]:
     """(encoder name, constructor args, trunk in our key names)."""
     spec_args = (spec or {}).get("args") or {}
-    enc_spec = spec_args.get("encoder_spec") or spec_args.get("srnet_spec") or {}
+    enc_spec = spec_args.get("encoder_spec") or spec_args.get("srnet_spec") or spec_args.get("encoder") or {}
     enc_spec_args = dict(enc_spec.get("args") or {})
     # an EDSR the spec calls a baseline has the baseline's res_scale (1) at any width
     baseline = str(enc_spec.get("name", "")).endswith("edsr-baseline")

@@ -149,7 +149,7 @@ class CiaoSRDecoder(Decoder):
 
     @classmethod
     def official_args(cls, sd: dict, spec_args: dict | None = None) -> dict | None:
-        if "imnet_q.layers.0.weight" not in sd:
+        if "imnet_q.layers.0.weight" not in sd or "hypernet_q.layers.0.weight" in sd:  # LM-CiaoSR's
             return None
         hidden = [sd[f"imnet_q.layers.{i}.weight"].shape[0] for i in range(0, 100, 2)
                   if f"imnet_q.layers.{i}.weight" in sd][:-1]

@@ -34,8 +34,7 @@ from ..models.registry import register_decoder
 from .base import Decoder
 from .lte import scaled_cell
 from .mlp import MLP
-from .modulation import (CellTableCache, blend_output, lookup_neighbours, modulated_hidden, modulation_table,
-                         official_lmf_args, render_mlp)
+from .modulation import CellTableCache, modulation_table, official_lmf_args, render, render_mlp
 from .sampling import from_pixel_tables
 
 
@@ -104,16 +103,7 @@ class LMLIIFDecoder(Decoder):
 
     def query(self, prep: dict, coord: Tensor, cell: Tensor) -> Tensor:
         (h, w), k = prep["size"], self.hidden_dim
-        b, nq = coord.shape[:2]
         rel_cell = self._cell(cell, h, w)
         table = prep["tables"].get(rel_cell[:, 0], lambda: self._table(prep, rel_cell[:, 0]))
-        rows, rel = lookup_neighbours(prep, coord, self.local_ensemble)
-        n = rel.shape[2]
-        pos = [rel]
-        if self.cell_decode:
-            pos.append(rel_cell.unsqueeze(2).expand(-1, -1, n, -1))
-        pos = torch.cat(pos, dim=-1).reshape(b * nq * n, -1)
-        looked = table.index_select(0, rows)
-        x = looked[:, :k] + pos.to(looked.dtype) @ self.imnet.layers[0].weight[:, k:].t()
-        x = modulated_hidden(self.imnet, x, looked[:, k:], k, self.depth)
-        return blend_output(self.imnet, x, rel)
+        return render(self.imnet, table, prep, coord, rel_cell if self.cell_decode else None, k, self.depth,
+                      self.local_ensemble)

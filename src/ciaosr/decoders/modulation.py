@@ -92,6 +92,22 @@ def modulated_hidden(imnet: MLP, x: Tensor, mods: Tensor, hidden_dim: int, depth
     return x
 
 
+def render(imnet: MLP, table: Tensor, prep: dict, coord: Tensor, extra: Tensor | None, hidden_dim: int,
+           depth: int, local_ensemble: bool) -> Tensor:
+    """The render MLP's prediction at (B, Q, 2) ``coord`` from a table whose leading
+    ``hidden_dim`` columns are its first layer on the per-pixel code (bias included):
+    the first layer's last input columns take ``[rel, extra]`` (``extra`` (B, Q, E), e.g.
+    the scaled cell, or None), then the modulated layers and LIIF's area blend."""
+    k = hidden_dim
+    rows, rel = lookup_neighbours(prep, coord, local_ensemble)
+    b, nq, n = rel.shape[:3]
+    pos = rel if extra is None else torch.cat([rel, extra.unsqueeze(2).expand(-1, -1, n, -1)], dim=-1)
+    looked = table.index_select(0, rows)
+    w_pos = imnet.layers[0].weight[:, -pos.shape[-1]:]
+    x = looked[:, :k] + pos.reshape(b * nq * n, -1).to(looked.dtype) @ w_pos.t()
+    return blend_output(imnet, modulated_hidden(imnet, x, looked[:, k:], k, depth), rel)
+
+
 def blend_output(imnet: MLP, x: Tensor, rel: Tensor) -> Tensor:
     """The render MLP's last hidden activations (B*Q*n, K) of the n neighbours (offsets
     ``rel``, (B, Q, n, 2)) -> (B, Q, out) predictions: with four, LIIF's area blend,
