@@ -1,3 +1,3 @@
 """Implicit decoders; importing this package registers them (``models.registry``)."""
 
-from . import ciaosr, itsrn, liif, lmciaosr, lmliif, lmlte, lte, metasr, ope, srno  # noqa: F401
+from . import ciaosr, clit, itsrn, liif, lmciaosr, lmliif, lmlte, lte, metasr, ope, srno  # noqa: F401
