@@ -347,3 +347,95 @@ def test_training_smoke(tmp_path):
     """The smoke config with an LM-LTE decoder: the loss falls, the export loads and upscales."""
     model = train_smoke(tmp_path, "edsr-baseline-lmlte", "{lte_dim: 32, hyper_hidden: [32]}")
     assert model.spec["decoder_args"]["lte_dim"] == 32
+
+
+# --- CMSR (ciaosr.inference.cmsr) -------------------------------------------------------
+CMSR_STEMS = {"lmliif": "lmf_lmliif", "lmlte": "lmf_lmlte", "lmciaosr": "lmf_lmciaosr_swinir"}
+
+
+def cmsr_vectors() -> dict:
+    return torch.load(DATA / "lmf_cmsr_vectors.pt", weights_only=True)
+
+
+def _floats(tables: dict) -> dict:
+    return {float(s): {float(d): float(t) for d, t in table.items()} for s, table in tables.items()}
+
+
+@pytest.mark.parametrize("variant", CMSR_STEMS)
+def test_cmsr_matches_the_official_cmsr_forward(variant):
+    """The official CMSR forward with fixed tables: x6 through the table of 7 (levels x1,
+    x2, x4 and x6), and x6.5 past the last table (its x4 level resampled to the output);
+    the result differs from the plain forward (CMSR changed pixels)."""
+    from ciaosr.inference.cmsr import cmsr_predict
+    stem = CMSR_STEMS[variant]
+    model = ciaosr.load_model(DATA / f"{stem}.pth").eval()
+    lr = torch.load(DATA / f"{stem}_vectors.pt", weights_only=True)["lr"]
+    for case in cmsr_vectors()[variant]["cases"]:
+        size = tuple(case["size"])
+        with torch.no_grad():
+            enc = model.encode(lr)
+            pred = cmsr_predict(model, enc, size, _floats(case["tables"]))[0]
+            plain = model.decode_chunked(enc, *full_grid(size))[0]
+        torch.testing.assert_close(pred, case["pred"], atol=1e-5, rtol=0)
+        assert (pred - plain).abs().max() > 1e-2, size
+
+
+@pytest.mark.parametrize("variant", CMSR_STEMS)
+def test_cmsr_table_search_matches_the_official_search(variant):
+    """update_scale2mean over two images from init_cmsr.py's fresh table, at the MSE
+    limit the vector script chose (the first leaving a threshold inside the range)."""
+    from ciaosr.inference.cmsr import TABLE_SCALES, update_table
+    stem = CMSR_STEMS[variant]
+    search = cmsr_vectors()[variant]["search"]
+    model = ciaosr.load_model(DATA / f"{stem}.pth").eval()
+    table = {float(d): 1.0 for d in TABLE_SCALES if d <= 6}
+    with torch.no_grad():
+        for lr in search["lrs"]:
+            update_table(model, model.encode(lr[None]), tuple(search["size"]), table, search["mse"])
+    assert table == search["table"]
+    assert any(0 < t < model.decoder.cmsr_search_max for t in table.values())
+
+
+def test_cmsr_within_the_training_range_is_the_plain_forward():
+    from ciaosr.inference.cmsr import cmsr_upsample
+    model = ciaosr.load_model(DATA / "lmf_lmliif.pth").eval()
+    lr = vectors("lmliif")["lr"]
+    tables = _floats(cmsr_vectors()["lmliif"]["cases"][0]["tables"])
+    with torch.no_grad():
+        assert torch.equal(cmsr_upsample(model, lr, (40, 48), tables), model.upsample(lr, (40, 48)))
+        # and a batch goes one image at a time: each equals its own
+        two = cmsr_upsample(model, torch.cat([lr, lr.flip(-1)]), (60, 72), tables)
+        assert torch.equal(two[1:], cmsr_upsample(model, lr.flip(-1), (60, 72), tables))
+
+
+def test_cmsr_tables_build_save_and_load(tmp_path):
+    """build_tables (init_cmsr.py) on generated HR images: a table for the scale, its
+    decode scales those of the official script up to it, thresholds in the search range
+    and never higher at a lower decode scale; other scales' tables kept; the file
+    round-trips; bad files are one-line errors."""
+    from ciaosr.inference.cmsr import build_tables, load_tables, save_tables
+    model = ciaosr.load_model(DATA / "lmf_lmlte.pth").train()
+    g = torch.Generator().manual_seed(0)
+    images = [(torch.rand(3, 61, 73, generator=g) * 255).to(torch.uint8) for _ in range(2)]
+    tables = build_tables(model, images, 6, mse=1e-3, tables={12.0: {1.0: 0.2, 12.0: 1.0}})
+    assert model.training  # given back as it came
+    assert list(tables) == [6.0, 12.0] and tables[12.0] == {1.0: 0.2, 12.0: 1.0}
+    six = tables[6.0]
+    assert list(six)[:6] == [1.0, 1.5, 2.0, 3.0, 4.0, 6.0]
+    values = list(six.values())
+    assert all(0 <= v <= 1 for v in values) and values[:5] == sorted(values[:5]) and min(values) < 1
+    save_tables(tables, tmp_path / "t.yaml")
+    assert load_tables(tmp_path / "t.yaml") == tables
+    for text, needle in (("[1, 2]", "expected"), ("{}", "no thresholds"), (":", "not YAML")):
+        (tmp_path / "bad.yaml").write_text(text)
+        with pytest.raises(CiaosrError, match=needle):
+            load_tables(tmp_path / "bad.yaml")
+    with pytest.raises(CiaosrError, match="cannot|No such"):
+        load_tables(tmp_path / "missing.yaml")
+
+
+def test_cmsr_refuses_other_decoders():
+    from ciaosr.inference.cmsr import cmsr_upsample
+    model = ciaosr.build_model("edsr-baseline-liif", {"num_blocks": 1, "mid_channels": 8}, {"hidden": [8]})
+    with pytest.raises(CiaosrError, match="CMSR works with LMF's decoders"):
+        cmsr_upsample(model, torch.rand(1, 3, 8, 8), (64, 64), {6.0: {1.0: 0.1}})

@@ -42,8 +42,8 @@ official outputs):
   test-time cell clipping (``max_train_scale``, eval mode only) is that of LMF's
   ``test.py``, per axis as in :mod:`ciaosr.decoders.lte`.
 
-Not supported (refused when an official file asks for them; no official configuration
-uses them): ``mod_input`` false, ``local_size`` 1, ``feat_unfold`` false and a
+CMSR: :mod:`ciaosr.inference.cmsr`. Not supported (refused when an official file asks for
+them; no official configuration uses them): ``mod_input`` false, ``local_size`` 1, ``feat_unfold`` false and a
 ``multi_scale`` other than ``[2]``.
 """
 
@@ -58,9 +58,8 @@ from torch import Tensor
 from ..errors import CiaosrError
 from ..models.registry import register_decoder
 from .base import Decoder
-from .lte import scaled_cell
 from .mlp import MLP
-from .modulation import CellTableCache, modulation_table, official_lmf_args, render, render_mlp
+from .modulation import CellTableCache, LatentModulated, modulation_table, official_lmf_args, render, render_mlp
 from .nonlocal_attention import CrossScaleAttention
 from .sampling import from_pixel_tables, unfold3x3
 
@@ -103,7 +102,7 @@ def cropped_non_local(attention: CrossScaleAttention, feat: Tensor, crop: int = 
 @register_decoder("lmciaosr", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), residual=True,
                   description="CiaoSR's attention with latent modulations (LMF)",
                   encoders=("edsr-baseline", "rdn", "swinir"), encoder_args={"swinir": {"out_channels": 64}})
-class LMCiaoSRDecoder(Decoder):
+class LMCiaoSRDecoder(LatentModulated, Decoder):
     official_prefixes = ("prenet_q.", "hypernet_q.", "imnet_q.", "imnet_k.", "imnet_v.", "cs_attn.")
     liif_name = "lmciaosr"
     not_exportable = "its per-pixel modulations depend on the cell (the hypernetwork sees it)"
@@ -212,8 +211,7 @@ class LMCiaoSRDecoder(Decoder):
                                               k, d))
         return torch.cat(parts)
 
-    def query(self, prep: dict, coord: Tensor, cell: Tensor) -> Tensor:
-        (h, w) = prep["size"]
-        rel_cell = scaled_cell(cell, h, w, None if self.training else self.max_train_scale)
-        table = prep["tables"].get(rel_cell[:, 0], lambda: self._table(prep, rel_cell[:, 0]))
+    def query(self, prep: dict, coord: Tensor, cell: Tensor, table_cell: Tensor | None = None,
+              clip: bool = True) -> Tensor:
+        _, table = self._cells(prep, cell, table_cell, clip)  # the render MLP does not see the cell
         return render(self.imnet_q, table, prep, coord, None, self.hidden_dim, self.depth, True)

@@ -17,9 +17,10 @@ layer only adds ``[rel, cell] @ W``; the area blend is applied before the last (
 layer. Test-time cell clipping (``max_train_scale``, eval mode only) is that of LMF's
 ``test.py`` (``cell * max(s / 4, 1)``), read per axis as in :mod:`ciaosr.decoders.lte`.
 
-Not supported (refused when an official file asks for them; no official configuration
-uses them): ``mod_scale``/``mod_shift``/``mod_input`` false, and LMF's CMSR (a test-time
-option that decodes part of the pixels at lower scales and interpolates).
+LMF's CMSR (a test-time option that renders parts of an image at lower scales and
+interpolates) is :mod:`ciaosr.inference.cmsr`. Not supported (refused when an official
+file asks for them; no official configuration uses them): ``mod_scale``/``mod_shift``/
+``mod_input`` false.
 """
 
 from __future__ import annotations
@@ -32,18 +33,18 @@ from torch import Tensor
 
 from ..models.registry import register_decoder
 from .base import Decoder
-from .lte import scaled_cell
 from .mlp import MLP
-from .modulation import CellTableCache, modulation_table, official_lmf_args, render, render_mlp
+from .modulation import CellTableCache, LatentModulated, modulation_table, official_lmf_args, render, render_mlp
 from .sampling import from_pixel_tables
 
 
 @register_decoder("lmliif", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), residual=False,
                   description="LIIF with latent modulations (LMF)", encoder_args={"swinir": {"out_channels": 64}})
-class LMLIIFDecoder(Decoder):
+class LMLIIFDecoder(LatentModulated, Decoder):
     official_prefixes = ("hypernet.", "imnet.")
     liif_name = "lmliif"
     not_exportable = "its per-pixel modulations depend on the cell (the hypernetwork sees it)"
+    cmsr_search_max = 1.0
 
     @classmethod
     def official_args(cls, sd: dict, spec_args: dict | None = None) -> dict | None:
@@ -85,9 +86,6 @@ class LMLIIFDecoder(Decoder):
             pre = F.linear(feat.permute(0, 2, 3, 1), w_code, first.bias)
         return {**from_pixel_tables({"pre": pre.reshape(b, h * w, -1)}, (h, w)), "tables": CellTableCache()}
 
-    def _cell(self, cell: Tensor, h: int, w: int) -> Tensor:
-        return scaled_cell(cell, h, w, None if self.training else self.max_train_scale)
-
     def _table(self, prep: dict, rel_cell0: Tensor) -> Tensor:
         """(B*H*W, K + 2DK): the render MLP's first layer on the compressed code, bias
         included, then the modulations; ``rel_cell0`` (B, 2) each image's scaled cell."""
@@ -101,9 +99,8 @@ class LMLIIFDecoder(Decoder):
         lead = F.linear(mod[..., 2 * d * k:], w0.weight[:, :k], w0.bias)
         return modulation_table(mod, lead, k, d).flatten(0, 1)
 
-    def query(self, prep: dict, coord: Tensor, cell: Tensor) -> Tensor:
-        (h, w), k = prep["size"], self.hidden_dim
-        rel_cell = self._cell(cell, h, w)
-        table = prep["tables"].get(rel_cell[:, 0], lambda: self._table(prep, rel_cell[:, 0]))
-        return render(self.imnet, table, prep, coord, rel_cell if self.cell_decode else None, k, self.depth,
-                      self.local_ensemble)
+    def query(self, prep: dict, coord: Tensor, cell: Tensor, table_cell: Tensor | None = None,
+              clip: bool = True) -> Tensor:
+        rel_cell, table = self._cells(prep, cell, table_cell, clip)
+        return render(self.imnet, table, prep, coord, rel_cell if self.cell_decode else None, self.hidden_dim,
+                      self.depth, self.local_ensemble)

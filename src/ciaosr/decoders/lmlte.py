@@ -18,8 +18,8 @@ official configuration: hidden_dim 128, K = 16, D = 8, hypernetwork ``[288]`` hi
 
 The area blend is applied before the render MLP's last (linear) layer; test-time cell
 clipping (``max_train_scale``, eval mode only) is LMF's ``test.py`` one, per axis as in
-:mod:`ciaosr.decoders.lte`. Not supported (refused; no official configuration uses
-them): ``mod_scale``/``mod_shift``/``mod_input`` false, and CMSR.
+:mod:`ciaosr.decoders.lte`; CMSR is :mod:`ciaosr.inference.cmsr`. Not supported (refused;
+no official configuration uses them): ``mod_scale``/``mod_shift``/``mod_input`` false.
 """
 
 from __future__ import annotations
@@ -33,10 +33,9 @@ from torch import Tensor, nn
 from ..errors import CiaosrError
 from ..models.registry import register_decoder
 from .base import Decoder
-from .lte import scaled_cell
 from .mlp import MLP
-from .modulation import (CellTableCache, blend_output, lookup_neighbours, modulated_hidden, modulation_table,
-                         official_lmf_args, render_mlp)
+from .modulation import (CellTableCache, LatentModulated, blend_output, lookup_neighbours, modulated_hidden,
+                         modulation_table, official_lmf_args, render_mlp)
 from .sampling import from_pixel_tables
 
 
@@ -47,10 +46,11 @@ def fourier(x: Tensor, amplitude: Tensor) -> Tensor:
 
 @register_decoder("lmlte", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), residual=True,
                   description="LTE with latent modulations (LMF)", encoder_args={"swinir": {"out_channels": 64}})
-class LMLTEDecoder(Decoder):
+class LMLTEDecoder(LatentModulated, Decoder):
     official_prefixes = ("coef.", "freq.", "phase.", "hypernet.", "imphase.", "imnet.")
     liif_name = "lmlte"
     not_exportable = "its per-pixel modulations depend on the cell (the hypernetwork sees it)"
+    cmsr_search_residual = True
 
     @classmethod
     def official_args(cls, sd: dict, spec_args: dict | None = None) -> dict | None:
@@ -90,9 +90,6 @@ class LMLTEDecoder(Decoder):
         return {**from_pixel_tables({"coef": coef, "freq_sum": freq[..., 0::2] + freq[..., 1::2]}, (h, w)),
                 "tables": CellTableCache()}
 
-    def _cell(self, cell: Tensor, h: int, w: int) -> Tensor:
-        return scaled_cell(cell, h, w, None if self.training else self.max_train_scale)
-
     def _table(self, prep: dict, rel_cell0: Tensor) -> Tensor:
         """(B*H*W, 2K + 2DK): compressed amplitude and frequency codes, then the
         modulations; ``rel_cell0`` (B, 2) each image's scaled cell."""
@@ -104,10 +101,10 @@ class LMLTEDecoder(Decoder):
         k, d = self.hidden_dim, self.depth
         return modulation_table(mod, mod[..., 2 * d * k:], k, d).flatten(0, 1)
 
-    def query(self, prep: dict, coord: Tensor, cell: Tensor) -> Tensor:
-        (h, w), k = prep["size"], self.hidden_dim
-        rel_cell = self._cell(cell, h, w)
-        table = prep["tables"].get(rel_cell[:, 0], lambda: self._table(prep, rel_cell[:, 0]))
+    def query(self, prep: dict, coord: Tensor, cell: Tensor, table_cell: Tensor | None = None,
+              clip: bool = True) -> Tensor:
+        k = self.hidden_dim
+        rel_cell, table = self._cells(prep, cell, table_cell, clip)
         rows, rel = lookup_neighbours(prep, coord, self.local_ensemble)
         n = rel.shape[2]
         looked = table.index_select(0, rows)  # (B*Q*n, .)

@@ -32,6 +32,7 @@ import torch
 from torch import Tensor
 
 from ..errors import CiaosrError
+from .lte import scaled_cell
 from .mlp import MLP
 from .sampling import area_weights, sample_nearest, shifted_coords
 
@@ -51,6 +52,42 @@ class CellTableCache:
             if self._key != key:
                 self._table, self._key = make(), key
             return self._table
+
+
+class LatentModulated:
+    """What LMF's decoders share around their per-cell modulation tables (each defines
+    ``_table(prep, rel_cell0)``, ``hidden_dim``, ``depth`` and ``max_train_scale``): the
+    table of a cell, and what CMSR reads (:mod:`ciaosr.inference.cmsr`).
+
+    ``query(prep, coord, cell, table_cell=None, clip=True)``: the modulations come from
+    ``table_cell`` when given (CMSR renders at a lower scale with the output's
+    modulations), and ``clip=False`` leaves the render cell unclipped (CMSR's table search
+    does)."""
+
+    #: CMSR's table search (the official ``update_scale2mean``): the largest mean |shift|
+    #: it tries, and whether the predictions it compares include the global residual.
+    cmsr_search_max = 0.5
+    cmsr_search_residual = False
+
+    def _cells(self, prep: dict, cell: Tensor, table_cell: Tensor | None = None,
+               clip: bool = True) -> tuple[Tensor, Tensor]:
+        """(the scaled render cell, the modulation table of ``table_cell``, else of ``cell``)."""
+        h, w = prep["size"]
+        limit = None if self.training else self.max_train_scale
+        rel_cell = scaled_cell(cell, h, w, limit if clip else None)
+        if table_cell is not None or not clip:
+            rel_table = scaled_cell(cell if table_cell is None else table_cell, h, w, limit)
+        else:
+            rel_table = rel_cell
+        return rel_cell, prep["tables"].get(rel_table[:, 0], lambda: self._table(prep, rel_table[:, 0]))
+
+    def shift_means(self, prep: dict, cell: Tensor) -> Tensor:
+        """(B, 1, H, W): per LR pixel, the mean |shift| over all the render MLP's hidden
+        layers at ``cell`` (the official CMSR's ``mod_mean``)."""
+        _, table = self._cells(prep, cell)
+        (h, w), k, d = prep["size"], self.hidden_dim, self.depth
+        shifts = table[:, table.shape[1] - 2 * d * k:].view(-1, d, 2, k)[:, :, 1]
+        return shifts.abs().mean(dim=(1, 2)).view(-1, 1, h, w)
 
 
 def lookup_neighbours(prep: dict, coord: Tensor, local_ensemble: bool) -> tuple[Tensor, Tensor]:

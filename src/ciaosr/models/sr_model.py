@@ -159,11 +159,12 @@ class ImplicitSRModel(ChunkedDecoding, nn.Module):
         """Tell the decoder how many queries per image ``enc`` will be asked in all."""
         self.decoder.plan(enc.prepared, num_queries)
 
-    def decode(self, enc: EncodedImage, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
+    def decode(self, enc: EncodedImage, coord: torch.Tensor, cell: torch.Tensor, **options) -> torch.Tensor:
         """(B, Q, 2) coordinates and cells -> (B, Q, 3) normalised prediction, for one
         chunk of queries (``plan`` first, or ``decode_chunked``, to let the decoder use
-        work that pays off for dense queries)."""
-        pred = self.decoder.query(enc.prepared, coord, cell)
+        work that pays off for dense queries). ``options``: the decoder's own query
+        options (LMF's ``table_cell`` and ``clip``, for CMSR)."""
+        pred = self.decoder.query(enc.prepared, coord, cell, **options)
         if self.residual:
             base = F.grid_sample(
                 enc.lr_norm, coord.flip(-1).unsqueeze(1).to(enc.lr_norm.dtype),
