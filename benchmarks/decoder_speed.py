@@ -38,7 +38,7 @@ import statistics
 import subprocess
 import sys
 
-from machine_info import cpu_name  # benchmarks/ is the script folder, on sys.path
+from machine_info import cpu_flags, cpu_name  # benchmarks/ is the script folder, on sys.path
 
 SETTINGS = [  # (decoder, mode)
     ("ciaosr", "reference"), ("ciaosr", "fast"),
@@ -84,7 +84,8 @@ class OfficialLIIF:
 
 
 def run_one(decoder: str, mode: str | None, size: int, precision: str, repeats: int, scale: int,
-            device: str, threads: int | None, compile: bool = False, liif_repo: str | None = None) -> dict:
+            device: str, threads: int | None, compile: bool = False, liif_repo: str | None = None,
+            gemm: str | None = None) -> dict:
     import resource
     import time
 
@@ -95,6 +96,8 @@ def run_one(decoder: str, mode: str | None, size: int, precision: str, repeats: 
 
     if threads:
         torch.set_num_threads(threads)
+    if gemm:
+        os.environ["CIAOSR_CPU_GEMM"] = gemm
     torch.manual_seed(0)
     from ciaosr.decoders.reference import reference_model
 
@@ -118,7 +121,9 @@ def run_one(decoder: str, mode: str | None, size: int, precision: str, repeats: 
     once(lr[..., :16, :16], (64, 64))  # warm-up (allocators, kernels)
     first_s = None
     if compile:  # compile for exactly the timed shapes, and report that one-off cost
-        model.compile_decoding()
+        from ciaosr.compilation import compile_model
+
+        compile_model(model)
         t = time.perf_counter()
         once(lr, out_size)
         first_s = time.perf_counter() - t
@@ -135,7 +140,7 @@ def run_one(decoder: str, mode: str | None, size: int, precision: str, repeats: 
         peak_mb = (torch.cuda.max_memory_allocated() - base) / 2**20
     else:
         peak_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base_rss) / 1024
-    label = (mode or "fast") + ("+compile" if compile else "")
+    label = (mode or "fast") + ("+compile" if compile else "") + (f"+{gemm}" if gemm else "")
     return {"decoder": decoder, "mode": label, "size": size, "precision": precision,
             "median_s": statistics.median(times), "runs": times, "peak_mb": peak_mb,
             "compile_first_run_s": first_s}
@@ -145,7 +150,7 @@ def machine(threads: int | None = None, device=None) -> str:
     import torch
 
     gpu = f"{torch.cuda.get_device_name(device)} with " if device is not None and device.type == "cuda" else ""
-    return (f"{gpu}{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+    return (f"{gpu}{cpu_name()} ({', '.join(cpu_flags())}), {os.cpu_count()} cores, torch {torch.__version__}, "
             f"{threads or torch.get_num_threads()} thread(s)")
 
 
@@ -177,7 +182,10 @@ def main() -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: PyTorch's)")
     p.add_argument("--compile", action="store_true",
-                   help="also time each fast setting with model.compile_decoding() (torch.compile)")
+                   help="also time each fast setting compiled (ciaosr.compilation.compile_model, as --compile)")
+    p.add_argument("--gemm", nargs="+", choices=("auto", "blas", "onednn"), default=None,
+                   help="time each of our settings with CIAOSR_CPU_GEMM set to each of these "
+                        "(ciaosr.decoders.gemm; default: the environment's)")
     p.add_argument("--liif-repo", metavar="DIR",
                    help="a checkout of github.com/yinboc/liif, for the liif:official setting")
     p.add_argument("--write", metavar="MD", help="replace the '## Decoder speed' section of this file")
@@ -199,13 +207,16 @@ def main() -> int:
         sys.exit("error: liif:official needs --liif-repo DIR, a checkout of github.com/yinboc/liif")
     if args.compile:
         settings += [(d, m, True) for d, m, _ in settings if m in (None, "fast")]
+    # The official code's products are its own: it runs once, whatever --gemm says.
+    settings = [(d, m, c, g) for d, m, c in settings
+                for g in ([None] if m == "official" or not args.gemm else args.gemm)]
     rows = []
     for size in args.sizes:
         for precision in args.precisions:
-            for decoder, mode, compile_ in settings:
+            for decoder, mode, compile_, gemm in settings:
                 job = dict(decoder=decoder, mode=mode, size=size, precision=precision,
                            repeats=args.repeats, scale=args.scale, device=str(device),
-                           threads=args.threads, compile=compile_,
+                           threads=args.threads, compile=compile_, gemm=gemm,
                            liif_repo=args.liif_repo if mode == "official" else None)
                 res = subprocess.run([sys.executable, __file__, "--_one", json.dumps(job)],
                                      capture_output=True, text=True)
@@ -214,7 +225,7 @@ def main() -> int:
                     continue
                 rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
                 r = rows[-1]
-                print(f"{decoder:7s} {r['mode']:9s} {size:4d} {precision}: {r['median_s']:.3f} s, "
+                print(f"{decoder:7s} {r['mode']:16s} {size:4d} {precision}: {r['median_s']:.3f} s, "
                       f"{r['peak_mb']:.0f} MiB", flush=True)
                 if args.json:  # after every row: a run stopped early keeps what it measured
                     with open(args.json, "w") as f:

@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from ..models.registry import register_decoder
+from . import gemm
 from .base import Decoder
 from .mlp import MLP, first_layer, run_layers, split_first_layer
 from .nonlocal_attention import CrossScaleAttention
@@ -112,7 +113,7 @@ class LogitTables:
         for dy in range(3):
             for dx in range(3):
                 qk = (grid[:, r0:r1] * padded[:, dy:dy + rows, dx:dx + w]).view(n, key_dim)
-                wd, bd = qk @ self.last.weight, qk @ self.last.bias
+                wd, bd = gemm.matmul(qk, self.last.weight), qk @ self.last.bias
                 if weight is None:  # in the products' dtype (bf16 under autocast)
                     weight = wd.new_empty(9, n, wd.shape[-1])
                     bias = bd.new_empty(9, n)

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from . import gemm
 from .workspace import Workspace, product_dtype, reusable
 
 
@@ -76,14 +77,20 @@ def run_layers(mlp: MLP, x: torch.Tensor, start: int, stop: int | None = None, w
             x = layer(x)
         return x
     turn = 0
-    for layer in layers[start:stop]:
+    todo = layers[start:stop]
+    i = 0
+    while i < len(todo):
+        layer = todo[i]
+        i += 1
         if not isinstance(layer, nn.Linear) or (layer is last and out_name is None):
             x = layer(x)
             continue
+        # A ReLU right after the product is fused into it where the product can (oneDNN).
+        relu = i < len(todo) and isinstance(todo[i], nn.ReLU)
         dtype = product_dtype(x)
         buf = ws.take(out_name if layer is last else f"{name}{turn}", (x.shape[0], layer.out_features), x, dtype)
         turn ^= 1
-        x, weight = x.to(dtype), layer.weight.t().to(dtype)
-        x = torch.addmm(layer.bias.to(dtype), x, weight, out=buf) if layer.bias is not None \
-            else torch.mm(x, weight, out=buf)
+        x = gemm.linear(x.to(dtype), layer.weight.to(dtype), None if layer.bias is None else layer.bias.to(dtype),
+                        relu=relu, out=buf)
+        i += relu
     return x

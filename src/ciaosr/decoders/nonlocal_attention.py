@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import gemm
+
 
 def _conv_prelu(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 1), nn.PReLU())
@@ -142,7 +144,7 @@ class CrossScaleAttention(nn.Module):
             # softmax over keys runs along contiguous memory (a convolution with L output
             # channels computes the same, 2x slower, and leaves keys as the strided dim).
             neigh = F.unfold(padded[:, :, r0:r1 + k - 1], k)[0]  # (C/2*9, rows*Wp)
-            scores = torch.mm(neigh.t(), key_mat.t()).mul_(self.softmax_scale)
+            scores = gemm.matmul(neigh.t(), key_mat.t()).mul_(self.softmax_scale)
             if torch.is_grad_enabled():
                 attn = torch.softmax(scores, dim=-1)  # (rows*Wp, L)
             else:  # the same softmax in place: one band buffer instead of two
@@ -151,7 +153,7 @@ class CrossScaleAttention(nn.Module):
             del scores
             # Transposed convolutions as a matrix product plus col2im (PyTorch's CPU
             # conv_transpose2d has no fast kernel for thousands of input channels).
-            cols = fused_mat @ attn.t()  # (C*16, rows*Wp)
+            cols = gemm.matmul(fused_mat, attn.t())  # (C*16, rows*Wp)
             out[:, :, r0:r1 + 3] += F.fold(cols.unsqueeze(0), (rows + 3, wp + 3), 4)
             attn = attn.view(rows, wp, n_patches)
             if r0 == 0:
