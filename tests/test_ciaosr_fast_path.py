@@ -127,15 +127,3 @@ def test_reference_mode_recomputes_nonlocal_per_chunk():
     assert len(calls) == 1
     ref.upsample(lr, (24, 24), chunk=100)
     assert len(calls) == 1 + 6
-
-
-@pytest.mark.slow
-def test_compiled_decoding_equals_eager():
-    """torch.compile of the per-query decoding (opt-in; compiling takes tens of seconds)."""
-    fast, _ = _pair({})
-    lr = torch.rand(1, 3, 6, 7)
-    with torch.no_grad():
-        eager = fast.upsample(lr, (20, 23))
-        fast.compile_decoding()
-        compiled = fast.upsample(lr, (20, 23))
-    assert torch.allclose(eager, compiled, atol=1e-5)

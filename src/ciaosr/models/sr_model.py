@@ -178,13 +178,3 @@ class ImplicitSRModel(ChunkedDecoding, nn.Module):
         self.plan(enc, coord.shape[1])
         return self.decode(enc, coord, cell)
 
-    def compile_decoding(self) -> "ImplicitSRModel":
-        """Compile the per-query decoding with ``torch.compile`` (fuses the elementwise work
-        around the small matrix products; on the CPU the eager path is already bound by
-        those products, and compiling gained about 6% for CiaoSR and 13% for LIIF at 48 x 48
-        x4, see docs/performance.md). Each new chunk shape compiles once (seconds to tens of
-        seconds on a CPU), so it pays off only for many images of one size. Results equal
-        the eager ones to float rounding."""
-        self.decoder.query = torch.compile(self.decoder.query, dynamic=False)
-        return self
-
