@@ -22,7 +22,8 @@ from PIL import Image
 import ciaosr
 from ciaosr.cli.main import main
 from ciaosr.data.benchmark import pil_downscale
-from ciaosr.data.train_dataset import SRTrainDataset, StreamSampler
+from ciaosr.data.train_dataset import SRTrainDataset, StreamSampler, apply_flips
+from ciaosr.geometry import make_coord
 from ciaosr.errors import CiaosrError
 from ciaosr.training import checkpointing as ck
 from ciaosr.training.config import build_config, dump_config, load_config
@@ -114,6 +115,36 @@ def test_query_values_are_the_hr_pixels(tmp_path):
     y0, x0 = hits[0]
     expect = pil_downscale(torch.from_numpy(img[y0:y0 + crop, x0:x0 + crop]).permute(2, 0, 1), (8, 8)).float() / 255
     assert torch.equal(s["lr"], expect)
+
+
+def test_target_upscale_draws_targets_from_the_enlarged_crop(tmp_path):
+    """OPE-SR's official sampler (ope-sample-train-2): the targets are pixels of the
+    augmented HR crop enlarged 3x by PIL's bicubic (its resize_fn), on that 3x grid; the LR
+    and the other draws are those of the plain sample."""
+    rng = np.random.default_rng(1)
+    folder = tmp_path / "hr"
+    folder.mkdir()
+    Image.fromarray(rng.integers(0, 256, size=(70, 75, 3), dtype=np.uint8)).save(folder / "a.png")
+    plain = SRTrainDataset([folder], lr_patch=8, scales=[4], num_queries=64)
+    ope = SRTrainDataset([folder], lr_patch=8, scales=[4], num_queries=1024, target_upscale=3)
+    for k in range(3):
+        img, draws = ope.image_and_draws(k)
+        s = ope[k]
+        assert torch.equal(s["lr"], plain[k]["lr"])
+        assert draws.queries.max() >= 32 * 32  # drawn over the 96 x 96 grid
+        crop = img[:, draws.top:draws.top + 32, draws.left:draws.left + 32]
+        crop = apply_flips((crop,), draws.flip_rows, draws.flip_cols, draws.transpose)[0]
+        big = Image.fromarray(crop.permute(1, 2, 0).numpy()).resize((96, 96), Image.BICUBIC)
+        big = torch.from_numpy(np.asarray(big).copy()).reshape(-1, 3)
+        idx = torch.from_numpy(draws.queries)
+        assert torch.equal(s["gt"], big[idx].float() / 255)
+        assert torch.equal(s["coord"], make_coord((96, 96))[idx])
+    with pytest.raises(CiaosrError, match="num_queries must be in 1..9216"):
+        SRTrainDataset([folder], lr_patch=8, scales=[4], num_queries=9217, target_upscale=3)
+    with pytest.raises(CiaosrError, match="'data.target_upscale' must be a whole number >= 1, got 0"):
+        build_config({"data": {"target_upscale": 0}})
+    with pytest.raises(CiaosrError, match="bicubic only"):
+        build_config({"data": {"target_upscale": 3, "pipeline": "realworld"}})
 
 
 def test_discrete_scales(t91):
@@ -237,6 +268,7 @@ OFFICIAL_RECIPES = {
     "edsr-baseline-lmliif": (1e-4, 16, "multistep", [200_000, 400_000, 600_000, 800_000, 1_000_000], 1_200_000),
     "edsr-baseline-lmlte": (1e-4, 16, "multistep", [200_000, 400_000, 600_000, 800_000, 1_000_000], 1_200_000),
     "edsr-baseline-lmciaosr": (1e-4, 16, "multistep", [200_000, 400_000, 600_000, 800_000, 1_000_000], 1_200_000),
+    "swinir-lmliif": (2e-4, 32, "multistep", [250_000, 400_000, 450_000, 475_000], 500_000),
     "edsr-baseline-srno": (4e-4, 64, "cosine", [], 262_500),
     "edsr-baseline-ope": (1e-4, 16, "multistep", [200_000, 400_000, 600_000, 800_000], 1_000_000),
 }
@@ -259,6 +291,8 @@ def test_every_shipped_config_prepares(data_root, tmp_path):
                   cfg["scheduler"]["milestones"], cfg["train"]["iterations"])
         if path.stem in OFFICIAL_RECIPES:  # the families' own official recipes
             assert recipe == OFFICIAL_RECIPES[path.stem], path.stem
+            warmup = (12_500, 0.1) if path.stem == "edsr-baseline-srno" else (0, 0.1)  # SRNO's 50 epochs
+            assert (cfg["scheduler"]["warmup_iterations"], cfg["scheduler"]["warmup_factor"]) == warmup, path.stem
         elif path.stem != "smoke":
             assert (cfg["optimizer"]["lr"], cfg["train"]["batch_size"], cfg["scheduler"]["step_size"],
                     cfg["train"]["iterations"]) == (1e-4, 16, 200_000, 1_000_000)
@@ -574,6 +608,38 @@ def test_cosine_schedule_over_iterations_and_time():
     torch.save(sched.state_dict(), buf)
     buf.seek(0)
     assert torch.load(buf, weights_only=True)["last_epoch"] == 4
+
+
+def test_cosine_warmup_is_srno_official_schedule_per_iteration():
+    """SRNO's official GradualWarmupScheduler (multiplier 10 over 50 epochs, then a cosine
+    over the other 1000, stepped per epoch), here per iteration: each epoch of 250
+    iterations starts at the official epoch's rate, 4e-5 * (1 + 9 (e - 1) / 50) during the
+    warm-up, then 4e-4 * (1 + cos(pi (e - 51) / 1000)) / 2, falling to 0 at the end."""
+    cfg = build_config({"train": {"iterations": 262_500}, "optimizer": {"lr": 4e-4},
+                        "scheduler": {"type": "cosine", "min_lr": 0.0, "warmup_iterations": 12_500,
+                                      "warmup_factor": 0.1}})
+    opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=4e-4)
+    sched = make_scheduler(opt, cfg["scheduler"], iterations=262_500)
+    rate = sched.lr_lambdas[0]
+    for epoch in (1, 2, 26, 50, 51):
+        assert 4e-4 * rate((epoch - 1) * 250) == pytest.approx(4e-5 * (1 + 9 * (epoch - 1) / 50)), epoch
+    for epoch in (53, 300, 1050):
+        expect = 4e-4 * (1 + math.cos(math.pi * (epoch - 51) / 1000)) / 2
+        assert 4e-4 * rate((epoch - 1) * 250) == pytest.approx(expect, rel=1e-9, abs=1e-12), epoch
+    assert rate(262_500) == pytest.approx(0.0, abs=1e-12)
+    assert opt.param_groups[0]["lr"] == pytest.approx(4e-5)  # the first step's rate
+    # without a warm-up the cosine is unchanged
+    plain = make_scheduler(opt, {"type": "cosine", "min_lr": 0.0}, iterations=100).lr_lambdas[0]
+    assert plain(0) == 1.0 and plain(50) == pytest.approx(0.5)
+
+
+def test_warmup_keys_are_checked():
+    for bad, needle in (({"warmup_iterations": 5, "type": "step"}, "cosine schedule only, not step"),
+                        ({"warmup_iterations": -1, "type": "cosine"}, "whole number"),
+                        ({"warmup_iterations": 2_000_000, "type": "cosine"}, "below train.iterations"),
+                        ({"warmup_factor": 2, "type": "cosine"}, r"warmup_factor' must be in \[0, 1\]")):
+        with pytest.raises(CiaosrError, match=needle):
+            build_config({"scheduler": bad})
 
 
 def test_budget_and_schedule_keys_are_checked(capsys):

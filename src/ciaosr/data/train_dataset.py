@@ -9,7 +9,9 @@ Per sample (the paper's recipe):
   pipelines make it;
 * joint random flips of either axis and a transpose (p = 0.5 each);
 * ``num_queries`` HR pixels drawn without replacement: their (row, col) coordinates,
-  cells ``(2/crop_h, 2/crop_w)`` and RGB values.
+  cells ``(2/crop_h, 2/crop_w)`` and RGB values; with ``target_upscale`` t > 1 (OPE-SR's
+  official sampler, ``t = 3``), pixels of the augmented HR crop enlarged t times by PIL's
+  bicubic (its ``resize_fn``), on that ``t * crop`` grid.
 
 Two recipes (``data.recipe``), each its family's official code:
 
@@ -205,16 +207,19 @@ class SampleDraws:
     queries: np.ndarray
 
 
-def make_sample(img: torch.Tensor, draws: SampleDraws, lr_patch: int) -> dict[str, torch.Tensor]:
+def make_sample(img: torch.Tensor, draws: SampleDraws, lr_patch: int, target_upscale: int = 1) -> dict[str, torch.Tensor]:
     """The training sample that ``draws`` cut from a uint8 (3, H, W) image: ``lr`` (3, P, P)
     and ``gt`` (Q, 3) in [0, 1] (bytes / 255 in float32, as ``ToTensor`` and
-    ``RescaleToZeroOne`` make them), ``coord`` and ``cell`` (Q, 2)."""
+    ``RescaleToZeroOne`` make them), ``coord`` and ``cell`` (Q, 2); the targets from the
+    augmented crop enlarged ``target_upscale`` times (PIL bicubic) when above 1."""
     c = scaled_size((lr_patch, lr_patch), draws.scale)[0]
     hr = img[:, draws.top:draws.top + c, draws.left:draws.left + c]
     if hr.shape[-2:] != (c, c):
         raise ValueError(f"crop {c}x{c} at ({draws.top}, {draws.left}) leaves the {tuple(img.shape[-2:])} image")
     lr = pil_downscale(hr, (lr_patch, lr_patch))
     hr, lr = apply_flips((hr, lr), draws.flip_rows, draws.flip_cols, draws.transpose)
+    if target_upscale != 1:
+        hr = pil_downscale(hr, (hr.shape[-2] * target_upscale, hr.shape[-1] * target_upscale))  # PIL bicubic, up
     idx = torch.from_numpy(np.asarray(draws.queries, dtype=np.int64))
     hh, ww = hr.shape[-2:]
     gt = hr.reshape(3, -1)[:, idx].t().to(torch.float32) / 255.0
@@ -251,9 +256,13 @@ class SRTrainDataset(ImageStream):
         recipe: str = "liif",
         cache: bool = False,
         warn: Callable[[str], None] | None = None,
+        target_upscale: int = 1,
     ):
         if int(lr_patch) < 1:
             raise CiaosrError(f"lr_patch must be positive, got {lr_patch}")
+        if isinstance(target_upscale, bool) or not isinstance(target_upscale, int) or target_upscale < 1:
+            raise CiaosrError(f"target_upscale must be a whole number >= 1, got {target_upscale!r}")
+        self.target_upscale = target_upscale
         if recipe not in RECIPES:
             raise CiaosrError(f"unknown training recipe {recipe!r}: use one of {', '.join(RECIPES)}")
         self.recipe = recipe
@@ -264,12 +273,12 @@ class SRTrainDataset(ImageStream):
         self.scale_min, self.scale_max = lo, hi
         self.min_crop = scaled_size((self.lr_patch, self.lr_patch), lo)[0]
         self.max_crop = scaled_size((self.lr_patch, self.lr_patch), hi)[0]
-        smallest_q = self.min_crop * self.min_crop
+        smallest_q = (self.min_crop * target_upscale) ** 2
         self.num_queries = smallest_q if num_queries is None else int(num_queries)
         if self.num_queries < 1 or self.num_queries > smallest_q:
             raise CiaosrError(
-                f"num_queries must be in 1..{smallest_q} (the pixels of the smallest HR crop, "
-                f"{self.min_crop}x{self.min_crop}), got {self.num_queries}")
+                f"num_queries must be in 1..{smallest_q} (the pixels of the smallest target grid, "
+                f"{self.min_crop * target_upscale}x{self.min_crop * target_upscale}), got {self.num_queries}")
         # mmediting draws the corner below H - crop (exclusive): one spare pixel is needed.
         self._corner_span = 1 if recipe == "liif" else 0
         min_side = self.max_crop + 1 - self._corner_span
@@ -289,7 +298,8 @@ class SRTrainDataset(ImageStream):
         first, second, transpose = (rng.random(3) < 0.5).tolist() if self.augment else (False, False, False)
         # LIIF's "hflip" reverses rows (dim -2), mmediting's "horizontal" Flip columns.
         flip_rows, flip_cols = (first, second) if self.recipe == "liif" else (second, first)
-        queries = rng.choice(c * c, size=self.num_queries, replace=False).astype(np.int64)
+        t = c * self.target_upscale
+        queries = rng.choice(t * t, size=self.num_queries, replace=False).astype(np.int64)
         return SampleDraws(s, top, left, flip_rows, flip_cols, transpose, queries)
 
     def image_and_draws(self, k: int) -> tuple[torch.Tensor, SampleDraws]:
@@ -300,7 +310,7 @@ class SRTrainDataset(ImageStream):
     def __getitem__(self, k: int) -> dict[str, torch.Tensor]:
         k = int(k)
         img, draws = self.image_and_draws(k)
-        sample = make_sample(img, draws, self.lr_patch)
+        sample = make_sample(img, draws, self.lr_patch, self.target_upscale)
         sample["scale"] = torch.tensor(draws.scale, dtype=torch.float32)
         sample["index"] = torch.tensor(k, dtype=torch.int64)
         return sample

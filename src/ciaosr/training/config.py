@@ -76,6 +76,7 @@ DEFAULTS: dict[str, Any] = {
         # bicubic only: whose official sampling to follow, liif or mmedit (CiaoSR's);
         # auto: the model family's own (mmedit for CiaoSR, liif for the others)
         "recipe": "auto",
+        "target_upscale": 1,  # bicubic only: targets from the HR crop enlarged this many times (OPE-SR's 3)
         # realworld only:
         "gt_size": 256,  # GT crop side, degraded to round(gt_size / s) pixels, then an lr_patch crop
         "query_window": None,  # side of a contiguous block of queries (perceptual / GAN); null: num_queries scattered
@@ -122,6 +123,8 @@ DEFAULTS: dict[str, Any] = {
         "milestones": [],  # multistep: lr x gamma at these iterations
         "gamma": 0.5,
         "min_lr": 0.0,  # cosine: the learning rate at the end (of train.iterations or train.max_minutes)
+        "warmup_iterations": 0,  # cosine: a linear rise over this many iterations first
+        "warmup_factor": 0.1,  # ... from this fraction of optimizer.lr
     },
     "val": {
         "every": 0,  # validation period in steps; 0: only at the end; null: never
@@ -460,6 +463,16 @@ def validate(cfg: dict) -> None:
         _positive(cfg, "scheduler.step_size")
     if sched["type"] == "multistep" and not sched["milestones"]:
         raise CiaosrError("config key 'scheduler.milestones' must list iterations for a multistep schedule")
+    warmup = sched["warmup_iterations"]
+    if not isinstance(warmup, int) or isinstance(warmup, bool) or not 0 <= warmup < cfg["train"]["iterations"]:
+        raise CiaosrError("config key 'scheduler.warmup_iterations' must be a whole number from 0 to below "
+                          f"train.iterations, got {warmup!r}")
+    if warmup and sched["type"] != "cosine":
+        raise CiaosrError(f"config key 'scheduler.warmup_iterations' works with the cosine schedule only, "
+                          f"not {sched['type']}")
+    factor = sched["warmup_factor"]
+    if not isinstance(factor, (int, float)) or isinstance(factor, bool) or not 0 <= factor <= 1:
+        raise CiaosrError(f"config key 'scheduler.warmup_factor' must be in [0, 1], got {factor!r}")
     if not isinstance(sched["gamma"], (int, float)) or not 0 < sched["gamma"] <= 1:
         raise CiaosrError(f"config key 'scheduler.gamma' must be in (0, 1], got {sched['gamma']!r}")
     _check_betas("optimizer.betas", cfg["optimizer"]["betas"])
@@ -475,6 +488,11 @@ def validate(cfg: dict) -> None:
                 raise CiaosrError(f"config key 'val.scales' must hold scales above 1, got {s!r}")
     if str(cfg["device"]).startswith("cpu"):  # other devices: checked once resolved (Trainer)
         Precision.for_device(cfg["train"]["precision"], torch.device("cpu"))
+    up = cfg["data"]["target_upscale"]
+    if isinstance(up, bool) or not isinstance(up, int) or up < 1:
+        raise CiaosrError(f"config key 'data.target_upscale' must be a whole number >= 1, got {up!r}")
+    if up != 1 and cfg["data"]["pipeline"] != "bicubic":
+        raise CiaosrError("config key 'data.target_upscale' works with data.pipeline bicubic only")
     if cfg["data"]["pipeline"] == "realworld" and cfg["data"]["recipe"] != "auto":
         raise CiaosrError(f"config key 'data.recipe' ({cfg['data']['recipe']}) chooses how bicubic samples are "
                           f"made; data.pipeline realworld makes its own: remove data.recipe or use data.pipeline bicubic")

@@ -7,7 +7,11 @@ iteration.
   run's progress is ``step / train.iterations``, or, when ``train.max_minutes`` is set and
   the time budget runs out first, the fraction of the budget spent; the larger of the two.
   The time budget is per invocation, so a run resumed after a time stop anneals again over
-  its new budget (a warm restart), from the rate its step count gives.
+  its new budget (a warm restart), from the rate its step count gives. With
+  ``warmup_iterations`` W, the rate first rises linearly from ``warmup_factor`` times
+  ``optimizer.lr`` at step 0 to ``optimizer.lr`` at step W, and the cosine then runs over
+  the other iterations (SRNO's official schedule: its per-epoch warm-up and cosine, taken
+  per iteration, so each epoch starts at the official epoch's rate).
 """
 
 from __future__ import annotations
@@ -45,8 +49,12 @@ def make_scheduler(opt: torch.optim.Optimizer, scfg: dict, *, iterations: int,
 
         # A plain function, not a callable object: LambdaLR would put an object's
         # attributes (the clock) into the training state, which must stay plain data.
+        warmup, start = int(scfg.get("warmup_iterations") or 0), float(scfg.get("warmup_factor", 0.1))
+
         def factor(step: int) -> float:
-            progress = step / iterations
+            if step < warmup:
+                return start + (1.0 - start) * step / warmup
+            progress = (step - warmup) / max(iterations - warmup, 1)
             if time_fraction is not None:
                 progress = max(progress, time_fraction())
             return cosine_factor(progress, min_factor)

@@ -147,7 +147,7 @@ class Trainer:
                 folders, seed=cfg["seed"], scale_min=dcfg["scale_min"],
                 scale_max=dcfg["scale_max"], scales=dcfg["scales"], lr_patch=dcfg["lr_patch"],
                 num_queries=dcfg["num_queries"], augment=dcfg["augment"], recipe=self.recipe, cache=False,
-                warn=self._warnings.append)
+                warn=self._warnings.append, target_upscale=dcfg["target_upscale"])
         lcfg = cfg["losses"]
         self.loss_weights = {k: float(lcfg[k]) for k in ("pixel", "perceptual", "gan")}
         self.perceptual = None
