@@ -153,3 +153,37 @@ def test_fused_attention_equals_the_official_order():
         torch.testing.assert_close(layer(x), layer.official(x), atol=1e-5, rtol=1e-5)
         kv = layer.key_value(x[:, :100]) + layer.key_value(x[:, 100:])
         torch.testing.assert_close(layer(x[:, :7], kv / 300), layer.official(x)[:, :7], atol=1e-5, rtol=1e-5)
+
+
+def test_tiled_upscale_differs_from_whole_and_warns_once(official, capsys, monkeypatch, tmp_path):
+    """Each tile is its own query set for SRNO's attention: a tiled upscale is not the
+    whole-image one. It still runs (a large image needs tiles), with one warning line on
+    stderr the first time in a process, naming the --tile that decodes the image whole;
+    one tile is the whole-image result, and LIIF (whose tiles differ only near the seams,
+    as every model's) is not warned about. The same line reaches `ciaosr upscale`."""
+    from ciaosr.inference import tiling
+    monkeypatch.setattr(tiling, "_tiles_warned", set())
+    torch.manual_seed(0)
+    lr = torch.rand(1, 3, 40, 36)
+    whole = official.upsample(lr, (80, 72))
+    capsys.readouterr()
+    for _ in range(2):
+        tiled = tiling.tiled_upsample(official, lr, (80, 72), plan=tiling.plan_tiles(official, "cpu", 16, chunk=1000))
+        assert (tiled - whole).abs().max() > 1e-2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("warning: edsr-baseline-srno upscaled in 9 tiles of 16 LR pixels")
+    assert "its own set" in err and "--tile 40 (or more)" in err
+    one = tiling.tiled_upsample(official, lr, (80, 72), plan=tiling.plan_tiles(official, "cpu", 40, chunk=1000))
+    assert torch.equal(one, whole.float()) and capsys.readouterr().err == ""
+    liif = ciaosr.build_model("edsr-baseline-liif", {"num_blocks": 1, "mid_channels": 8}, {"hidden": [8]}).eval()
+    tiling.tiled_upsample(liif, lr, (80, 72), plan=tiling.plan_tiles(liif, "cpu", 16, chunk=1000))
+    assert capsys.readouterr().err == ""
+
+    from PIL import Image
+    from ciaosr.cli.main import main
+    monkeypatch.setattr(tiling, "_tiles_warned", set())
+    Image.fromarray((lr[0].permute(1, 2, 0).numpy() * 255).astype("uint8")).save(tmp_path / "in.png")
+    assert main(["upscale", str(tmp_path / "in.png"), "--model", str(DATA / "srno.pth"), "--scale", "2",
+                 "--tile", "16", "--threads", "1", "-o", str(tmp_path / "out.png")]) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert len(lines) == 1 and "differs from the whole-image result" in lines[0]

@@ -56,6 +56,10 @@ class Decoder(nn.Module):
     #: Why its query half cannot be exported as a graph of its own (``ciaosr.onnx``), or
     #: None: it can.
     not_exportable: str | None = None
+    #: Why an upscale in several tiles differs from the whole-image one everywhere, not only
+    #: near the seams as every model's (a tile's encoder lacks the context beyond it), or
+    #: None (``inference.tiling`` warns once when it tiles such a decoder).
+    tiles_differ: str | None = None
 
     @classmethod
     def official_args(cls, sd: dict, spec_args: dict | None = None) -> dict | None:

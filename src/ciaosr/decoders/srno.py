@@ -128,6 +128,9 @@ class SRNODecoder(Decoder):
     official_prefixes = ("conv00.", "conv0.", "conv1.", "fc1.", "fc2.")
     liif_name = "sronet"
     not_exportable = "its attention spans all the queries of an image, not one chunk"
+    tiles_differ = ("its attention spans the queries decoded together, so each tile is its own set and every "
+                    "pixel changes (random weights, a Set14 crop: tiles of 64-128 LR pixels 55-59 dB from the "
+                    "whole image, LIIF's 66-88 dB; benchmarks/srno_tiled_vs_whole.py)")
     #: Queries per pass when ``plan_queries`` accumulates the attention sums.
     stat_chunk = 16384
 

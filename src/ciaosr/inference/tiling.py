@@ -22,6 +22,12 @@ the product of a per-row and a per-column sum, so no full-size weight map is kep
 Outputs whose weight is 0 are never decoded. An image that fits in one tile is
 upsampled whole, exactly as ``model.upsample`` does.
 
+Every model's tiles differ a little from the whole image near the seams (a tile's encoder
+lacks the context beyond it). A decoder whose tiles differ everywhere (``tiles_differ``:
+SRNO, whose attention spans every query decoded together) is still tiled when the image
+needs it, with one warning line on stderr, once per process and decoder: a tile at least
+as large as the image decodes it whole.
+
 Tile size. Unless given, the largest tile (a multiple of 16, at least 32) whose
 estimated encode memory fits three quarters of a budget: half the available memory
 (``MemAvailable`` from /proc/meminfo, or free GPU memory), clamped to [256 MiB, 2 GiB].
@@ -36,6 +42,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from dataclasses import dataclass
 from typing import Callable
 
@@ -267,6 +274,8 @@ def tiled_upsample(model, lr: torch.Tensor, size: tuple[int, int], *, tile: int 
         return None if on_progress is None else (lambda done, of: report(tiles_done, done, of))
 
     report(0)
+    if total > 1:
+        _warn_tiles_differ(model, total, t, max(H, W))
     if total == 1:
         recheck_threads()
         out = model.upsample(lr, (h, w), chunk=chunk, on_chunk=report_chunk(0)).float()
@@ -302,6 +311,23 @@ def tiled_upsample(model, lr: torch.Tensor, size: tuple[int, int], *, tile: int 
         bar.close()
     out /= row_sum.view(1, 1, h, 1) * col_sum.view(1, 1, 1, w)
     return out.clamp_(0, 1)
+
+
+_tiles_warned: set = set()
+
+
+def _warn_tiles_differ(model, tiles: int, tile: int, side: int) -> None:
+    """One line on stderr, the first time a decoder whose result depends on the tiling
+    (``Decoder.tiles_differ``) is tiled in this process."""
+    decoder = getattr(model, "decoder", None)
+    reason = getattr(decoder, "tiles_differ", None)
+    kind = type(decoder).__name__
+    if reason and kind not in _tiles_warned:
+        _tiles_warned.add(kind)
+        name = (getattr(model, "spec", None) or {}).get("name", kind)
+        print(f"warning: {name} upscaled in {tiles} tiles of {tile} LR pixels differs from the whole-image result: "
+              f"{reason}; --tile {side} (or more) decodes this image whole, memory permitting",
+              file=sys.stderr, flush=True)
 
 
 def _decode_tile(model, lr_tile: torch.Tensor, lr_size, out_size, box, ri: np.ndarray, ci: np.ndarray,
