@@ -439,3 +439,51 @@ def test_cmsr_refuses_other_decoders():
     model = ciaosr.build_model("edsr-baseline-liif", {"num_blocks": 1, "mid_channels": 8}, {"hidden": [8]})
     with pytest.raises(CiaosrError, match="CMSR works with LMF's decoders"):
         cmsr_upsample(model, torch.rand(1, 3, 8, 8), (64, 64), {6.0: {1.0: 0.1}})
+
+
+def test_cmsr_from_the_command_line(tmp_path, capsys):
+    """`ciaosr cmsr-table` builds a table file from a folder of HR images; `ciaosr upscale
+    --cmsr` renders with it, as cmsr_upsample does; misuse is one line each."""
+    import numpy as np
+    from PIL import Image
+
+    from ciaosr.cli.main import main
+    from ciaosr.inference.cmsr import cmsr_upsample, load_tables
+    model_file = str(DATA / "lmf_lmlte.pth")
+    hr = tmp_path / "hr"
+    hr.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 256, (62, 73, 3), dtype=np.uint8)).save(hr / f"{i}.png")
+    table_file = tmp_path / "t.yaml"
+    assert main(["cmsr-table", str(hr), "--model", model_file, "--scale", "6", "--mse", "1e-3",
+                 "-o", str(table_file), "--device", "cpu"]) == 0
+    assert "CMSR table x6 from 2 image(s)" in capsys.readouterr().out
+    tables = load_tables(table_file)
+    assert list(tables[6.0])[:6] == [1.0, 1.5, 2.0, 3.0, 4.0, 6.0]
+
+    lr = rng.integers(0, 256, (12, 10, 3), dtype=np.uint8)
+    Image.fromarray(lr).save(tmp_path / "in.png")
+    out = tmp_path / "out.png"
+    assert main(["upscale", str(tmp_path / "in.png"), "--model", model_file, "--scale", "7", "--cmsr",
+                 str(table_file), "--threads", "1", "-o", str(out)]) == 0
+    got = np.asarray(Image.open(out)).astype(np.int64)
+    model = ciaosr.load_model(model_file).eval()
+    with torch.no_grad():
+        want = cmsr_upsample(model, torch.from_numpy(lr).permute(2, 0, 1)[None].float() / 255, (84, 70), tables)
+    want = (want[0].permute(1, 2, 0).numpy() * 255).round().astype(np.int64)
+    assert got.shape == (84, 70, 3) and np.abs(got - want).max() <= 1
+
+    def error(argv):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1, err
+        return err
+
+    base = ["upscale", str(tmp_path / "in.png"), "--scale", "7", "-o", str(tmp_path / "x.png")]
+    assert "leave out --tile" in error([*base, "--model", model_file, "--cmsr", str(table_file), "--tile", "16"])
+    assert "CMSR works with LMF's decoders" in error([*base, "--cmsr", str(table_file)])
+    (tmp_path / "bad.yaml").write_text("[1]")
+    assert "expected {scale:" in error([*base, "--model", model_file, "--cmsr", str(tmp_path / "bad.yaml")])
+    assert "--scale must be above 4" in error(["cmsr-table", str(hr), "--model", model_file, "--scale", "3",
+                                               "-o", str(table_file)])

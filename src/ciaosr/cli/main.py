@@ -16,7 +16,8 @@ import sys
 from ..errors import CiaosrError
 
 # Sub-command modules, in the order ``ciaosr --help`` lists them.
-COMMANDS = ["upscale", "export", "models", "eval", "compare", "prepare_benchmark", "data", "train", "degrade", "serve"]
+COMMANDS = ["upscale", "export", "models", "eval", "compare", "prepare_benchmark", "data", "train", "degrade", "serve",
+            "cmsr_table"]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -90,6 +90,9 @@ def register(sub) -> None:
                         "under torchrun per process, auto dividing the free cores among the machine's processes")
     p.add_argument("--tile", type=int, default=None, metavar="N",
                    help="LR tile size in pixels (default: chosen from available memory)")
+    p.add_argument("--cmsr", default=None, metavar="TABLES",
+                   help="LMF models (lmliif, lmlte, lmciaosr): past x4, render with CMSR from this table file "
+                        "(made by `ciaosr cmsr-table`); the whole image at once, not in tiles")
     p.add_argument("--bit-depth", type=int, default=None, choices=[8, 16],
                    help="8 or 16 (PNG and TIFF); default: the input's where the output format holds it")
     p.add_argument("--ext", default=None, metavar="EXT", type=str.lower,
@@ -143,6 +146,14 @@ def _check_arguments(args) -> None:
         raise CiaosrError(f"--png-level must be 0 to 9, got {args.png_level}")
     if args.overwrite and args.skip_existing:
         raise CiaosrError("give --overwrite or --skip-existing, not both")
+    if args.cmsr is not None:
+        if args.tile is not None:
+            raise CiaosrError("--cmsr renders the whole image at once: leave out --tile")
+        if args.backend != "torch":
+            raise CiaosrError("--cmsr runs on the torch backend only")
+        from ..inference.cmsr import load_tables
+
+        args.cmsr_tables = load_tables(args.cmsr)
 
 
 # --------------------------------------------------------------------------------------
@@ -315,13 +326,17 @@ def _run_plan(args, plan, group, naming, resize, device, precision, fmt_of, info
                     continue
                 if model is None:  # loaded on the first image that needs it; a bad model stops the run
                     model = get_model(args.model, device, args.backend)
+                    if args.cmsr is not None:
+                        from ..inference.cmsr import check_model
+
+                        check_model(model)
                     if args.compile:
                         from ..compilation import compile_model
 
                         model = compile_model(model)
                 try:
                     result = upscale_data(data, (h, w), model, device=device, precision=precision,
-                                          tile=args.tile, progress=None)
+                                          tile=args.tile, progress=None, cmsr=getattr(args, "cmsr_tables", None))
                     write_image(dst, result, bits, args.overwrite, quality=args.quality, png_level=args.png_level)
                 except CiaosrError as exc:
                     results.put(i, ("failed", f"{job.src}: {exc}" if str(job.src) not in str(exc) else str(exc)))

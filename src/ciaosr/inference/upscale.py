@@ -28,6 +28,8 @@ kernels are slow or missing and lose accuracy; use bf16 there).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -101,7 +103,8 @@ def resize_bicubic(x: torch.Tensor, size_hw: tuple[int, int]) -> torch.Tensor:
 
 def upscale_tensor(colour: torch.Tensor, size_hw: tuple[int, int], model, *, device: torch.device,
                    precision: Precision = Precision.FP32, tile: int | None = None, plan: TilePlan | None = None,
-                   progress: bool | None = False, on_progress: ProgressCallback | None = None) -> torch.Tensor:
+                   progress: bool | None = False, on_progress: ProgressCallback | None = None,
+                   cmsr: Mapping | None = None) -> torch.Tensor:
     """(B, 1 or 3, H, W) float in [0, 1] on the CPU -> (B, same, h, w) fp32 on the CPU.
 
     The model makes the axes that grow, then :func:`resize_bicubic` the axes that
@@ -109,7 +112,8 @@ def upscale_tensor(colour: torch.Tensor, size_hw: tuple[int, int], model, *, dev
     notes); the model is not used when no axis grows. Grey stays grey, also when stored
     as RGB with three equal channels. ``progress``: a tqdm bar over tiles;
     ``on_progress``: called with the tiler's ``Progress`` (``inference.tiling``), and
-    stops the work by raising."""
+    stops the work by raising. ``cmsr``: CMSR tables (``inference.cmsr``, LMF's decoders):
+    the model then renders the whole image at once, past the training range with CMSR."""
     channels = colour.shape[1]
     if channels == 3 and torch.equal(colour[:, 0], colour[:, 1]) and torch.equal(colour[:, 0], colour[:, 2]):
         colour = colour[:, :1]
@@ -119,18 +123,25 @@ def upscale_tensor(colour: torch.Tensor, size_hw: tuple[int, int], model, *, dev
         colour = resize_bicubic(colour, (min(h, H), min(w, W)))
         grown = (h, w)
     if grown != tuple(colour.shape[-2:]):
-        colour = _model_upsample(colour, grown, model, device, precision, tile, plan, progress, on_progress)
+        colour = _model_upsample(colour, grown, model, device, precision, tile, plan, progress, on_progress, cmsr)
     colour = resize_bicubic(colour, (h, w))
     return colour.expand(-1, channels, -1, -1).contiguous() if colour.shape[1] != channels else colour
 
 
 def _model_upsample(colour: torch.Tensor, size_hw: tuple[int, int], model, device: torch.device,
                     precision: Precision, tile: int | None, plan: TilePlan | None,
-                    progress: bool | None, on_progress: ProgressCallback | None) -> torch.Tensor:
+                    progress: bool | None, on_progress: ProgressCallback | None,
+                    cmsr: Mapping | None = None) -> torch.Tensor:
     """The model's (B, 1 or 3, h, w) output; grey goes in as three equal channels and
     comes out as their mean."""
     grey = colour.shape[1] == 1
     rgb = colour.expand(-1, 3, -1, -1) if grey else colour
+    if cmsr is not None:  # the whole output grid at once: CMSR interpolates across it
+        from .cmsr import cmsr_upsample
+
+        with torch.no_grad(), precision.autocast(device):
+            out = cmsr_upsample(model, rgb.float().to(device), size_hw, cmsr).float().cpu()
+        return out.mean(dim=1, keepdim=True) if grey else out
     if plan is None:
         try:
             plan = plan_tiles(model, device, tile)
@@ -145,12 +156,13 @@ def _model_upsample(colour: torch.Tensor, size_hw: tuple[int, int], model, devic
 
 def upscale_data(data: ImageData, size_hw: tuple[int, int], model, *, device: torch.device,
                  precision: Precision = Precision.FP32, tile: int | None = None,
-                 progress: bool | None = False, on_progress: ProgressCallback | None = None) -> ImageData:
+                 progress: bool | None = False, on_progress: ProgressCallback | None = None,
+                 cmsr: Mapping | None = None) -> ImageData:
     """One image (``ImageData``) -> the upscaled ``ImageData`` of (height, width) ``size_hw``
-    (``progress``, ``on_progress``: as for :func:`upscale_tensor`)."""
+    (``progress``, ``on_progress``, ``cmsr``: as for :func:`upscale_tensor`)."""
     colour = torch.from_numpy(np.ascontiguousarray(data.pixels)).permute(2, 0, 1).unsqueeze(0)
     out = upscale_tensor(colour, size_hw, model, device=device, precision=precision, tile=tile,
-                         progress=progress, on_progress=on_progress)
+                         progress=progress, on_progress=on_progress, cmsr=cmsr)
     pixels = out[0].permute(1, 2, 0).contiguous().numpy()
     alpha = None
     if data.alpha is not None:
