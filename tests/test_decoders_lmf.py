@@ -487,3 +487,7 @@ def test_cmsr_from_the_command_line(tmp_path, capsys):
     assert "expected {scale:" in error([*base, "--model", model_file, "--cmsr", str(tmp_path / "bad.yaml")])
     assert "--scale must be above 4" in error(["cmsr-table", str(hr), "--model", model_file, "--scale", "3",
                                                "-o", str(table_file)])
+    assert "--max-images must be positive" in error(["cmsr-table", str(hr), "--model", model_file, "--scale", "6",
+                                                     "-o", str(table_file), "--max-images", "0"])
+    assert "not a folder of images" in error(["cmsr-table", str(tmp_path / "none"), "--model", model_file,
+                                              "--scale", "6", "-o", str(table_file)])

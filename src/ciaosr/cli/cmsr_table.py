@@ -40,6 +40,8 @@ def run(args) -> int:
         raise CiaosrError(f"--scale must be above 4 (CMSR renders past the training range), got {args.scale:g}")
     if not (math.isfinite(args.mse) and args.mse > 0):
         raise CiaosrError(f"--mse must be positive, got {args.mse:g}")
+    if args.max_images is not None and args.max_images < 1:
+        raise CiaosrError(f"--max-images must be positive, got {args.max_images}")
     folder = Path(args.images)
     if not folder.is_dir():
         raise CiaosrError(f"not a folder of images: {folder}")
