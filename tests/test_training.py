@@ -271,6 +271,7 @@ OFFICIAL_RECIPES = {
     "swinir-lmliif": (2e-4, 32, "multistep", [250_000, 400_000, 450_000, 475_000], 500_000),
     "edsr-baseline-srno": (4e-4, 64, "cosine", [], 262_500),
     "edsr-baseline-ope": (1e-4, 16, "multistep", [200_000, 400_000, 600_000, 800_000], 1_000_000),
+    "edsr-baseline-clit": (1e-4, 32, "multistep", [200_000, 400_000, 600_000, 800_000], 1_000_000),
 }
 
 
