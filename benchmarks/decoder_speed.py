@@ -11,9 +11,13 @@ layer per query and neighbour; LIIF: every MLP layer per query and neighbour; IT
 27C-wide transform matrix per query and neighbour), in the
 official 30000-query chunks; the other rows decode in each decoder's own CPU chunk
 (``decoder.cpu_chunk``, 512 or 1024 queries: fastest on the CPU), or 30000 queries for
-the decoders without one (LM-LIIF, LM-LTE, SRNO, OPE-SR, the last on its own 147-channel
+the decoders without one (LM-LIIF, LM-LTE, LM-CiaoSR, SRNO, OPE-SR, CLIT, the last on its own 147-channel
 EDSR-baseline; SRNO first gathers its attention sums
 over all queries, ``plan_queries``).
+
+``ciaosr:official`` times the official CiaoSR code (benchmarks/official/ciaosr_speed.py,
+run by ``--official-python``, the throwaway environment of benchmarks/official/README.md,
+with ``--ciaosr-repo`` and ``--mmedit-src``), fp32 only.
 
 ``liif:official`` times the official LIIF code itself (github.com/yinboc/liif, not part
 of this project: give a checkout with ``--liif-repo``), its EDSR-baseline LIIF with its
@@ -40,12 +44,13 @@ import sys
 
 from machine_info import cpu_flags, cpu_name  # benchmarks/ is the script folder, on sys.path
 
+OFFICIAL_CIAOSR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "official", "ciaosr_speed.py")
 SETTINGS = [  # (decoder, mode)
     ("ciaosr", "reference"), ("ciaosr", "fast"),
     ("liif", "reference"), ("liif", "fast"),
     ("lte", None), ("metasr", None),
     ("itsrn", "reference"), ("itsrn", "fast"),
-    ("lmliif", None), ("lmlte", None), ("srno", None), ("ope", None),
+    ("lmliif", None), ("lmlte", None), ("lmciaosr", None), ("srno", None), ("ope", None), ("clit", None),
 ]
 
 
@@ -188,6 +193,11 @@ def main() -> int:
                         "(ciaosr.decoders.gemm; default: the environment's)")
     p.add_argument("--liif-repo", metavar="DIR",
                    help="a checkout of github.com/yinboc/liif, for the liif:official setting")
+    p.add_argument("--ciaosr-repo", metavar="DIR",
+                   help="the official CiaoSR checkout, for ciaosr:official (with --mmedit-src and --official-python)")
+    p.add_argument("--mmedit-src", metavar="DIR", help="mmediting 0.11.0's source, for ciaosr:official")
+    p.add_argument("--official-python", metavar="EXE",
+                   help="the throwaway environment's python (benchmarks/official/README.md), for ciaosr:official")
     p.add_argument("--write", metavar="MD", help="replace the '## Decoder speed' section of this file")
     p.add_argument("--json", metavar="FILE")
     p.add_argument("--_one", help=argparse.SUPPRESS)
@@ -205,6 +215,9 @@ def main() -> int:
     if any(m == "official" for _, m, _ in settings) and not (
             args.liif_repo and os.path.isfile(os.path.join(args.liif_repo, "models", "liif.py"))):
         sys.exit("error: liif:official needs --liif-repo DIR, a checkout of github.com/yinboc/liif")
+    if ("ciaosr", "official") in [(d, m) for d, m, _ in settings] and not (
+            args.ciaosr_repo and args.mmedit_src and args.official_python):
+        sys.exit("error: ciaosr:official needs --ciaosr-repo, --mmedit-src and --official-python")
     if args.compile:
         settings += [(d, m, True) for d, m, _ in settings if m in (None, "fast")]
     # The official code's products are its own: it runs once, whatever --gemm says.
@@ -218,8 +231,12 @@ def main() -> int:
                            repeats=args.repeats, scale=args.scale, device=str(device),
                            threads=args.threads, compile=compile_, gemm=gemm,
                            liif_repo=args.liif_repo if mode == "official" else None)
-                res = subprocess.run([sys.executable, __file__, "--_one", json.dumps(job)],
-                                     capture_output=True, text=True)
+                command = [sys.executable, __file__, "--_one", json.dumps(job)]
+                if (decoder, mode) == ("ciaosr", "official"):  # in the official code's own environment
+                    command = [args.official_python, OFFICIAL_CIAOSR, "--code", args.ciaosr_repo,
+                               "--mmedit", args.mmedit_src, "--size", str(size), "--scale", str(args.scale),
+                               "--repeats", str(args.repeats)] + (["--threads", str(args.threads)] if args.threads else [])
+                res = subprocess.run(command, capture_output=True, text=True)
                 if res.returncode != 0:
                     print(f"failed: {job}\n{res.stderr[-2000:]}", file=sys.stderr)
                     continue

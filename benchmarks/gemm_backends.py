@@ -49,6 +49,7 @@ def main() -> None:
     print("\n| product | threads | BLAS (GMAC/s) | oneDNN (GMAC/s) | oneDNN / BLAS | BLAS error | oneDNN error |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     torch.set_grad_enabled(False)
+    relu_rows = []
     for name, rows, inner, outs in SHAPES:
         x = torch.randn(rows, inner, generator=gen)
         w = torch.randn(outs, inner, generator=gen) / inner ** 0.5
@@ -65,6 +66,16 @@ def main() -> None:
             t_dnn = best(lambda: torch.ops.mkldnn._linear_pointwise(x, w, b, "none", [], ""), args.repeats)
             print(f"| {name} | {threads} | {macs / t_blas:.1f} | {macs / t_dnn:.1f} | {t_blas / t_dnn:.2f}x | "
                   f"{err[0]:.1e} | {err[1]:.1e} |")
+            if outs == inner == 256:  # the ReLU after it: fused into oneDNN's product, or a pass of its own
+                t_fused = best(lambda: torch.ops.mkldnn._linear_pointwise(x, w, b, "relu", [], ""), args.repeats)
+                t_apart = best(lambda: torch.ops.mkldnn._linear_pointwise(x, w, b, "none", [], "").relu_(),
+                               args.repeats)
+                relu_rows.append(f"| {name} | {threads} | {macs / t_apart:.1f} | {macs / t_fused:.1f} | "
+                                 f"{t_apart / t_fused:.2f}x |")
+    print("\nWith the ReLU that follows, through oneDNN:\n")
+    print("| product | threads | product, then ReLU (GMAC/s) | ReLU fused (GMAC/s) | fused / apart |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    print("\n".join(relu_rows))
 
 
 if __name__ == "__main__":
