@@ -3,8 +3,8 @@
 PyTorch runs a CPU float32 ``addmm``/``mm`` through its BLAS (MKL in the official wheels),
 and oneDNN only where asked. Which is faster depends on the processor: on the Intel Xeon
 the project was first measured on they were even, while on an AMD EPYC (2026-12-03) MKL
-reached about 50 GMAC/s per core on the decoders' (4096 x 256) @ (256 x 256) products
-and oneDNN about 110 (``benchmarks/gemm_backends.py``). Both compute in float32 (oneDNN's
+reached about 55 GMAC/s per core on the decoders' (4096 x 256) @ (256 x 256) products
+and oneDNN about 124 (``benchmarks/gemm_backends.py``, docs/performance.md). Both compute in float32 (oneDNN's
 default math mode; no bf16 or tf32 shortcuts), and results differ by rounding only.
 
 So the inference paths call :func:`linear` and :func:`matmul`, which take the faster of
