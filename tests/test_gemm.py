@@ -79,3 +79,12 @@ def test_models_agree_under_both_backends(use, name):
         with torch.no_grad():
             outs.append(model.upsample(lr, (53, 61)))
     torch.testing.assert_close(outs[1], outs[0], rtol=0, atol=1e-5)
+
+
+
+@needs_onednn
+def test_autocast_keeps_pytorchs_cast_products(use):
+    use("onednn")
+    a, b = torch.randn(8, 16), torch.randn(16, 4)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert gemm.matmul(a, b).dtype == torch.bfloat16  # as `a @ b` under autocast

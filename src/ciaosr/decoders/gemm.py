@@ -8,9 +8,11 @@ and oneDNN about 124 (``benchmarks/gemm_backends.py``, docs/performance.md). Bot
 default math mode; no bf16 or tf32 shortcuts), and results differ by rounding only.
 
 So the inference paths call :func:`linear` and :func:`matmul`, which take the faster of
-the two, chosen once per process by timing one such product both ways
-(:func:`backend`), or as set by ``CIAOSR_CPU_GEMM=blas|onednn|auto``. Training (autograd)
-and other devices and dtypes keep PyTorch's own products. oneDNN also fuses the bias and
+the two, chosen once per process by timing one such product both ways (:func:`backend`),
+or as set by ``CIAOSR_CPU_GEMM=blas|onednn|auto``. Training (autograd), other devices
+and dtypes, autocast, and graphs being compiled or exported keep PyTorch's own products.
+(Training through oneDNN too, with the gradients' products in it, was tried: a CiaoSR
+step 1.17-1.21x faster, a LIIF step 0.94-0.97x; not kept.) oneDNN also fuses the bias and
 the ReLU into the product, but cannot write into a given buffer; the BLAS path keeps
 writing into the workspace's (``workspace.py``).
 """
@@ -95,14 +97,21 @@ def reset() -> None:
         _probe.clear()
 
 
-def _use_onednn(*tensors: torch.Tensor) -> bool:
-    """Eager CPU float32 inference (a graph being compiled or exported keeps the plain
-    operators, which the compiler or exporter knows)."""
-    if torch.compiler.is_compiling() or torch.compiler.is_exporting():
+def _eager_cpu_float32(*tensors: torch.Tensor) -> bool:
+    """Eager float32 products on the CPU, autocast off (a graph being compiled or exported
+    keeps the plain operators, which the compiler or exporter knows; autocast casts them)."""
+    if torch.compiler.is_compiling() or torch.compiler.is_exporting() or torch.is_autocast_enabled("cpu"):
         return False
-    return (not torch.is_grad_enabled() and all(t.device.type == "cpu" and t.dtype == torch.float32
-                                                 for t in tensors)
-            and backend() == "onednn")
+    return all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
+
+
+def _use_onednn(*tensors: torch.Tensor) -> bool:
+    """Inference products that oneDNN takes."""
+    return not torch.is_grad_enabled() and _eager_cpu_float32(*tensors) and backend() == "onednn"
+
+
+def _onednn_mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return torch.ops.mkldnn._linear_pointwise(a, b.t(), None, "none", [], "")
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, *, relu: bool = False,
@@ -121,5 +130,5 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
 def matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``a @ b`` for 2-D tensors."""
     if _use_onednn(a, b):
-        return torch.ops.mkldnn._linear_pointwise(a, b.t(), None, "none", [], "")
+        return _onednn_mm(a, b)
     return a @ b
