@@ -110,6 +110,13 @@ def _use_onednn(*tensors: torch.Tensor) -> bool:
     return not torch.is_grad_enabled() and _eager_cpu_float32(*tensors) and backend() == "onednn"
 
 
+def writes_into(*tensors: torch.Tensor) -> bool:
+    """Whether :func:`linear` on these operands writes into the ``out`` it is given (BLAS)
+    rather than returning a new tensor (oneDNN), so that a caller takes a buffer only when
+    it is used."""
+    return not _use_onednn(*tensors)
+
+
 def _onednn_mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.ops.mkldnn._linear_pointwise(a, b.t(), None, "none", [], "")
 

@@ -67,7 +67,8 @@ def first_layer(table: torch.Tensor, rows: torch.Tensor, pos: torch.Tensor, w_po
 def run_layers(mlp: MLP, x: torch.Tensor, start: int, stop: int | None = None, ws: Workspace | None = None,
                name: str = "mlp", out_name: str | None = None) -> torch.Tensor:
     """``mlp.layers[start:stop]`` on (N, D) ``x``. In inference with a workspace, each
-    Linear writes into the buffers ``name``0/1 in turn (activations then run in place),
+    Linear writes into the buffers ``name``0/1 in turn (activations then run in place;
+    a product through oneDNN, which cannot write into a buffer, takes none),
     and the MLP's own last layer into ``out_name`` when given, else a fresh tensor (what
     a decoder returns must not be a buffer the next chunk overwrites)."""
     layers = list(mlp.layers)
@@ -88,9 +89,10 @@ def run_layers(mlp: MLP, x: torch.Tensor, start: int, stop: int | None = None, w
         # A ReLU right after the product is fused into it where the product can (oneDNN).
         relu = i < len(todo) and isinstance(todo[i], nn.ReLU)
         dtype = product_dtype(x)
-        buf = ws.take(out_name if layer is last else f"{name}{turn}", (x.shape[0], layer.out_features), x, dtype)
+        x, weight = x.to(dtype), layer.weight.to(dtype)
+        buf = ws.take(out_name if layer is last else f"{name}{turn}", (x.shape[0], layer.out_features), x) \
+            if gemm.writes_into(x, weight) else None
         turn ^= 1
-        x = gemm.linear(x.to(dtype), layer.weight.to(dtype), None if layer.bias is None else layer.bias.to(dtype),
-                        relu=relu, out=buf)
+        x = gemm.linear(x, weight, None if layer.bias is None else layer.bias.to(dtype), relu=relu, out=buf)
         i += relu
     return x
