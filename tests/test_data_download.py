@@ -21,9 +21,9 @@ import pytest
 from PIL import Image
 
 from ciaosr.cli.main import main
-from ciaosr.datasets import catalog, download as dl
-from ciaosr.datasets.download import download
-from ciaosr.datasets.unpack import unpack
+from ciaosr.data.sets import catalog, download as dl
+from ciaosr.data.sets.download import download
+from ciaosr.data.sets.unpack import unpack
 from ciaosr.errors import CiaosrError
 
 

@@ -11,10 +11,10 @@ from PIL import Image
 
 from ciaosr.cli.main import main
 from ciaosr.data.benchmark import load_rgb, matlab_downscale, modcrop
-from ciaosr.datasets.catalog import find_dataset, known_files, manga109_titles
-from ciaosr.datasets.layout import describe_missing
-from ciaosr.datasets.prepare import make_sub_images
-from ciaosr.datasets.verify import verify
+from ciaosr.data.sets.catalog import find_dataset, known_files, manga109_titles
+from ciaosr.data.sets.layout import describe_missing
+from ciaosr.data.sets.prepare import make_sub_images
+from ciaosr.data.sets.verify import verify
 
 
 def save(path: Path, w: int, h: int, seed: int, fmt: str | None = None) -> Path:

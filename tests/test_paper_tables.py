@@ -93,7 +93,7 @@ def test_known_sets_and_their_sizes():
 
 
 def test_every_test_set_ciaosr_data_prepares_is_known_with_its_size():
-    from ciaosr.datasets.catalog import all_datasets
+    from ciaosr.data.sets.catalog import all_datasets
 
     folders = [f for ds in all_datasets() if ds.eval_set for f in ds.hr_folders()]
     assert {f.path.split("/")[0] for f in folders} >= {"Set5", "Urban100", "Manga109", "DIV2K-valid"}

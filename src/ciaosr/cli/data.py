@@ -1,5 +1,5 @@
 """``ciaosr data list | fetch NAME | prepare NAME | verify NAME``: the data sets of the
-paper by command (the work is ``ciaosr.datasets``). ``--root`` is the data root the
+paper by command (the work is ``ciaosr.data.sets``). ``--root`` is the data root the
 configs' ``data_root`` and ``ciaosr eval --data-root`` point at; ``ciaosr data list``
 shows the sets, their sources and what is under the root already.
 """
@@ -87,8 +87,8 @@ def _log(line: str) -> None:
 
 
 def run_list(args) -> int:
-    from ..datasets.catalog import all_datasets
-    from ..datasets.layout import is_complete
+    from ..data.sets.catalog import all_datasets
+    from ..data.sets.layout import is_complete
 
     root = Path(args.root)
     rows = []
@@ -118,8 +118,8 @@ def run_list(args) -> int:
 
 
 def run_fetch(args) -> int:
-    from ..datasets.catalog import find_dataset
-    from ..datasets.fetch import fetch
+    from ..data.sets.catalog import find_dataset
+    from ..data.sets.fetch import fetch
     from ..errors import CiaosrError
 
     ds = find_dataset(args.name)
@@ -133,8 +133,8 @@ def run_fetch(args) -> int:
 
 
 def run_prepare(args) -> int:
-    from ..datasets.catalog import find_dataset
-    from ..datasets.prepare import prepare
+    from ..data.sets.catalog import find_dataset
+    from ..data.sets.prepare import prepare
 
     ds = find_dataset(args.name)
     res = prepare(ds, args.root, source=args.source, scales=args.scales, sub_images=args.sub_images,
@@ -145,8 +145,8 @@ def run_prepare(args) -> int:
 
 
 def run_verify(args) -> int:
-    from ..datasets.catalog import find_dataset
-    from ..datasets.verify import verify
+    from ..data.sets.catalog import find_dataset
+    from ..data.sets.verify import verify
 
     ds = find_dataset(args.name)
     rep = verify(ds, args.root, progress=_progress(args))

@@ -31,8 +31,8 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from .. import __version__
-from ..errors import CiaosrError
+from ... import __version__
+from ...errors import CiaosrError
 
 CHUNK = 1 << 20
 USER_AGENT = f"ciaosr/{__version__} (dataset download)"

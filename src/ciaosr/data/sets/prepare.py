@@ -24,11 +24,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from ..atomic import write_atomic
-from ..data.benchmark import load_rgb, modcrop, save_png_atomic
-from ..data.prepare_benchmark import prepare as make_lr
-from ..errors import CiaosrError
-from ..imageio import image_size, list_images
+from ...atomic import write_atomic
+from ..benchmark import load_rgb, modcrop, save_png_atomic
+from ..prepare_benchmark import prepare as make_lr
+from ...errors import CiaosrError
+from ...imageio import image_size, list_images
 from .catalog import DataSet, manga109_titles
 from .layout import describe_missing, images_in, name_key
 from .manifest import write_manifest

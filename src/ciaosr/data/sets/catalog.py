@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
-from ..errors import CiaosrError
+from ...errors import CiaosrError
 
 GIB = 2 ** 30
 

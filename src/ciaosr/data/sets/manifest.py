@@ -9,8 +9,8 @@ import json
 import os
 from pathlib import Path
 
-from .. import __version__
-from ..atomic import write_atomic
+from ... import __version__
+from ...atomic import write_atomic
 from .download import file_digest
 
 MANIFEST = "MANIFEST.json"

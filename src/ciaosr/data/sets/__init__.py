@@ -1,4 +1,4 @@
-"""Data sets by command (``ciaosr data list | fetch | prepare | verify``).
+"""The data sets, by command (``ciaosr data list | fetch | prepare | verify``).
 
 ``catalog`` is the one table of sources and layouts; ``download`` fetches one file
 (resume, checksum, retries), ``unpack`` extracts archives safely, ``fetch`` runs both

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import CiaosrError
+from ...errors import CiaosrError
 from .catalog import DataSet, Download
 from .download import check_checksum, download
 from .layout import is_complete

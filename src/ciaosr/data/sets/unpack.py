@@ -31,7 +31,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from ..errors import CiaosrError
+from ...errors import CiaosrError
 from .download import check_free_space, format_bytes
 
 

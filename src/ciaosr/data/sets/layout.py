@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ..imageio import list_images
+from ...imageio import list_images
 from .catalog import DataSet, Folder, known_files, manga109_titles
 
 
