@@ -3,7 +3,9 @@
 ``published.json`` holds each table's title, metrics, datasets, scales, (Table 6) the
 multi-step variants, and its rows: the printed name, the project's model name when the
 row is an arbitrary-scale model of this project (``None`` for a fixed-scale network) and
-the printed cells. Its ``source`` names the paper and where the numbers were transcribed.
+the printed cells; a cell the transcription marks ``(sic)`` (printed so, most likely a
+misprint) carries ``"note": "sic"``. Its ``source`` names the paper, where the numbers
+were transcribed, and (``marks``) what each such note means.
 """
 
 from __future__ import annotations

@@ -54,7 +54,22 @@ def format_markdown(report: dict) -> str:
                                       for c in cells) + " |")
             lines.append("| | difference | " + " | ".join(_fmt(c["difference"], metrics, signed=True) for c in cells)
                          + " |")
-    if report["notes"]:
+    notes = [*report["notes"], *_mark_legend(report)]
+    if notes:
         lines.append("")
-        lines.extend(f"- {note}" for note in report["notes"])
+        lines.extend(f"- {note}" for note in notes)
     return "\n".join(lines)
+
+
+def _mark_legend(report: dict) -> list[str]:
+    """One line per mark shown beside a paper's figure (``(sic)``): what it means, and where."""
+    where: dict[str, list[str]] = {}
+    rows = {m["model"]: m["row"] for m in report["models"]}
+    for c in report["cells"]:
+        if c.get("paper_note") and rows.get(c["model"]):
+            cell = f"{rows[c['model']]} {c['dataset']} x{c['scale']:g}"
+            if cell not in where.setdefault(c["paper_note"], []):
+                where[c["paper_note"]].append(cell)
+    meaning = report.get("source", {}).get("marks", {})
+    return [f"({mark}) {', '.join(cells)}: {meaning.get(mark, 'so marked in the transcription')}"
+            for mark, cells in where.items()]
