@@ -340,7 +340,7 @@ def tiny_catalog(monkeypatch):
     def install(md5: str | None):
         ds = catalog.DataSet(
             "Tiny", "two images", folders=(catalog.Folder("Set2/HR", 2), catalog.Folder("Set2/LR_bicubic/X2", 2)),
-            base_url="http://unused.invalid/", eval_set=True,
+            base_url="http://unused.invalid/", eval_sets=(catalog.EvalSet("Set2", "Set2", 2),),
             downloads=(catalog.Download("bench.tar", (("benchmark/Set2/HR", "Set2/HR"),
                                                       ("benchmark/Set2/LR_bicubic", "Set2/LR_bicubic")),
                                         md5=md5, max_unpacked=10 ** 6),))

@@ -20,7 +20,7 @@ from ciaosr.cli.main import main
 from ciaosr.data.benchmark import lr_filename, matlab_downscale
 from ciaosr.errors import CiaosrError
 from ciaosr.evaluation import evaluate, find_eval_set
-from ciaosr.evaluation.datasets import resolve_dataset
+from ciaosr.data.sets.layout import resolve_dataset
 from ciaosr.paper import format_markdown, load_table, run_table
 from textures import texture
 
@@ -92,14 +92,21 @@ def test_known_sets_and_their_sizes():
     assert find_eval_set("T91") is None
 
 
-def test_every_test_set_ciaosr_data_prepares_is_known_with_its_size():
-    from ciaosr.data.sets.catalog import all_datasets
+def test_eval_sets_are_the_catalogs_each_spelled_once():
+    """The sets ``ciaosr eval`` knows are those the catalog's sources provide: the HR
+    folder ``ciaosr data prepare`` makes for each is found by its folder name, with its
+    image count; no spelling names two sets; only DIV2K (and samples of it) is scored on RGB."""
+    from ciaosr.data.sets.catalog import all_datasets, all_eval_sets, is_rgb_dataset
 
-    folders = [f for ds in all_datasets() if ds.eval_set for f in ds.hr_folders()]
-    assert {f.path.split("/")[0] for f in folders} >= {"Set5", "Urban100", "Manga109", "DIV2K-valid"}
-    for f in folders:
-        es = find_eval_set(f.path.split("/")[0])
-        assert es is not None and es.images == f.count, f.path
+    assert [es.name for es in all_eval_sets()] == ["DIV2K", "Set5", "Set14", "B100", "Urban100", "Manga109"]
+    spellings = [s.lower() for es in all_eval_sets() for s in es.spellings()]
+    assert len(spellings) == len(set(spellings))
+    for ds in all_datasets():
+        for f in ds.hr_folders():
+            es = find_eval_set(f.path.split("/")[0])
+            assert (es in ds.eval_sets and es.images == f.count) if ds.eval_set else es is None, f.path
+    assert [is_rgb_dataset(n) for n in ("div2k_valid", "DIV2K-mini", "Set5", "bsd100", "T91")] == [
+        True, True, False, False, False]
 
 
 def test_div2k_alias_finds_the_valid_folder(data):

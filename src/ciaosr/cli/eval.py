@@ -14,7 +14,7 @@ DEFAULT_SCALES = [2.0, 3.0, 4.0]
 
 
 def register(sub) -> None:
-    from ..evaluation.datasets import known_names
+    from ..data.sets.catalog import eval_set_names
     from ..evaluation.metric_set import METRICS
     from ..metrics.lpips import NETS
     from ..paper.published import TABLES
@@ -35,7 +35,7 @@ def register(sub) -> None:
     src.add_argument("--input", metavar="DIR",
                      help="folder of real low-resolution images without HR: no-reference metrics only")
     p.add_argument("--datasets", nargs="+", default=None, metavar="SET",
-                   help=f"test sets (sub-folders of --data-root; known: {known_names()}); default: "
+                   help=f"test sets (sub-folders of --data-root; known: {eval_set_names()}); default: "
                         f"{' '.join(DEFAULT_DATASETS)}, with --table the table's")
     p.add_argument("--scales", nargs="+", type=float, default=None, metavar="S",
                    help="upscaling factors; default: 2 3 4, with --table the table's")

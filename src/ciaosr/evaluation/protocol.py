@@ -20,7 +20,7 @@ import torch
 
 from ..metrics.psnr import psnr_liif, psnr_mmedit
 from ..metrics.ssim import ssim_y
-from .datasets import is_rgb_dataset
+from ..data.sets.catalog import is_rgb_dataset
 
 PROTOCOLS = ("liif", "mmedit")
 METRICS = ("psnr", "ssim")

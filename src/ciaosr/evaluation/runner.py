@@ -12,11 +12,11 @@ import torch
 from ..distributed import ShardGroup, device_for
 from ..imageio import image_size, list_images
 from ..data.benchmark import BenchmarkSet, is_integer_scale, load_rgb, save_png_atomic, scale_label
+from ..data.sets.layout import resolve_dataset
 from ..runtime import Precision
 from ..errors import CiaosrError
 from ..geometry import scaled_size
 from .bicubic import BICUBIC, BicubicModel
-from .datasets import resolve_dataset
 from .metric_set import NO_REFERENCE, PROTOCOL_METRICS, MetricSet
 from .mmedit_tiling import tiled_upsample
 from .protocol import PROTOCOLS, Protocol

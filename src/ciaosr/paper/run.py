@@ -17,10 +17,11 @@ import os
 from pathlib import Path
 from typing import Sequence
 
+from ..data.sets.catalog import find_eval_set
+from ..data.sets.layout import resolve_dataset
 from ..distributed import ShardGroup, device_for
 from ..errors import CiaosrError
 from ..evaluation.bicubic import BICUBIC
-from ..evaluation.datasets import find_eval_set, resolve_dataset
 from ..evaluation.runner import evaluate, load_eval_model
 from .published import PublishedTable, load_table, source
 

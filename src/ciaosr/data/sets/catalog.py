@@ -13,6 +13,17 @@ Layout under the data root: every set is ``<root>/<folder>/HR/<name>.png`` (plus
 ``LR_bicubic/X<s>/<name>x<s>.png`` where the source has it), the EDSR benchmark layout
 ``ciaosr eval`` and the training configs read; RealSRSet (no ground truth) is
 ``<root>/RealSRSet/LR/<name>.png``.
+
+The test sets ``ciaosr eval`` knows by name (``EvalSet``: Set5, Set14, B100, Urban100,
+Manga109, DIV2K validation) are declared here too, each once, in the entry of the
+source that provides it, with its folder names, image count and how it is scored:
+
+* Set5, Set14, B100 (BSDS100), Urban100, Manga109: Y of the difference, shave s.
+* DIV2K validation (images 0801-0900): all RGB channels, shave s + 6 (LIIF protocol).
+
+``find_eval_set``, ``eval_set_names`` and ``is_rgb_dataset`` are lookups in it; a
+folder of any other name is still a test set, scored on Y (``layout.resolve_dataset``
+finds a set's folder under a data root).
 """
 
 from __future__ import annotations
@@ -66,6 +77,34 @@ class Folder:
 
 
 @dataclass(frozen=True)
+class EvalSet:
+    """A test set ``ciaosr eval`` scores by name, as the source it comes with lays it
+    out under the data root (``<folder>/HR``, ``<folder>/LR_bicubic/X<s>``)."""
+
+    name: str  # the canonical spelling, used in tables
+    folder: str  # its folder under the data root, as ``ciaosr data`` writes it
+    images: int  # the number of HR images of the full set
+    rgb: bool = False  # PSNR on all RGB channels with shave s + 6 (LIIF protocol), else Y with shave s
+    aliases: tuple[str, ...] = ()  # other folder names it goes by, tried after ``folder``
+    about: str = ""  # where it was published
+
+    @property
+    def folders(self) -> tuple[str, ...]:
+        """The folder names tried in order under a data root."""
+        return tuple(dict.fromkeys((self.folder, *self.aliases)))
+
+    def spellings(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((self.name, *self.folders)))
+
+    def layout(self, scales=(2, 3, 4), names=None) -> tuple[Folder, ...]:
+        """Its HR folder and its ``LR_bicubic/X<s>`` folders; ``names(suffix)`` gives the
+        file names where they follow a rule (``suffix`` is ``""`` for HR, ``x<s>``)."""
+        return (Folder(f"{self.folder}/HR", self.images, names("") if names else None),
+                *(Folder(f"{self.folder}/LR_bicubic/X{s}", self.images, names(f"x{s}") if names else None)
+                  for s in scales))
+
+
+@dataclass(frozen=True)
 class DataSet:
     name: str
     about: str
@@ -77,12 +116,16 @@ class DataSet:
     size_note: str = ""  # what is published about the download's size
     licence: str = ""
     used_for: str = ""  # the paper's tables (docs/reproduce.md)
-    eval_set: bool = False  # an HR set ``prepare`` adds LR / GTmod12 to
+    eval_sets: tuple[EvalSet, ...] = ()  # the test sets it provides (``prepare`` adds LR / GTmod12 to them)
     training_set: bool = False  # ``prepare --sub-images`` applies
 
     @property
     def fetchable(self) -> bool:
         return self.base_url is not None
+
+    @property
+    def eval_set(self) -> bool:
+        return bool(self.eval_sets)
 
     @property
     def images(self) -> int:
@@ -101,14 +144,6 @@ def _numbered(first: int, last: int, digits: int, suffix: str = "") -> tuple[str
     return tuple(f"{i:0{digits}d}{suffix}.png" for i in range(first, last + 1))
 
 
-def _benchmark_folders() -> tuple[Folder, ...]:
-    out = []
-    for name, n in (("Set5", 5), ("Set14", 14), ("B100", 100), ("Urban100", 100)):
-        out.append(Folder(f"{name}/HR", n))
-        out.extend(Folder(f"{name}/LR_bicubic/X{s}", n) for s in (2, 3, 4))
-    return tuple(out)
-
-
 def _manga109_titles() -> tuple[str, ...]:
     text = (Path(__file__).with_name("manga109_titles.txt")).read_text(encoding="utf-8")
     return tuple(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
@@ -119,6 +154,16 @@ EDSR_URL = "https://cv.snu.ac.kr/research/EDSR/"
 BSRGAN_COMMIT = "5ce1a9c6ae292f30ccfce4b597ecb73c70401733"
 TORCHSR = "MD5 as published in Coloquinte/torchSR (torchsr/datasets/div2k.py, flickr2k.py, set5.py ...)"
 DIV2K_LICENCE = "research use (DIV2K terms, data.vision.ee.ethz.ch/cvl/DIV2K)"
+
+DIV2K_VALID = EvalSet("DIV2K", "DIV2K-valid", 100, rgb=True, aliases=("DIV2K_valid", "DIV2K-val", "DIV2K_val", "DIV2K"),
+                      about="DIV2K validation, images 0801-0900 (Agustsson and Timofte 2017)")
+BENCHMARK_SETS = (
+    EvalSet("Set5", "Set5", 5, about="Bevilacqua et al. 2012"),
+    EvalSet("Set14", "Set14", 14, about="Zeyde et al. 2010"),
+    EvalSet("B100", "B100", 100, aliases=("BSDS100", "BSD100"), about="BSD300 test split (Martin et al. 2001)"),
+    EvalSet("Urban100", "Urban100", 100, about="Huang et al. 2015"),
+)
+MANGA109 = EvalSet("Manga109", "Manga109", 109, about="Matsui et al. 2017; not freely downloadable")
 
 DATASETS: tuple[DataSet, ...] = (
     DataSet(
@@ -132,8 +177,7 @@ DATASETS: tuple[DataSet, ...] = (
         used_for="training of every model (Tables 1-3, 6-8)", training_set=True),
     DataSet(
         "DIV2K-valid", "DIV2K validation HR, images 0801-0900, with the official bicubic LR x2, x3, x4",
-        folders=(Folder("DIV2K-valid/HR", 100, _numbered(801, 900, 4)),
-                 *(Folder(f"DIV2K-valid/LR_bicubic/X{s}", 100, _numbered(801, 900, 4, f"x{s}")) for s in (2, 3, 4))),
+        folders=DIV2K_VALID.layout(names=lambda suffix: _numbered(801, 900, 4, suffix)),
         base_url=DIV2K_URL,
         downloads=(
             Download("DIV2K_valid_HR.zip", (("DIV2K_valid_HR", "DIV2K-valid/HR"),),
@@ -145,7 +189,7 @@ DATASETS: tuple[DataSet, ...] = (
                              (4, "21962de700c8d368c6ff83314480eff0")))),
         aliases=("DIV2K_valid", "DIV2K-val", "DIV2K_val"),
         checksum_source=TORCHSR, licence=DIV2K_LICENCE,
-        used_for="Table 1 (ciaosr eval set DIV2K)", eval_set=True),
+        used_for="Table 1 (ciaosr eval set DIV2K)", eval_sets=(DIV2K_VALID,)),
     DataSet(
         "Flickr2K", "Flickr2K HR, images 000001-002650 (Lim et al. 2017); only the HR is unpacked",
         folders=(Folder("Flickr2K/HR", 2650, _numbered(1, 2650, 6)),),
@@ -159,22 +203,22 @@ DATASETS: tuple[DataSet, ...] = (
     DataSet(
         "benchmark", "Set5, Set14, B100, Urban100: HR and MATLAB-bicubic LR x2, x3, x4 "
                      "(the EDSR authors' benchmark.tar, used by EDSR, LIIF, LTE and most SR code)",
-        folders=_benchmark_folders(),
+        folders=tuple(f for es in BENCHMARK_SETS for f in es.layout()),
         base_url=EDSR_URL,
-        downloads=(Download("benchmark.tar", tuple((f"benchmark/{n}/{sub}", f"{n}/{sub}")
-                                                  for n in ("Set5", "Set14", "B100", "Urban100")
-                                                  for sub in ("HR", "LR_bicubic")),
+        downloads=(Download("benchmark.tar", tuple((f"benchmark/{es.folder}/{sub}", f"{es.folder}/{sub}")
+                                                  for es in BENCHMARK_SETS for sub in ("HR", "LR_bicubic")),
                             md5="4ace41d33c2384b97e6b320cd0afd6ba", max_unpacked=GIB),),
-        aliases=("benchmarks", "Set5", "Set14", "B100", "Urban100"),
+        aliases=("benchmarks", *(es.name for es in BENCHMARK_SETS)),
         checksum_source=TORCHSR, size_note="about 250 MB (EDSR-PyTorch README)",
         licence="research use (each set its authors' terms)",
-        used_for="Tables 2, 3, 6 (Urban100), 8 (Urban100); Set5 validates training runs", eval_set=True),
+        used_for="Tables 2, 3, 6 (Urban100), 8 (Urban100); Set5 validates training runs",
+        eval_sets=BENCHMARK_SETS),
     DataSet(
         "Manga109", "109 two-page spreads, one per title (Matsui et al. 2017). Not freely downloadable: "
                     "request it at manga109.org, then `ciaosr data prepare Manga109 --from DIR`",
-        folders=(Folder("Manga109/HR", 109),),
+        folders=MANGA109.layout(scales=()),
         licence="academic use after a request to the Manga109 authors",
-        used_for="Tables 2, 3, 6 (Manga109 columns)", eval_set=True),
+        used_for="Tables 2, 3, 6 (Manga109 columns)", eval_sets=(MANGA109,)),
     DataSet(
         "RealSRSet", "20 real low-quality images without ground truth (Zhang et al., BSRGAN 2021)",
         folders=(Folder("RealSRSet/LR", 20),),
@@ -255,5 +299,31 @@ def manga109_titles() -> tuple[str, ...]:
     return _manga109_titles()
 
 
-__all__ = ["DATASETS", "DataSet", "Download", "Folder", "KnownFile", "all_datasets", "find_dataset",
-           "known_files", "known_names", "manga109_titles"]
+def all_eval_sets() -> tuple[EvalSet, ...]:
+    """The test sets ``ciaosr eval`` knows by name, those of every catalog entry."""
+    return tuple(es for ds in DATASETS for es in ds.eval_sets)
+
+
+def eval_set_names() -> str:
+    return ", ".join(es.name for es in all_eval_sets())
+
+
+def find_eval_set(name: str) -> EvalSet | None:
+    """The known test set ``name`` spells (its name or a folder name, any case), or None."""
+    low = name.lower()
+    for es in all_eval_sets():
+        if low in (a.lower() for a in es.spellings()):
+            return es
+    return None
+
+
+def is_rgb_dataset(name: str) -> bool:
+    """DIV2K validation is scored on RGB under the LIIF protocol; the rest on Y. Any
+    set whose name starts with ``DIV2K`` (a sample of it, say) counts as DIV2K."""
+    es = find_eval_set(name)
+    return es.rgb if es is not None else name.lower().startswith("div2k")
+
+
+__all__ = ["DATASETS", "DataSet", "Download", "EvalSet", "Folder", "KnownFile", "all_datasets", "all_eval_sets",
+           "eval_set_names", "find_dataset", "find_eval_set", "is_rgb_dataset", "known_files", "known_names",
+           "manga109_titles"]

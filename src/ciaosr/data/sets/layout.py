@@ -1,4 +1,5 @@
-"""What a set's folders hold under the data root, and which expected images are missing.
+"""What a set's folders hold under the data root, which expected images are missing,
+and where a test set's folder is (``resolve_dataset``).
 
 Names are compared ignoring case and anything but letters and digits, so
 ``UchiNoNyansDiary.png`` counts as Manga109's ``UchiNoNyan'sDiary``.
@@ -9,8 +10,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from ...errors import CiaosrError
 from ...imageio import list_images
-from .catalog import DataSet, Folder, known_files, manga109_titles
+from .catalog import DataSet, Folder, eval_set_names, find_eval_set, known_files, manga109_titles
 
 
 def name_key(name: str) -> str:
@@ -71,4 +73,29 @@ def is_complete(ds: DataSet, root: Path, under: tuple[str, ...] | None = None) -
     return True
 
 
-__all__ = ["describe_missing", "expected_names", "images_in", "is_complete", "missing_names", "name_key"]
+def _is_set_folder(d: Path) -> bool:
+    return (d / "HR").is_dir() or (d / "GTmod12").is_dir()
+
+
+def resolve_dataset(root: Path, name: str) -> Path:
+    """The folder of test set ``name`` under ``root``: the name itself, then the known
+    set's other folder names, each as spelled and then in any case; a folder holding
+    ``HR/`` (or ``GTmod12/``) comes before one that does not. An unknown name is a
+    one-line error listing the known sets and the set folders found under ``root``."""
+    root = Path(root)
+    es = find_eval_set(name)
+    candidates = list(dict.fromkeys([name, *(es.folders if es else ())]))
+    folders = [p for p in root.iterdir() if p.is_dir()]
+    lowered = {p.name.lower(): p for p in folders}
+    matches = [d for cand in candidates for d in (root / cand, lowered.get(cand.lower())) if d is not None and d.is_dir()]
+    for d in sorted(matches, key=lambda d: not _is_set_folder(d)):  # stable: the candidates' order otherwise
+        return d
+    found = sorted(p.name for p in folders if _is_set_folder(p))
+    hint = f"; set folders under it: {', '.join(found)}" if found else ""
+    if es is None:
+        raise CiaosrError(f"unknown dataset '{name}': no folder {root / name} (known sets: {eval_set_names()}{hint})")
+    raise CiaosrError(f"dataset {es.name} not found under {root} (looked for {', '.join(candidates)}{hint})")
+
+
+__all__ = ["describe_missing", "expected_names", "images_in", "is_complete", "missing_names", "name_key",
+           "resolve_dataset"]
