@@ -244,6 +244,21 @@ def test_table6_multi_step_for_any_model(data, tiny_model_file):
     assert f"| {tiny_model_file}, x2 -> x4 -> x12 | ours |" in md and "PSNR / SSIM" in md
 
 
+def test_table3_marks_the_misprinted_cells(data, tmp_path, capsys):
+    """A figure the transcription marks (sic) is printed with its mark, and the notes say
+    what the mark means and where it is."""
+    torch.manual_seed(0)
+    net = ciaosr.build_model("rdn-itsrn", {"mid_channels": 8, "channel_growth": 8, "num_blocks": 1, "num_layers": 1},
+                             {"hidden": [16], "ensemble_hidden": 8})
+    model = str(ciaosr.save_checkpoint(net, tmp_path / "tiny-rdn-itsrn.safetensors"))
+    rc, out, err = _run(capsys, "eval", "--table", 3, "--models", model, "--data-root", data,
+                        "--datasets", "Manga109", "--scales", 8, 12, "--device", "cpu")
+    assert rc == 0, err
+    paper = next(ln for ln in out.splitlines() if ln.startswith("| | paper (RDN-ITSRN) |"))
+    assert paper.split("|")[3:5] == [" 25.04 ", " 23.35 (sic) "]
+    assert "- (sic) RDN-ITSRN Manga109 x12: printed so in the paper and most likely a misprint" in out
+
+
 def test_table8_without_lpips_weights_says_why(data, tiny_rdn_liif, tmp_path):
     report = run_table(8, [tiny_rdn_liif], data, scales=[2], device="cpu", progress=False,
                        lpips_weights=tmp_path / "no-alexnet.pth")
