@@ -3,9 +3,9 @@
 ``$XDG_CACHE_HOME/ciaosr/onnx`` (``~/.cache/ciaosr/onnx`` when unset), one folder per
 model name and weights (``<name>-<digest>``): the digest covers the weights, the
 constructor arguments and the versions of ciaosr and torch that export, so new weights
-or a new exporter make a new entry. A folder appears whole (exported beside it, then
-renamed), so a stopped export leaves no half-written entry and two processes that export
-at once both end up with a complete one.
+or a new exporter make a new entry. A folder appears whole (exported in a staging folder
+beside it, then published: ``ciaosr.atomic``), so a stopped export leaves no half-written
+entry and two processes that export at once both end up with a complete one.
 """
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import torch
 
 from .. import __version__
+from ..atomic import AlreadyExists, make_output_folders, publish, staging_folder
+from ..errors import CiaosrError
 from .export import export_onnx, weights_digest
 
 FILE = "model.onnx"
@@ -43,19 +43,17 @@ def cached_export(model, quiet: bool = False) -> Path:
     entry = cache_root() / f"{name}-{cache_key(model)}"
     if (entry / FILE).is_file():
         return entry / FILE
-    entry.parent.mkdir(parents=True, exist_ok=True)
     if not quiet:
         print(f"exporting {name} to ONNX once (kept in {entry})", file=sys.stderr)
-    work = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=entry.parent))
-    try:
+    make_output_folders([entry.parent])
+    with staging_folder(entry.parent, f".{entry.name}.") as work:
         export_onnx(model, work / FILE)
         try:
-            os.replace(work, entry)
-        except OSError:  # another process put it there first: use theirs
+            publish(work, entry)
+        except AlreadyExists:  # another process published it first: use theirs (whole, as ours)
             if not (entry / FILE).is_file():
-                raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+                raise CiaosrError(f"{entry}: a cache entry without its {FILE}; remove the folder to export "
+                                  f"again") from None
     return entry / FILE
 
 

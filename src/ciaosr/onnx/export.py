@@ -8,8 +8,9 @@ weights then divide 0 by 0 for queries on a pixel centre (ONNX Runtime optimises
 graph itself when it loads it). The encode graph takes one
 image, ``lr`` (1, 3, H, W), H and W dynamic within ``ciaosr.min_size`` .. ``max_size``;
 the query graph any batch of images' tables and any number of queries (B and Q dynamic).
-Both are written next to each other through a temporary folder and renamed into place,
-checked by ``onnx.checker``, and refused if a size that must be dynamic came out fixed.
+Both are made side by side in a staging folder, checked by ``onnx.checker``, refused if
+a size that must be dynamic came out fixed, and published together (``ciaosr.atomic``:
+all or none; the output's missing folders are created, and removed again on failure).
 Weights over ``EXTERNAL_BYTES`` go to an external data file (``<file>.data``).
 """
 
@@ -21,14 +22,13 @@ import io
 import json
 import logging
 import os
-import shutil
-import tempfile
 import warnings
 from pathlib import Path
 
 import torch
 
 from .. import __version__
+from ..atomic import AlreadyExists, check_output_folder, output_folder, publish_all, staging_folder
 from ..errors import CiaosrError
 from . import require
 from .graphs import EncodeGraph, QueryGraph, table_names
@@ -167,9 +167,8 @@ def export_onnx(model, path: str | os.PathLike, *, overwrite: bool = False, exte
     encode_path, query_path = pair_paths(path)
     for target in (encode_path, query_path):
         if target.exists() and not overwrite:
-            raise CiaosrError(f"{target}: already exists (--overwrite to replace it)")
-    if not encode_path.parent.is_dir():
-        raise CiaosrError(f"{encode_path.parent}: no such folder")
+            raise AlreadyExists(target)
+    check_output_folder(encode_path.parent)  # made when the graphs are written
     model = model.cpu().float().eval()
     name = (model.spec or {}).get("name", type(model).__name__)
     attention = getattr(model.decoder, "cs_attn", None)
@@ -208,19 +207,18 @@ def export_onnx(model, path: str | os.PathLike, *, overwrite: bool = False, exte
             attention.export_bands = saved_bands
     big_weights = sum(p.numel() * p.element_size() for p in model.parameters()) > EXTERNAL_BYTES
     external = big_weights if external is None else external
-    folder = Path(tempfile.mkdtemp(prefix=f".{encode_path.name}.", dir=encode_path.parent))
-    try:
+    with output_folder(encode_path.parent), staging_folder(encode_path.parent, f".{encode_path.name}.") as folder:
         for program, graph, target, pair, dims in (
                 (encode, "encode", encode_path, query_path, {"lr": (2, 3)}),
                 (query, "query", query_path, encode_path, {"lr_norm": (0, 2, 3), "coord": (0, 1), "cell": (0, 1)})):
             proto = program.model_proto
             _check_dynamic(proto, dims, f"{what}, {graph} graph")
             write_props(proto, {**props, "graph": graph, "pair": pair.name})
-            _save(proto, folder / target.name, external)
-        for item in sorted(folder.iterdir()):
-            os.replace(item, encode_path.parent / item.name)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+            try:
+                _save(proto, folder / target.name, external)
+            except OSError as exc:  # a full disk, say
+                raise CiaosrError(f"{target}: cannot write ({exc.strerror or exc})") from None
+        publish_all(folder, encode_path.parent, overwrite)  # the graphs and their external data
     return encode_path, query_path
 
 
