@@ -177,9 +177,9 @@ def _read16(path):
 
 def test_cli_export_then_upscale_with_onnxruntime(tmp_path, capsys):
     tiny_model_file = str(ciaosr.save_checkpoint(tiny("edsr-baseline-liif"), tmp_path / "tiny.safetensors"))
-    out = tmp_path / "tiny.onnx"
+    out = tmp_path / "new" / "tiny.onnx"  # its folder is made, as upscale makes its output's
     assert main(["export", tiny_model_file, "-o", str(out)]) == 0
-    assert out.exists() and (tmp_path / "tiny.query.onnx").exists()
+    assert sorted(p.name for p in out.parent.iterdir()) == ["tiny.onnx", "tiny.query.onnx"]
     assert main(["export", tiny_model_file, "-o", str(out)]) == 2  # kept unless --overwrite
     assert "already exists" in capsys.readouterr().err
     src = _png(tmp_path / "in.png")
@@ -235,6 +235,8 @@ def test_corrupt_and_foreign_files_are_refused_with_one_line(tmp_path, capsys):
     assert "computes in fp32" in _one_line_error(
         capsys, ["upscale", str(src), "--scale", "2", "--backend", "onnxruntime", "--precision", "bf16"])
     assert "<name>.onnx" in _one_line_error(capsys, ["export", "edsr-baseline-liif", "-o", str(tmp_path / "x.pt")])
+    assert "cannot create output folder" in _one_line_error(
+        capsys, ["export", "edsr-baseline-liif", "-o", str(src / "sub" / "x.onnx")])  # below a file
 
 
 def test_a_query_graph_from_other_weights_is_refused(exported, tmp_path):

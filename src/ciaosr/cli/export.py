@@ -28,12 +28,14 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from ..atomic import check_output_folder
     from ..checkpoints.loader import load_model
     from ..onnx import require
     from ..onnx.export import export_onnx, pair_paths
 
     require("onnx", "onnxscript")
-    pair_paths(args.output)  # a bad output name is refused before the model is loaded
+    encode, _ = pair_paths(args.output)  # a bad output name or folder is refused before the model is loaded
+    check_output_folder(encode.parent)  # a missing one is created when the graphs are written
     model = load_model(args.model)
     t0 = time.perf_counter()
     encode, query = export_onnx(model, args.output, overwrite=args.overwrite)
