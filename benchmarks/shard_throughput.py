@@ -41,7 +41,8 @@ LINE = re.compile(r"^(?P<src>.+?): \d+x\d+ -> \d+x\d+ .*, (?P<s>[\d.]+) s -> ", 
 
 def make_folder(shared: Path, folder: Path, limit: int | None) -> list[Path]:
     """Set14's LR images at x2 (MATLAB bicubic of the HR, as the benchmark pairs make them)."""
-    from ciaosr.data.benchmark import BenchmarkSet, save_png_atomic
+    from ciaosr.data.benchmark import BenchmarkSet
+    from ciaosr.imageio import write_tensor_png
 
     bset = BenchmarkSet(shared / "datasets" / "Set14", 2)
     folder.mkdir(parents=True)
@@ -49,7 +50,7 @@ def make_folder(shared: Path, folder: Path, limit: int | None) -> list[Path]:
     for i in range(len(bset) if limit is None else min(limit, len(bset))):
         pair = bset[i]
         path = folder / f"{pair.name}.png"
-        save_png_atomic(pair.lr, path)
+        write_tensor_png(path, pair.lr)
         paths.append(path)
     return paths
 

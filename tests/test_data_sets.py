@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -15,6 +16,8 @@ from ciaosr.data.sets.catalog import find_dataset, known_files, manga109_titles
 from ciaosr.data.sets.layout import describe_missing
 from ciaosr.data.sets.prepare import make_sub_images
 from ciaosr.data.sets.verify import verify
+from ciaosr.errors import CiaosrError
+from ciaosr.imageio import write_tensor_png
 
 
 def save(path: Path, w: int, h: int, seed: int, fmt: str | None = None) -> Path:
@@ -186,6 +189,24 @@ def test_sub_images_cover_the_image_flush_with_its_borders(tmp_path):
     for p, (y, x) in zip(subs, corners):
         assert np.array_equal(np.asarray(Image.open(p)), img[y:y + 48, x:x + 48])
     assert make_sub_images(hr, tmp_path / "HR_sub48", 48, 24, overwrite=False, progress=False) == 0
+
+
+def test_prepared_images_are_written_exactly_by_the_package_writer(tmp_path):
+    """``write_tensor_png``, the writer of prepared sets and of ``ciaosr eval`` outputs:
+    every uint8 value comes back as written; floats are clamped and rounded as eval
+    scores them; an existing file is replaced, unless overwrite=False."""
+    u8 = torch.arange(256, dtype=torch.uint8).repeat(3, 5, 1)
+    u8[1] = u8[1].flip(-1)
+    path = tmp_path / "a.png"
+    path.write_bytes(b"old")
+    write_tensor_png(path, u8)
+    assert torch.equal(load_rgb(path), u8)
+    f = torch.rand(3, 9, 11, generator=torch.Generator().manual_seed(0)) * 1.4 - 0.2
+    write_tensor_png(path, f)
+    assert torch.equal(load_rgb(path), (f.clamp(0, 1) * 255.0).round().to(torch.uint8))
+    with pytest.raises(CiaosrError, match="already exists"):
+        write_tensor_png(path, u8, overwrite=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
 
 
 def test_list(tmp_path, capsys):

@@ -36,7 +36,6 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..atomic import write_atomic
 from ..errors import CiaosrError
 from ..imageio import list_images
 from ..matlab_bicubic import imresize_uint8
@@ -44,7 +43,7 @@ from ..matlab_bicubic import imresize_uint8
 __all__ = [
     "BenchmarkPair", "BenchmarkSet", "load_rgb",
     "lr_filename", "premade_lr_dir", "scale_label", "is_integer_scale", "modcrop",
-    "matlab_downscale", "pil_downscale", "on_the_fly_pair", "save_png_atomic",
+    "matlab_downscale", "pil_downscale", "on_the_fly_pair",
 ]
 
 PROTOCOLS = ("liif", "mmedit")
@@ -77,12 +76,6 @@ def load_rgb(path: Path) -> torch.Tensor:
     except (OSError, ValueError) as exc:
         raise CiaosrError(f"cannot read image {path}: {exc}") from None
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
-
-
-def save_png_atomic(img: torch.Tensor, path: Path) -> None:
-    """Write a uint8 (3, H, W) image as PNG atomically, replacing ``path`` if it exists."""
-    arr = np.ascontiguousarray(img.detach().cpu().permute(1, 2, 0).numpy())
-    write_atomic(path, lambda tmp: Image.fromarray(arr, mode="RGB").save(tmp, format="PNG"), overwrite=True)
 
 
 def modcrop(img: torch.Tensor, m: int) -> torch.Tensor:

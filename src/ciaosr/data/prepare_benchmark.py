@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import CiaosrError
-from ..imageio import list_images
-from .benchmark import load_rgb, lr_filename, matlab_downscale, modcrop, premade_lr_dir, save_png_atomic
+from ..imageio import list_images, write_tensor_png
+from .benchmark import load_rgb, lr_filename, matlab_downscale, modcrop, premade_lr_dir
 
 
 def prepare(hr_dir: Path, scales, out: Path | None = None, overwrite: bool = False, progress: bool | None = None) -> dict:
@@ -54,7 +54,7 @@ def prepare(hr_dir: Path, scales, out: Path | None = None, overwrite: bool = Fal
             if hr.shape[-2] == 0 or hr.shape[-1] == 0:
                 raise CiaosrError(f"{path.name} is smaller than the scale x{s}")
             lr = matlab_downscale(hr, s)
-            save_png_atomic(lr, target)
+            write_tensor_png(target, lr)
             written += 1
     return {"written": written, "skipped": skipped, "folders": folders}
 

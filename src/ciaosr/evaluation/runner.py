@@ -10,8 +10,8 @@ from typing import Sequence
 import torch
 
 from ..distributed import ShardGroup, device_for
-from ..imageio import image_size, list_images
-from ..data.benchmark import BenchmarkSet, is_integer_scale, load_rgb, save_png_atomic, scale_label
+from ..imageio import image_size, list_images, write_tensor_png
+from ..data.benchmark import BenchmarkSet, is_integer_scale, load_rgb, scale_label
 from ..data.sets.layout import resolve_dataset
 from ..runtime import Precision
 from ..errors import CiaosrError
@@ -73,7 +73,7 @@ def super_resolve(model, lr: torch.Tensor, out_size: tuple[int, int], scale: flo
 def save_png(img: torch.Tensor, path: Path) -> None:
     """(3, H, W) in [0, 1] -> 8-bit PNG, written atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_png_atomic((img.detach().clamp(0, 1) * 255.0).round().to(torch.uint8), path)
+    write_tensor_png(path, img)
 
 
 def _mean(values: list[float]) -> float:

@@ -118,5 +118,17 @@ def write_image(path: str | os.PathLike, data: ImageData, bit_depth: int = 8, ov
     return write_atomic(path, write, overwrite)
 
 
+def write_tensor_png(path: str | os.PathLike, img, overwrite: bool = True) -> Path:
+    """A (3, H, W) RGB tensor, uint8 or float in [0, 1] (clamped, rounded), as an 8-bit
+    PNG through :func:`write_image`: the prepared test sets' images and ``ciaosr eval
+    --save-images``' outputs. Replaces ``path`` unless ``overwrite`` is False; a uint8
+    tensor's pixels are written exactly."""
+    img = img.detach().cpu()
+    arr = img.float().permute(1, 2, 0).numpy()
+    if not img.is_floating_point():
+        arr = arr / np.float32(255.0)
+    return write_image(path, ImageData(np.ascontiguousarray(arr)), 8, overwrite=overwrite)
+
+
 __all__ = ["PNG_LEVEL", "WRITE_FORMATS", "SIXTEEN_BIT_FORMATS", "META_KEYS", "output_format", "meta_options", "encode_image",
-           "write_image"]
+           "write_image", "write_tensor_png"]

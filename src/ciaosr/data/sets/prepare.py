@@ -25,10 +25,10 @@ import shutil
 from pathlib import Path
 
 from ...atomic import write_atomic
-from ..benchmark import load_rgb, modcrop, save_png_atomic
+from ..benchmark import load_rgb, modcrop
 from ..prepare_benchmark import prepare as make_lr
 from ...errors import CiaosrError
-from ...imageio import image_size, list_images
+from ...imageio import image_size, list_images, write_tensor_png
 from .catalog import DataSet, manga109_titles
 from .layout import describe_missing, images_in, name_key
 from .manifest import write_manifest
@@ -63,7 +63,7 @@ def import_manga109(source: Path, hr_dir: Path, overwrite: bool, progress: bool 
         if src.suffix.lower() == ".png":
             write_atomic(dst, lambda tmp, s=src: shutil.copyfile(s, tmp), overwrite=True)
         else:
-            save_png_atomic(load_rgb(src), dst)
+            write_tensor_png(dst, load_rgb(src))
         written += 1
     return written
 
@@ -75,7 +75,7 @@ def make_gtmod(hr_dir: Path, out_dir: Path, overwrite: bool, progress: bool | No
         dst = out_dir / f"{p.stem}.png"
         if dst.exists() and not overwrite:
             continue
-        save_png_atomic(modcrop(load_rgb(p), mod), dst)
+        write_tensor_png(dst, modcrop(load_rgb(p), mod))
         written += 1
     return written
 
@@ -108,7 +108,7 @@ def make_sub_images(hr_dir: Path, out_dir: Path, size: int, step: int, overwrite
                     continue
                 if img is None:
                     img = load_rgb(p)
-                save_png_atomic(img[:, y:y + size, x:x + size].contiguous(), dst)
+                write_tensor_png(dst, img[:, y:y + size, x:x + size])
                 written += 1
     return written
 
