@@ -65,7 +65,7 @@ def train_smoke(tmp_path, model: str, decoder_args: str, encoder_args: str | Non
 
     out = tmp_path / "runs"
     cfg = load_config(REPO / "configs" / "smoke.yaml", [
-        f"data_root={require_shared('datasets')}", f"output_dir={out}", "name=smoke",
+        f"data_root={require_shared('datasets')}", "data.train=[T91/HR]", f"output_dir={out}", "name=smoke",
         f"model.name={model}", f"model.decoder_args={decoder_args}",
         "val.datasets=[]", "train.iterations=30", "train.save_every=1000", "train.progress=false"]
         + ([f"model.encoder_args={encoder_args}"] if encoder_args else []))

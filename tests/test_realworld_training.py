@@ -57,8 +57,8 @@ def fake_default_ops(monkeypatch):
 
 
 def overrides(data_root: Path, out: Path, vgg: Path, *extra: str) -> list[str]:
-    return [f"data_root={data_root}", f"output_dir={out}", f"losses.vgg_weights={vgg}", "data.num_workers=0",
-            *extra]
+    return [f"data_root={data_root}", "data.train=[T91/HR]", f"output_dir={out}", f"losses.vgg_weights={vgg}",
+            "data.num_workers=0", *extra]
 
 
 def stage(data_root, out, vgg, n: int, *extra: str) -> dict:
@@ -123,10 +123,10 @@ def test_vgg_file_from_config_path_or_torch_hub_cache(tmp_path, vgg_file):
         torch.hub.set_dir(hub)
 
 
-def test_missing_vgg_file_is_one_line_before_any_work(data_root, tmp_path, capsys, fake_default_ops):
+def test_missing_vgg_file_is_one_line_before_any_work(tmp_path, capsys, fake_default_ops):
     out = tmp_path / "runs"
     nowhere = tmp_path / "nowhere" / "vgg19-dcbb9e9d.pth"
-    argv = ["train", "--config", str(SMOKE), "--vgg", str(nowhere), *sets([f"data_root={data_root}",
+    argv = ["train", "--config", str(SMOKE), "--vgg", str(nowhere), *sets([f"data_root={REPO}",
                                                                         f"output_dir={out}"])]
     assert main(argv) == 2
     err = capsys.readouterr().err
@@ -410,12 +410,12 @@ def test_realworld_step_gradients_reach_the_generator_only(vgg_file):
     assert terms["loss"].item() == pytest.approx(expect.item(), rel=1e-6)
 
 
-def test_two_stages_from_one_command(data_root, tmp_path, vgg_file, capsys, fake_default_ops):
+def test_two_stages_from_one_command(tmp_path, vgg_file, capsys, fake_default_ops):
     """The smoke config as shipped runs both stages; stage 2 starts from stage 1's
     export; a second run with --resume skips both."""
     out = tmp_path / "runs"
     argv = ["train", "--config", str(SMOKE), "--vgg", str(vgg_file),
-            *sets([f"data_root={data_root}", f"output_dir={out}"])]
+            *sets([f"data_root={REPO}", f"output_dir={out}"])]
     t0 = time.time()
     assert main(argv) == 0
     assert time.time() - t0 < 120
@@ -427,7 +427,7 @@ def test_two_stages_from_one_command(data_root, tmp_path, vgg_file, capsys, fake
     assert "loss_gan" in read_jsonl(gan / "metrics.jsonl")[-1]
     assert "loss_gan" not in read_jsonl(l1 / "metrics.jsonl")[-1]
     # stage 2's starting weights are stage 1's export (its EMA weights)
-    cfg2 = load_stages(SMOKE, overrides(data_root, out, vgg_file))[1]
+    cfg2 = load_stages(SMOKE, [f"data_root={REPO}", f"output_dir={out}", f"losses.vgg_weights={vgg_file}"])[1]
     assert cfg2["init"]["checkpoint"] == str(l1 / "last.safetensors")
     cfg2["name"] = "again"
     start = Trainer(cfg2, realworld_ops=FAKE_OPS).model.state_dict()
@@ -443,13 +443,13 @@ def test_two_stages_from_one_command(data_root, tmp_path, vgg_file, capsys, fake
     assert [s for s, _ in ck.list_states(gan)] == [6]
 
 
-def test_smoke_config_with_the_project_degradations(data_root, tmp_path, vgg_file, capsys):
+def test_smoke_config_with_the_project_degradations(tmp_path, vgg_file, capsys):
     """The shipped smoke config end to end with ``ciaosr.data.degradations`` (the
     default), both stages, well under two minutes on the CPU."""
     out = tmp_path / "runs"
     t0 = time.time()
     assert main(["train", "--config", str(SMOKE), "--vgg", str(vgg_file),
-                 *sets([f"data_root={data_root}", f"output_dir={out}"])]) == 0
+                 *sets([f"data_root={REPO}", f"output_dir={out}"])]) == 0
     assert time.time() - t0 < 120
     assert "real-world pipeline (realesrgan degradations)" in capsys.readouterr().err
     for name in ("realworld-smoke-l1", "realworld-smoke-gan"):
@@ -459,10 +459,10 @@ def test_smoke_config_with_the_project_degradations(data_root, tmp_path, vgg_fil
         assert torch.isfinite(model.upsample(torch.rand(1, 3, 12, 12), (40, 40))).all()
 
 
-def test_a_stopped_stage_and_the_next_continue_with_resume(data_root, tmp_path, vgg_file, capsys, fake_default_ops):
+def test_a_stopped_stage_and_the_next_continue_with_resume(tmp_path, vgg_file, capsys, fake_default_ops):
     out = tmp_path / "runs"
     argv = ["train", "--config", str(SMOKE), "--vgg", str(vgg_file),
-            *sets([f"data_root={data_root}", f"output_dir={out}"])]
+            *sets([f"data_root={REPO}", f"output_dir={out}"])]
     assert main([*argv, "--set", "train.max_minutes=1e-6"]) == 0  # stage 1 stops after its first step
     err = capsys.readouterr().err
     assert "stage 1 of 2 (realworld-smoke-l1) stopped; to continue with it and the stages after it, run the " \

@@ -102,8 +102,9 @@ def data_root() -> Path:
 
 def quick(data_root: Path, out: Path, *extra: str) -> list[str]:
     """Overrides for a fast CPU run of the smoke config, without validation."""
-    return [f"data_root={data_root}", f"output_dir={out}", "device=cpu", "val.datasets=[]", "train.batch_size=2",
-            "data.num_queries=64", "train.log_every=1", "data.num_workers=0", "train.progress=false", *extra]
+    return [f"data_root={data_root}", "data.train=[T91/HR]", f"output_dir={out}", "device=cpu", "val.datasets=[]",
+            "train.batch_size=2", "data.num_queries=64", "train.log_every=1", "data.num_workers=0",
+            "train.progress=false", *extra]
 
 
 def saved_precision(state_file: Path) -> str:
@@ -206,9 +207,9 @@ def test_a_failed_save_is_raised_by_finish():
 def heavy(data_root: Path, out: Path, *extra: str) -> list[str]:
     """Overrides for steps of ~3 s on one thread: a batch of 24 crops of 48 x 48, 2304
     queries each."""
-    return [f"data_root={data_root}", f"output_dir={out}", "train.batch_size=24", "data.lr_patch=48",
-            "data.num_queries=2304", "data.scale_max=2", "train.log_every=1", "data.num_workers=0",
-            "train.progress=false", *extra]
+    return [f"data_root={data_root}", "data.train=[T91/HR]", "val.datasets=[Set5]", f"output_dir={out}",
+            "train.batch_size=24", "data.lr_patch=48", "data.num_queries=2304", "data.scale_max=2",
+            "train.log_every=1", "data.num_workers=0", "train.progress=false", *extra]
 
 
 def test_a_stop_before_the_first_step_finished_saves_nothing(data_root, tmp_path, monkeypatch, capsys):

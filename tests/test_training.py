@@ -47,8 +47,8 @@ def t91(data_root) -> Path:
 
 def tiny(data_root: Path, out: Path, *extra: str) -> list[str]:
     """--set overrides for a fast run of the smoke config: no validation, tiny batches."""
-    return [f"data_root={data_root}", f"output_dir={out}", "val.datasets=[]", "train.batch_size=2",
-            "data.num_queries=64", "train.log_every=1", "train.save_every=1000", "data.num_workers=0",
+    return [f"data_root={data_root}", "data.train=[T91/HR]", f"output_dir={out}", "val.datasets=[]",
+            "train.batch_size=2", "data.num_queries=64", "train.log_every=1", "train.save_every=1000", "data.num_workers=0",
             "train.progress=false", *extra]
 
 
@@ -283,7 +283,11 @@ def test_every_shipped_config_prepares(data_root, tmp_path):
             "edsr-baseline-lte", "edsr-baseline-metasr", "edsr-baseline-itsrn"} <= names
     weights = require_shared("weights/liif-edsr-baseline/edsr-baseline-liif.pth")
     for path in configs:
-        cfg = load_config(path, [f"data_root={data_root}", f"output_dir={tmp_path}", "data.cache=false"])
+        # the configs read the fetched layout (DIV2K-train/HR, ...); here the shared sample stands in,
+        # and the smoke config reads the repository's own sample image
+        data = ([f"data_root={REPO}"] if path.stem == "smoke"
+                else [f"data_root={data_root}", "data.train=[DIV2K-mini/HR]"])
+        cfg = load_config(path, [*data, f"output_dir={tmp_path}", "data.cache=false"])
         if cfg["init"]["checkpoint"]:
             cfg["init"]["checkpoint"] = str(weights)
         trainer = Trainer(cfg)  # every check passes; nothing is written
@@ -347,7 +351,8 @@ def test_smoke_training_loss_falls_and_exports_load(data_root, tmp_path):
     Image.open(data_root / "Set5" / "HR" / "bird.png").convert("RGB").crop((0, 0, 96, 96)).save(val / "bird.png")
     out = tmp_path / "runs"
     # the smoke config as shipped (40 iterations, lr halved after 30), validating on that folder
-    rc = main(["train", "--config", str(SMOKE), "--set", f"data_root={data_root}", "--set", f"output_dir={out}",
+    rc = main(["train", "--config", str(SMOKE), "--set", f"data_root={data_root}", "--set", "data.train=[T91/HR]",
+               "--set", f"output_dir={out}",
                "--set", f"val.datasets=[{val}]", "--set", "val.every=20", "--set", "train.progress=false"])
     assert rc == 0
     run = out / "smoke"
@@ -657,17 +662,19 @@ def test_budget_and_schedule_keys_are_checked(capsys):
 
 def test_data_root_follows_ciaosr_shared(monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("CIAOSR_SHARED", str(tmp_path / "elsewhere"))
-    assert load_config(SMOKE)["data_root"] == str(tmp_path / "elsewhere" / "datasets")
+    unset = ["data_root=null", "data.train=[T91/HR]"]  # the smoke config names its own root: take it out
+    assert load_config(SMOKE)["data_root"] == "."
+    assert load_config(SMOKE, unset)["data_root"] == str(tmp_path / "elsewhere" / "datasets")
     assert load_config(SMOKE, ["data_root=/data"])["data_root"] == "/data"  # a config or --set value wins
     # a missing training folder names the settings that fix it, before anything is written
     out = tmp_path / "runs"
-    err = _one_line_error(capsys, ["train", "--config", str(SMOKE), "--set", f"output_dir={out}"])
+    err = _one_line_error(capsys, ["train", "--config", str(SMOKE), *sets(unset), "--set", f"output_dir={out}"])
     missing = tmp_path / "elsewhere" / "datasets" / "T91" / "HR"
     assert err == (f"error: training folder not found: {missing} "
                    f"(set data_root in the config, --set data_root=DIR, or CIAOSR_SHARED)\n")
     assert not out.exists()
     monkeypatch.delenv("CIAOSR_SHARED")
-    assert load_config(SMOKE)["data_root"] == "../shared/datasets"
+    assert load_config(SMOKE, unset)["data_root"] == "../shared/datasets"
 
 
 def test_a_set_value_that_is_not_yaml_is_an_error(capsys):
