@@ -178,6 +178,38 @@ def test_prepare_before_fetch_and_wrong_options_are_one_line(tmp_path, capsys):
     assert "--from is for Manga109 only" in capsys.readouterr().err
 
 
+def test_prepare_hr_folder_equals_prepare_benchmark_its_alias(shared, tmp_path, capsys):
+    """``data prepare --hr DIR``: the exact LR of the pack, under --out; ``prepare-benchmark``
+    does the same and says in one line that it is the alias."""
+    src = shared("datasets/Set5")
+    assert main(["data", "prepare", "--hr", str(src / "HR"), "--out", str(tmp_path / "a"), "--scales", "2", "4",
+                 "--quiet"]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("wrote 10 LR image(s) in ") and err == ""
+    assert main(["prepare-benchmark", "--hr", str(src / "HR"), "--out", str(tmp_path / "b"), "--scales", "2", "4"]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("wrote 10 LR image(s) in ") and err.count("\n") == 1 and "alias of" in err
+    for s in (2, 4):
+        for f in sorted((src / f"LR_bicubic/X{s}").iterdir()):
+            mine, alias = (load_rgb(tmp_path / d / f"LR_bicubic/X{s}" / f.name) for d in ("a", "b"))
+            assert torch.equal(mine, load_rgb(f)) and torch.equal(mine, alias)
+
+
+def test_prepare_name_or_hr_wrong_combinations_are_one_line(tmp_path, capsys):
+    hr = tmp_path / "HR"
+    save(hr / "a.png", 8, 8, 0)
+    for argv, says in ((["--root", str(tmp_path)], "give a set NAME (ciaosr data list) or --hr DIR"),
+                       (["Set5", "--hr", str(hr)], "give a set NAME or --hr DIR, not both"),
+                       (["--hr", str(hr), "--from", str(tmp_path)], "--from is for a set NAME, not --hr"),
+                       (["--hr", str(hr), "--sub-images"], "--sub-images is for a set NAME, not --hr"),
+                       (["Set5", "--out", str(tmp_path)], "--out goes with --hr"),
+                       (["--hr", str(tmp_path / "missing")], "HR folder not found")):
+        assert main(["data", "prepare", *argv]) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and says in err and err.count("\n") == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["HR"]
+
+
 def test_sub_images_cover_the_image_flush_with_its_borders(tmp_path):
     hr = tmp_path / "HR"
     save(hr / "0001.png", 100, 70, 1)

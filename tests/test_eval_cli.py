@@ -181,8 +181,9 @@ def test_prepare_benchmark_writes_exact_lr_and_keeps_existing(shared, tmp_path, 
     hr.mkdir(parents=True)
     for name in ("woman.png", "bird.png"):
         shutil.copy(src / "HR" / name, hr / name)
-    rc, out, _ = _run(capsys, "prepare-benchmark", "--hr", str(hr), "--scales", "3", "4")
+    rc, out, err = _run(capsys, "prepare-benchmark", "--hr", str(hr), "--scales", "3", "4")
     assert rc == 0 and "wrote 4" in out
+    assert err.strip() == "note: ciaosr prepare-benchmark is an alias of `ciaosr data prepare --hr DIR`"
     for s in (3, 4):
         for stem in ("woman", "bird"):
             got = load_rgb(tmp_path / "Set5" / "LR_bicubic" / f"X{s}" / f"{stem}x{s}.png")

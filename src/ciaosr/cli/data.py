@@ -1,7 +1,9 @@
 """``ciaosr data list | fetch NAME | prepare NAME | verify NAME``: the data sets of the
 paper by command (the work is ``ciaosr.data.sets``). ``--root`` is the data root the
 configs' ``data_root`` and ``ciaosr eval --data-root`` point at; ``ciaosr data list``
-shows the sets, their sources and what is under the root already.
+shows the sets, their sources and what is under the root already. ``ciaosr data prepare
+--hr DIR`` makes the MATLAB-bicubic LR folders of any folder of HR images
+(``ciaosr prepare-benchmark`` is its alias).
 """
 
 from __future__ import annotations
@@ -21,6 +23,23 @@ def _root_arg(p) -> None:
 
 def _quiet_arg(p) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def hr_args(p, required: bool = False) -> None:
+    """``--hr DIR`` and ``--out DIR``: the options of ``prepare --hr`` and of its alias ``prepare-benchmark``."""
+    p.add_argument("--hr", required=required, metavar="DIR",
+                   help="a folder of HR images to make LR_bicubic/X<s>/<name>x<s>.png for (instead of NAME)")
+    p.add_argument("--out", metavar="DIR", default=None,
+                   help="with --hr: where LR_bicubic/ goes (default: the folder above --hr)")
+
+
+def scales_arg(p) -> None:
+    p.add_argument("--scales", nargs="+", type=int, default=[2, 3, 4], metavar="S",
+                   help="integer downscaling factors of the LR made (default: 2 3 4)")
+
+
+def overwrite_arg(p) -> None:
+    p.add_argument("--overwrite", action="store_true", help="replace files made before")
 
 
 def register(sub) -> None:
@@ -51,17 +70,18 @@ def register(sub) -> None:
     q = cmds.add_parser("prepare", help="make the layout ciaosr eval and the configs read, with a manifest",
                         description="Test sets: MATLAB-exact bicubic LR_bicubic/X<s> and GTmod12. Training sets: "
                                     "optional sub-images. Manga109: copied from --from DIR first. Every set "
-                                    "folder gets MANIFEST.json (sizes and SHA-256 of its files).")
-    q.add_argument("name", metavar="NAME", help="a set (ciaosr data list)")
+                                    "folder gets MANIFEST.json (sizes and SHA-256 of its files). With --hr DIR "
+                                    "instead of NAME: the LR_bicubic/X<s> folders of any folder of HR images.")
+    q.add_argument("name", metavar="NAME", nargs="?", help="a set (ciaosr data list)")
+    hr_args(q)
     _root_arg(q)
     q.add_argument("--from", dest="source", metavar="DIR", help="Manga109: the folder of your copy (one image per title)")
-    q.add_argument("--scales", nargs="+", type=int, default=[2, 3, 4], metavar="S",
-                   help="LR scales to make for test sets (default: 2 3 4)")
+    scales_arg(q)
     q.add_argument("--sub-images", action="store_true",
                    help="training sets: also write crops for fast reads (HR_sub<size>)")
     q.add_argument("--sub-size", type=int, default=480, metavar="PX", help="sub-image size (default 480)")
     q.add_argument("--sub-step", type=int, default=240, metavar="PX", help="sub-image step (default 240)")
-    q.add_argument("--overwrite", action="store_true", help="replace files made before")
+    overwrite_arg(q)
     _quiet_arg(q)
     q.set_defaults(func=run_prepare)
 
@@ -135,12 +155,36 @@ def run_fetch(args) -> int:
 def run_prepare(args) -> int:
     from ..data.sets.catalog import find_dataset
     from ..data.sets.prepare import prepare
+    from ..errors import CiaosrError
 
+    if args.hr is not None:
+        if args.name is not None:
+            raise CiaosrError("give a set NAME or --hr DIR, not both")
+        for option, given in (("--from", args.source), ("--sub-images", args.sub_images)):
+            if given:
+                raise CiaosrError(f"{option} is for a set NAME, not --hr (which makes the LR of a folder of HR images)")
+        return run_prepare_hr(args, _progress(args))
+    if args.name is None:
+        raise CiaosrError("give a set NAME (ciaosr data list) or --hr DIR (a folder of HR images)")
+    if args.out is not None:
+        raise CiaosrError("--out goes with --hr; a set NAME is prepared under --root")
     ds = find_dataset(args.name)
     res = prepare(ds, args.root, source=args.source, scales=args.scales, sub_images=args.sub_images,
                   sub_size=args.sub_size, sub_step=args.sub_step, overwrite=args.overwrite,
                   progress=_progress(args), log=_log)
     print(f"{ds.name}: {res['written']} file(s) written; manifest: {', '.join(res['manifests'])}")
+    return 0
+
+
+def run_prepare_hr(args, progress: bool | None = None) -> int:
+    """``--hr DIR``: the LR folders of a folder of HR images (``data.sets.prepare.make_lr``)."""
+    from ..data.sets.prepare import make_lr
+
+    res = make_lr(Path(args.hr), args.scales, Path(args.out) if args.out else None, args.overwrite, progress)
+    msg = f"wrote {res['written']} LR image(s)"
+    if res["skipped"]:
+        msg += f", kept {res['skipped']} existing (use --overwrite to replace)"
+    print(f"{msg} in {', '.join(res['folders'])}")
     return 0
 
 

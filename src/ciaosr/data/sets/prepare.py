@@ -1,13 +1,19 @@
 """``ciaosr data prepare``: turn a fetched (or, for Manga109, the user's) set into the
-layout ``ciaosr eval`` and the training configs read, with a manifest.
+layout ``ciaosr eval`` and the training configs read, with a manifest (``prepare``);
+or make the LR folders of any folder of HR images (``make_lr``, ``ciaosr data prepare
+--hr DIR``, also run as ``ciaosr prepare-benchmark``).
 
+* Any folder of HR images: for each image and scale s,
+  ``<out>/LR_bicubic/X<s>/<name>x<s>.png``, the HR cropped at the top-left to a
+  multiple of s, then MATLAB ``imresize(hr, 1/s, 'bicubic')`` in uint8, exactly as the
+  EDSR benchmark pack was made; ``<out>`` defaults to the folder above the HR folder.
 * Manga109: its 109 images are copied from ``source`` (a folder of the user's copy,
   named by title in any case, PNG or any image format; non-PNG files are decoded and
   written as PNG) into ``Manga109/HR/<title>.png``; a title without an image is an
   error naming the first few missing.
 * Test sets (DIV2K-valid, Set5, Set14, B100, Urban100, Manga109): ``LR_bicubic/X<s>``
-  for each scale, MATLAB-exact bicubic (``ciaosr.data.prepare_benchmark``; LR files
-  that exist, such as DIV2K's official ones, are kept), and ``GTmod12``, each HR cropped
+  for each scale, MATLAB-exact bicubic (``make_lr``; LR files that exist, such as
+  DIV2K's official ones, are kept), and ``GTmod12``, each HR cropped
   at the top-left to a multiple of 12 (the mmediting protocol's ground truth).
 * Training sets (DIV2K-train, Flickr2K) with ``sub_images``: ``HR_sub<size>``, crops of
   ``size`` pixels every ``step`` pixels, the last row and column flush with the border
@@ -16,7 +22,7 @@ layout ``ciaosr eval`` and the training configs read, with a manifest.
 * Every set folder gets ``MANIFEST.json`` (``manifest.py``).
 
 Existing files are kept unless ``overwrite``; everything is written through a
-temporary file and a rename.
+temporary file and a rename, so an interrupted run leaves no torn PNG.
 """
 
 from __future__ import annotations
@@ -25,10 +31,9 @@ import shutil
 from pathlib import Path
 
 from ...atomic import write_atomic
-from ..benchmark import load_rgb, modcrop
-from ..prepare_benchmark import prepare as make_lr
 from ...errors import CiaosrError
 from ...imageio import image_size, list_images, write_tensor_png
+from ..benchmark import load_rgb, lr_filename, matlab_downscale, modcrop, premade_lr_dir
 from .catalog import DataSet, manga109_titles
 from .layout import describe_missing, images_in, name_key
 from .manifest import write_manifest
@@ -40,6 +45,47 @@ def _bar(items, desc: str, progress: bool | None):
     from tqdm.auto import tqdm
 
     return tqdm(items, desc=desc, unit="img", leave=False, disable=(not progress) if progress is not None else None)
+
+
+def make_lr(hr_dir: Path, scales, out: Path | None = None, overwrite: bool = False,
+            progress: bool | None = None) -> dict:
+    """The LR folders of the HR images in ``hr_dir`` (see the module docstring); returns
+    ``{"written": n, "skipped": n, "folders": [...]}``."""
+    hr_dir = Path(hr_dir)
+    if not hr_dir.is_dir():
+        raise CiaosrError(f"HR folder not found: {hr_dir}")
+    scales = list(dict.fromkeys(int(s) for s in scales))
+    if not scales:
+        raise CiaosrError("no scales given")
+    for s in scales:
+        if s < 2:
+            raise CiaosrError(f"scales must be integers of at least 2, got {s}")
+    files = list_images(hr_dir)
+    if not files:
+        raise CiaosrError(f"no images in {hr_dir}")
+    out = Path(out) if out is not None else hr_dir.resolve().parent
+    if out.exists() and not out.is_dir():
+        raise CiaosrError(f"--out is not a folder: {out}")
+    written = skipped = 0
+    folders = []
+    for s in scales:
+        d = premade_lr_dir(out, s)
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CiaosrError(f"cannot create {d}: {exc.strerror or exc}") from None
+        folders.append(str(d))
+        for path in _bar(files, f"X{s}", progress):
+            target = d / lr_filename(path.stem, s)
+            if target.exists() and not overwrite:
+                skipped += 1
+                continue
+            hr = modcrop(load_rgb(path), s)
+            if hr.shape[-2] == 0 or hr.shape[-1] == 0:
+                raise CiaosrError(f"{path.name} is smaller than the scale x{s}")
+            write_tensor_png(target, matlab_downscale(hr, s))
+            written += 1
+    return {"written": written, "skipped": skipped, "folders": folders}
 
 
 def import_manga109(source: Path, hr_dir: Path, overwrite: bool, progress: bool | None) -> int:
@@ -168,4 +214,4 @@ def prepare(ds: DataSet, root: str | Path, *, source: str | Path | None = None, 
     return {"written": written, "manifests": manifests}
 
 
-__all__ = ["import_manga109", "make_gtmod", "make_sub_images", "prepare"]
+__all__ = ["import_manga109", "make_gtmod", "make_lr", "make_sub_images", "prepare"]
