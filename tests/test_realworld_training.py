@@ -322,7 +322,10 @@ def test_shipped_realworld_configs_prepare(data_root, tmp_path, vgg_file):
     for enc in ("edsr-baseline", "rdn", "swinir"):
         assert {f"realworld-{enc}-ciaosr-l1", f"realworld-{enc}-ciaosr-gan"} <= names
     for path in files:
-        configs = load_stages(path, [f"data_root={data_root}", f"output_dir={tmp_path}", "data.cache=false",
+        # the configs read the fetched layout (DIV2K-train/HR, Flickr2K/HR); the shared samples stand in
+        data = ([f"data_root={REPO}"] if path.stem == "realworld-smoke"
+                else [f"data_root={data_root}", "data.train=[DIV2K-mini/HR, Flickr2K-mini/HR]"])
+        configs = load_stages(path, [*data, f"output_dir={tmp_path}", "data.cache=false",
                                      f"losses.vgg_weights={vgg_file}"])
         for cfg in configs:
             gan = cfg["losses"]["gan"] > 0

@@ -660,8 +660,9 @@ def test_budget_and_schedule_keys_are_checked(capsys):
 
 # --- where the data is, --set values, --threads --------------------------------------
 
-def test_data_root_follows_ciaosr_shared(monkeypatch, tmp_path, capsys):
-    monkeypatch.setenv("CIAOSR_SHARED", str(tmp_path / "elsewhere"))
+def test_data_root_follows_ciaosr_data_root(monkeypatch, tmp_path, capsys):
+    """The configs' default data root is where `ciaosr data fetch` puts the sets."""
+    monkeypatch.setenv("CIAOSR_DATA_ROOT", str(tmp_path / "elsewhere" / "datasets"))
     unset = ["data_root=null", "data.train=[T91/HR]"]  # the smoke config names its own root: take it out
     assert load_config(SMOKE)["data_root"] == "."
     assert load_config(SMOKE, unset)["data_root"] == str(tmp_path / "elsewhere" / "datasets")
@@ -671,10 +672,13 @@ def test_data_root_follows_ciaosr_shared(monkeypatch, tmp_path, capsys):
     err = _one_line_error(capsys, ["train", "--config", str(SMOKE), *sets(unset), "--set", f"output_dir={out}"])
     missing = tmp_path / "elsewhere" / "datasets" / "T91" / "HR"
     assert err == (f"error: training folder not found: {missing} "
-                   f"(set data_root in the config, --set data_root=DIR, or CIAOSR_SHARED)\n")
+                   f"(set data_root in the config, --set data_root=DIR, or CIAOSR_DATA_ROOT; "
+                   f"'ciaosr data fetch NAME' puts the paper's sets in ./datasets)\n")
     assert not out.exists()
-    monkeypatch.delenv("CIAOSR_SHARED")
-    assert load_config(SMOKE, unset)["data_root"] == "../shared/datasets"
+    monkeypatch.delenv("CIAOSR_DATA_ROOT")
+    assert load_config(SMOKE, unset)["data_root"] == "datasets"
+    from ciaosr.cli.main import build_parser
+    assert build_parser().parse_args(["data", "list"]).root == "datasets"  # the same root as `ciaosr data`
 
 
 def test_a_set_value_that_is_not_yaml_is_an_error(capsys):

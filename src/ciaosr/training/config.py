@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -28,18 +27,14 @@ import torch
 import yaml
 
 from ..errors import CiaosrError
+from ..data.sets.layout import DATA_ROOT_VARIABLE, default_data_root
 from ..data.train_dataset import RECIPES
 from ..geometry import downscaled_size
 from ..runtime import PRECISIONS, Precision
 
 # How to point a run at its data, for the errors that find none.
-DATA_ROOT_HINT = "set data_root in the config, --set data_root=DIR, or CIAOSR_SHARED"
-
-
-def default_data_root() -> str:
-    """``$CIAOSR_SHARED/datasets``, else ``../shared/datasets`` (from the current folder):
-    the shared folder as the tests find it."""
-    return str(Path(os.environ.get("CIAOSR_SHARED", "../shared")) / "datasets")
+DATA_ROOT_HINT = (f"set data_root in the config, --set data_root=DIR, or {DATA_ROOT_VARIABLE}; "
+                  "'ciaosr data fetch NAME' puts the paper's sets in ./datasets")
 
 
 # Sections whose contents are passed through unchecked (constructor arguments).
