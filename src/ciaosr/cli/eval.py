@@ -121,7 +121,10 @@ def run(args) -> int:
     if args.table is not None:
         from .eval_table import run_table
 
-        return run_table(args, dist_info)
+        report = run_table(args, dist_info)
+        if args.json:
+            _write_json(Path(args.json), report)
+        return 0
     if args.models:
         raise CiaosrError("--models is for --table; give one --model")
     args.datasets = args.datasets or DEFAULT_DATASETS

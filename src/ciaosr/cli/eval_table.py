@@ -1,16 +1,17 @@
-"""``ciaosr eval --table N``: one of the CiaoSR paper's tables, our figures beside the paper's."""
+"""``ciaosr eval --table N``: one of the CiaoSR paper's tables, our figures beside the
+paper's. ``cli/eval.py`` calls it and writes ``--json``; nothing here imports ``cli/eval.py``."""
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from ..errors import CiaosrError
 
 
-def run_table(args, dist_info) -> int:
+def run_table(args, dist_info) -> dict:
+    """Check the options that go with ``--table``, run the table, print it (Markdown)
+    and return its report."""
     from ..paper import format_markdown, run_table as run
-    from .eval import _write_json
 
     if dist_info.enabled:
         raise CiaosrError("--table runs in one process, not under torchrun")
@@ -21,17 +22,13 @@ def run_table(args, dist_info) -> int:
             raise CiaosrError(f"{option} does not go with --table: the table sets it")
     if args.model and args.models:
         raise CiaosrError("give the models with --models (or one --model), not both")
-    if args.chunk < 1:
-        raise CiaosrError(f"--chunk must be positive, got {args.chunk}")
     models = args.models or [args.model or _default_model()]
     report = run(args.table, models, args.data_root, datasets=args.datasets, scales=args.scales,
                  protocol=args.protocol, device=args.device, chunk=args.chunk, precision=args.precision,
                  lpips_net=args.lpips_net, lpips_weights=args.lpips_weights)
     print(format_markdown(report))
     sys.stdout.flush()
-    if args.json:
-        _write_json(Path(args.json), report)
-    return 0
+    return report
 
 
 def _default_model() -> str:
