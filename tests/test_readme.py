@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import shlex
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -236,3 +237,17 @@ def test_the_readme_python_blocks_run_as_written(fresh_clone):
     assert np.asarray(namespace["big"]).shape == (300, 400, 3)
     assert tuple(namespace["sr"].shape) == (1, 3, 80, 120) and tuple(namespace["rgb"].shape) == (1, 5000, 3)
     assert (fresh_clone / "rdn4-ciaosr.safetensors").is_file()
+
+
+def test_ci_runs_the_quick_start_as_written():
+    """.ci/run takes the quick start's two lines from the README itself and runs them."""
+    ci = (REPO / ".ci" / "run").read_text()
+    block = README.read_text().split("## Quick start", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+    lines = block.strip().splitlines()
+    assert len(lines) == 2 and lines[1] == 'pip install -e ".[test]" && python -m pytest -q'
+    extract = next(line for line in ci.splitlines() if line.startswith("mapfile -t QUICK"))
+    got = subprocess.run(["bash", "-c", f'{extract}; printf "%s\\n" "${{QUICK[@]}}"'], cwd=REPO,
+                         capture_output=True, text=True, check=True).stdout.splitlines()
+    assert got == lines
+    assert 'bash -euo pipefail -c "${QUICK[0]}"' in ci and 'bash -euo pipefail -c "${QUICK[1]}"' in ci
+    assert 'git clone -q "$REPO" "$WORK/ciaosr"' in ci and "python -m venv .venv" in ci  # a clone named ciaosr
