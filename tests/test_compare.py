@@ -79,7 +79,7 @@ def test_figure_shows_each_crop_and_the_outlined_region(pair):
 
 
 def test_cli_writes_the_figure_and_prints_scores(pair, tiny_model_file, tmp_path, capsys):
-    out = tmp_path / "fig.png"
+    out = tmp_path / "new" / "fig.png"  # the missing folder is made
     rc, text, err = _run(capsys, "compare", pair / "lr.png", "--models", "bicubic", tiny_model_file,
                          "--scale", SCALE, "--gt", pair / "Set" / "HR" / "img.png", "--crop", "12,12,40,40",
                          "-o", out, "--device", "cpu")
@@ -105,7 +105,8 @@ def test_cli_writes_the_figure_and_prints_scores(pair, tiny_model_file, tmp_path
     ({"--scale": ["1"]}, "--scale must be above 1"),
     ({"--models": ["bicubic", "no-such-model"]}, "unknown model 'no-such-model'"),
     ({"-o": ["{tmp}/fig.jpg"]}, "give a .png name"),
-    ({"-o": ["{tmp}/missing/fig.png"]}, "does not exist"),
+    ({"-o": ["{lr}/sub/fig.png"]}, "cannot create output folder"),  # below a file
+    ({"-o": ["{tmp}/new/fig.png"], "--crop": ["60,60,40,40"]}, "leaves the 75x66 output"),  # no folder left
 ])
 def test_bad_input_is_one_line(pair, tmp_path, capsys, change, needle):
     options = {"--models": ["bicubic"], "--scale": [str(SCALE)], "--gt": [str(pair / "Set" / "HR" / "img.png")],
@@ -116,4 +117,4 @@ def test_bad_input_is_one_line(pair, tmp_path, capsys, change, needle):
     rc, _, err = _run(capsys, *argv)
     assert rc == 2 and needle in err, err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
-    assert not (tmp_path / "fig.png").exists()
+    assert not (tmp_path / "fig.png").exists() and not (tmp_path / "new").exists()

@@ -455,7 +455,7 @@ def test_cmsr_from_the_command_line(tmp_path, capsys):
     rng = np.random.default_rng(0)
     for i in range(2):
         Image.fromarray(rng.integers(0, 256, (62, 73, 3), dtype=np.uint8)).save(hr / f"{i}.png")
-    table_file = tmp_path / "t.yaml"
+    table_file = tmp_path / "tables" / "t.yaml"  # its missing folder is made
     assert main(["cmsr-table", str(hr), "--model", model_file, "--scale", "6", "--mse", "1e-3",
                  "-o", str(table_file), "--device", "cpu"]) == 0
     assert "CMSR table x6 from 2 image(s)" in capsys.readouterr().out
@@ -491,3 +491,5 @@ def test_cmsr_from_the_command_line(tmp_path, capsys):
                                                      "-o", str(table_file), "--max-images", "0"])
     assert "not a folder of images" in error(["cmsr-table", str(tmp_path / "none"), "--model", model_file,
                                               "--scale", "6", "-o", str(table_file)])
+    assert "cannot create output folder" in error(["cmsr-table", str(hr), "--model", model_file, "--scale", "6",
+                                                   "-o", str(hr / "0.png" / "sub" / "t.yaml")])  # below a file

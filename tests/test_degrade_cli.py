@@ -36,7 +36,7 @@ def photos(tmp_path):
 
 
 def test_one_file_to_a_file_name(photos, tmp_path, capsys):
-    dst = tmp_path / "lr.png"
+    dst = tmp_path / "new" / "deep" / "lr.png"  # missing folders are made
     rc, out, _ = _run(capsys, "degrade", photos / "a.png", "-o", dst, "--scale", "4", "--seed", "3")
     assert rc == 0 and "64x48 -> 16x12" in out
     assert Image.open(dst).size == (16, 12) and Image.open(dst).mode == "RGB"
@@ -97,6 +97,13 @@ def test_bad_input_is_one_line(photos, tmp_path, capsys):
         (["degrade", tmp_path, "-o", out_dir, "--scale", "2"], "no images"),
         (["degrade", good, "-o", out_dir, "--scale", "2", "--device", "tpu"], "unknown device"),
     ]
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "c.png").write_bytes(b"not a PNG")
+    cases += [
+        (["degrade", good, "-o", good / "o", "--scale", "2"], "cannot create output folder"),  # below a file
+        (["degrade", broken, "-o", out_dir / "deep", "--scale", "2"], "c.png"),  # fails once the folder is made
+    ]
     for argv, words in cases:
         rc, _, err = _run(capsys, *argv)
         _one_line_error(rc, err, words)
@@ -107,7 +114,7 @@ def test_bad_input_is_one_line(photos, tmp_path, capsys):
     bad_cfg.write_text("kernel_prob: {iso: [\n")
     rc, _, err = _run(capsys, "degrade", good, "-o", out_dir, "--scale", "2", "--config", bad_cfg)
     _one_line_error(rc, err, "not valid YAML")
-    assert not out_dir.exists() or not any(out_dir.iterdir())
+    assert not out_dir.exists()  # nor any folder a failed run made
 
 
 def test_existing_output_is_kept_unless_overwrite(photos, tmp_path, capsys):

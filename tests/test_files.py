@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ciaosr.atomic import (AlreadyExists, check_output_folder, default_file_mode, make_output_folders,
-                           output_folder, publish, publish_all, staging_folder, write_atomic)
+                           output_folders, publish, publish_all, staging_folder, write_atomic)
 from ciaosr.errors import CiaosrError
 from ciaosr.imageio import IMAGE_EXTENSIONS, list_images
 
@@ -89,11 +89,11 @@ def test_an_output_folder_that_cannot_be_made_is_one_line_and_leaves_nothing(tmp
 def test_a_failing_block_removes_the_output_folders_it_made(tmp_path):
     (tmp_path / "kept").mkdir()
     with pytest.raises(RuntimeError):
-        with output_folder(tmp_path / "kept" / "new" / "sub") as folder:
+        with output_folders(tmp_path / "kept" / "new" / "sub") as (folder,):
             assert folder.is_dir()
             raise RuntimeError
     assert list((tmp_path / "kept").iterdir()) == []  # the folder that was there stays
-    with output_folder(tmp_path / "x") as folder:
+    with output_folders(tmp_path / "x") as (folder,):
         (folder / "f").write_bytes(b"")
     assert (tmp_path / "x" / "f").exists()
 

@@ -10,12 +10,13 @@ even something that appears while the content is written (:class:`AlreadyExists`
   whole folder) made in a hidden folder beside their destination, then moved into place;
   :func:`publish` also moves a file made elsewhere (a download's ``.part``).
 
-Output folders follow one rule: a user-named output's missing folders are created (and
-parents), as ``mkdir -p`` would. :func:`check_output_folder` checks before any work that
-they can be (or that the folder takes new files); :func:`output_folder` and
-:func:`make_output_folders` create them, and remove again the ones they created, if
-still empty, when what follows fails, so a failed command leaves no empty folders behind.
-A folder that cannot be created is one line (:class:`~ciaosr.errors.CiaosrError`).
+Output folders follow one rule: a user-named output's missing folders are created, with
+their parents, as ``mkdir -p`` would. :func:`check_output_folder` checks before any work
+that they can be (or that the folder takes new files); :func:`output_folders` (for a
+block), :func:`make_output_folders` and ``write_atomic(make_parents=True)`` create them,
+and remove the ones they created again, if still empty, when what follows fails: a
+failed command leaves no empty folder behind. A folder that cannot be created (a parent
+is a file, no permission) is one line (:class:`~ciaosr.errors.CiaosrError`).
 
 Files get the mode a plain ``open(path, "w")`` would give (0o666 minus the umask), folders
 a plain ``mkdir``'s, not the 0o600 / 0o700 of temporary ones.
@@ -127,7 +128,7 @@ def check_output_folder(folder: str | os.PathLike) -> None:
     else:
         why = _refusal(base)
         if why:
-            raise _cannot_create(folder, f"{base}: {why}")
+            raise _cannot_create(folder, f"{base} is not writable: {why}")
 
 
 def remove_empty_folders(folders: Iterable[str | os.PathLike]) -> None:
@@ -138,10 +139,11 @@ def remove_empty_folders(folders: Iterable[str | os.PathLike]) -> None:
             os.rmdir(folder)
 
 
-def make_output_folders(folders: Iterable[str | os.PathLike]) -> list[Path]:
+def make_output_folders(folders: Iterable[str | os.PathLike], writable: bool = True) -> list[Path]:
     """Create each of ``folders`` and its missing parents, and check that each takes new
-    files; returns the folders created (parents first). All or nothing: on a one-line
-    error (a parent is a file, no permission) the folders it created are removed again."""
+    files (unless not ``writable``: a caller that may have nothing to write); returns the
+    folders created (parents first). All or nothing: on a one-line error (a parent is a
+    file, no permission) the folders it created are removed again."""
     made: list[Path] = []
     try:
         for folder in map(Path, folders):
@@ -156,7 +158,8 @@ def make_output_folders(folders: Iterable[str | os.PathLike]) -> list[Path]:
                 except OSError as exc:
                     raise _cannot_create(folder, _why(exc)) from None
                 made.append(missing)
-            check_writable_folder(folder)
+            if writable:
+                check_writable_folder(folder)
     except BaseException:
         remove_empty_folders(made)
         raise
@@ -164,12 +167,13 @@ def make_output_folders(folders: Iterable[str | os.PathLike]) -> list[Path]:
 
 
 @contextlib.contextmanager
-def output_folder(folder: str | os.PathLike) -> Iterator[Path]:
-    """``folder`` created (with its parents) for the block, which writes into it; if the
-    block fails, the folders created here are removed again when still empty."""
-    made = make_output_folders([folder])
+def output_folders(*folders: str | os.PathLike, writable: bool = True) -> Iterator[list[Path]]:
+    """``folders`` created (with their parents) for the block, which writes into them;
+    if the block fails, the folders created here are removed again when still empty.
+    ``writable``: as :func:`make_output_folders`'s."""
+    made = make_output_folders(folders, writable)
     try:
-        yield Path(folder)
+        yield [Path(f) for f in folders]
     except BaseException:
         remove_empty_folders(made)
         raise
@@ -270,7 +274,7 @@ def write_atomic(path: str | os.PathLike, write: Callable[[str], None], overwrit
     becomes a one-line :class:`CiaosrError`; the temporary file is removed whatever happens.
     """
     path = Path(path)
-    with output_folder(path.parent) if make_parents else contextlib.nullcontext():
+    with output_folders(path.parent) if make_parents else contextlib.nullcontext():
         tmp = _temp(path.parent, f".{path.name}.", ".tmp")
         try:
             write(tmp)
@@ -285,5 +289,5 @@ def write_atomic(path: str | os.PathLike, write: Callable[[str], None], overwrit
 
 
 __all__ = ["AlreadyExists", "check_output_folder", "check_writable_folder", "default_file_mode",
-           "make_output_folders", "output_folder", "publish", "publish_all", "remove_empty_folders",
+           "make_output_folders", "output_folders", "publish", "publish_all", "remove_empty_folders",
            "staging_folder", "write_atomic"]

@@ -33,8 +33,7 @@ def save_checkpoint(model, path: str | os.PathLike, extra: dict | None = None) -
     }
     for key, value in (extra or {}).items():
         meta[key] = value if isinstance(value, str) else json.dumps(value)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, lambda tmp: save_file(tensors, tmp, metadata=meta), overwrite=True)
+    write_atomic(path, lambda tmp: save_file(tensors, tmp, metadata=meta), overwrite=True, make_parents=True)
     return path
 
 

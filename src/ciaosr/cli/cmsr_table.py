@@ -29,6 +29,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from ..atomic import check_output_folder
     from ..data.benchmark import load_rgb
     from ..errors import CiaosrError
     from ..imageio.files import list_images
@@ -49,6 +50,9 @@ def run(args) -> int:
     if not files:
         raise CiaosrError(f"no images in {folder}")
     out = Path(args.output)
+    if out.is_dir():
+        raise CiaosrError(f"-o {out}: is a folder; give a file name")
+    check_output_folder(out.parent)  # a missing one is made when the table is written
     tables = load_tables(out) if out.exists() else None
     model = get_model(args.model, resolve_device(args.device))
     check_model(model)

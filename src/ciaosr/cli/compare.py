@@ -32,6 +32,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from ..atomic import AlreadyExists, check_output_folder, output_folders
     from ..evaluation.compare import compare, parse_crop
     from ..evaluation.figure import save_figure
     from ..runtime import set_threads
@@ -40,17 +41,17 @@ def run(args) -> int:
     if out.suffix.lower() != ".png":
         raise CiaosrError(f"-o {out}: the figure is written as PNG; give a .png name")
     if out.exists() and not args.overwrite:
-        raise CiaosrError(f"{out}: already exists (use --overwrite to replace it)")
+        raise AlreadyExists(out)
     if out.is_dir():
         raise CiaosrError(f"-o {out}: is a folder; give a file name")
-    if not out.parent.is_dir():
-        raise CiaosrError(f"-o {out}: folder {out.parent} does not exist")
+    check_output_folder(out.parent)  # a missing one is made when the figure is written
     if args.chunk < 1:
         raise CiaosrError(f"--chunk must be positive, got {args.chunk}")
     set_threads(args.threads)
     comp = compare(args.image, args.models, args.scale, crop=parse_crop(args.crop), gt=args.gt,
                    device=args.device, chunk=args.chunk)
-    save_figure(comp, out, overwrite=args.overwrite)
+    with output_folders(out.parent):
+        save_figure(comp, out, overwrite=args.overwrite)
     for p in comp.panels:
         scores = f"  PSNR {p.psnr:.4f} dB" if p.psnr is not None else ""
         scores += f"  SSIM {p.ssim:.4f}" if p.ssim is not None else ""

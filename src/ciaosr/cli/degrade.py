@@ -144,7 +144,7 @@ def run(args) -> int:
     import numpy as np
     import torch
 
-    from ..atomic import check_writable_folder
+    from ..atomic import AlreadyExists, output_folders
     from ..data.degradations import degrade, usm_sharpen
     from ..imageio import ImageData, read_image, write_image
     from ..runtime import resolve_device, set_threads
@@ -165,29 +165,23 @@ def run(args) -> int:
     if not args.overwrite:
         for p in (p for paths in plan for p in paths):
             if p.exists():
-                raise CiaosrError(f"{p}: already exists (use --overwrite to replace it)")
-    for folder in folders:
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise CiaosrError(f"{folder}: cannot create output folder ({exc.strerror or exc})") from None
-        check_writable_folder(folder)
-
-    for src, paths in zip(inputs, plan):
-        data = read_image(src)
-        pixels = torch.from_numpy(np.ascontiguousarray(data.pixels)).permute(2, 0, 1).float()
-        hr = pixels.expand(3, -1, -1).unsqueeze(0).to(device)  # grey becomes RGB; alpha is left out
-        if args.sharpen:
-            hr = usm_sharpen(hr)
-        for k, dst in enumerate(paths, start=1):
-            generator = torch.Generator(device=device).manual_seed(seed_for(args.seed, src.name, k))
-            (lr,), (params,) = degrade(hr, torch.tensor([resize.scale]), settings, generator, return_params=True)
-            out = ImageData(lr.permute(1, 2, 0).cpu().numpy(), None, 8, data.meta)
-            write_image(dst, out, 8, overwrite=args.overwrite)
-            print(f"{src}: {data.width}x{data.height} -> {out.width}x{out.height} ({settings.pipeline}) -> {dst}")
-            if args.verbose:
-                for step in params["steps"]:
-                    print(f"  {_describe(step)}")
+                raise AlreadyExists(p)
+    with output_folders(*sorted(folders)):  # made; a failed run leaves none of them empty
+        for src, paths in zip(inputs, plan):
+            data = read_image(src)
+            pixels = torch.from_numpy(np.ascontiguousarray(data.pixels)).permute(2, 0, 1).float()
+            hr = pixels.expand(3, -1, -1).unsqueeze(0).to(device)  # grey becomes RGB; alpha is left out
+            if args.sharpen:
+                hr = usm_sharpen(hr)
+            for k, dst in enumerate(paths, start=1):
+                generator = torch.Generator(device=device).manual_seed(seed_for(args.seed, src.name, k))
+                (lr,), (params,) = degrade(hr, torch.tensor([resize.scale]), settings, generator, return_params=True)
+                out = ImageData(lr.permute(1, 2, 0).cpu().numpy(), None, 8, data.meta)
+                write_image(dst, out, 8, overwrite=args.overwrite)
+                print(f"{src}: {data.width}x{data.height} -> {out.width}x{out.height} ({settings.pipeline}) -> {dst}")
+                if args.verbose:
+                    for step in params["steps"]:
+                        print(f"  {_describe(step)}")
     sys.stdout.flush()
     return 0
 

@@ -76,17 +76,12 @@ def register(sub) -> None:
 def _check_json_path(path: Path) -> None:
     """Refuse, before any work, a --json path the results could not be written to: a
     folder, a path below a file, or a folder that takes no new files."""
-    from ..atomic import check_writable_folder
+    from ..atomic import check_output_folder
 
     if path.is_dir():
         raise CiaosrError(f"--json {path}: is a folder; give a file name (e.g. {path / 'results.json'})")
-    folder = path.parent
-    while not folder.exists():  # the folders to be made: the first that exists must take them
-        folder = folder.parent
-    if not folder.is_dir():
-        raise CiaosrError(f"--json {path}: {folder} is not a folder")
     try:
-        check_writable_folder(folder)
+        check_output_folder(path.parent)  # a missing one is made when the results are written
     except CiaosrError as exc:
         raise CiaosrError(f"--json {path}: {exc}") from None
 
@@ -99,11 +94,7 @@ def _write_json(path: Path, report: dict) -> None:
             json.dump(report, f, indent=2)
             f.write("\n")
 
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise CiaosrError(f"--json {path}: cannot create its folder ({exc.strerror or exc})") from None
-    write_atomic(path, write, overwrite=True)
+    write_atomic(path, write, overwrite=True, make_parents=True)
 
 
 def run(args) -> int:

@@ -238,7 +238,7 @@ def _run_plan(args, plan, group, naming, resize, device, precision, fmt_of, info
     from .main import report_error
     from tqdm.auto import tqdm
 
-    from ..atomic import check_writable_folder
+    from ..atomic import make_output_folders
     from ..imageio import read_image, write_image
     from ..inference.batch import STREAM, output_bit_depth, output_pixels
     from ..inference.upscale import get_model, upscale_data
@@ -249,10 +249,7 @@ def _run_plan(args, plan, group, naming, resize, device, precision, fmt_of, info
                        and plan.jobs[i].dst.exists())
     todo = [i for i, found in enumerate(exists) if not found]
     if plan.many and args.output is not None:
-        try:
-            Path(args.output).mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise CiaosrError(f"{args.output}: cannot create output folder ({exc.strerror or exc})") from None
+        make_output_folders([args.output])
 
     model = None
     written = 0
@@ -277,11 +274,8 @@ def _run_plan(args, plan, group, naming, resize, device, precision, fmt_of, info
     def check_folder(folder: Path) -> None:
         if folder not in checked_folders:
             try:
-                folder.mkdir(parents=True, exist_ok=True)
-                check_writable_folder(folder)
+                make_output_folders([folder])
                 checked_folders[folder] = None
-            except OSError as exc:
-                checked_folders[folder] = f"{folder}: cannot create output folder ({exc.strerror or exc})"
             except CiaosrError as exc:
                 checked_folders[folder] = str(exc)
         if checked_folders[folder] is not None:

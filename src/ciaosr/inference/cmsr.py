@@ -89,10 +89,18 @@ def load_tables(path) -> Tables:
 
 
 def save_tables(tables: Tables, path) -> None:
+    """Write a table file (replaced whole, never half-written; missing folders are made)."""
+    from ..atomic import write_atomic
+
     def plain(x):
         return int(x) if float(x).is_integer() else float(x)
-    with open(path, "w") as f:
-        yaml.safe_dump({plain(s): {plain(d): plain(t) for d, t in table.items()} for s, table in tables.items()}, f)
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w") as f:
+            yaml.safe_dump({plain(s): {plain(d): plain(t) for d, t in table.items()} for s, table in tables.items()},
+                           f)
+
+    write_atomic(path, write, overwrite=True, make_parents=True)
 
 
 def levels(tables: Mapping, scale: float) -> tuple[list[float], list[float]]:

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from .. import __version__
-from ..atomic import AlreadyExists, check_output_folder, output_folder, publish_all, staging_folder
+from ..atomic import AlreadyExists, check_output_folder, output_folders, publish_all, staging_folder
 from ..errors import CiaosrError
 from . import require
 from .graphs import EncodeGraph, QueryGraph, table_names
@@ -207,7 +207,7 @@ def export_onnx(model, path: str | os.PathLike, *, overwrite: bool = False, exte
             attention.export_bands = saved_bands
     big_weights = sum(p.numel() * p.element_size() for p in model.parameters()) > EXTERNAL_BYTES
     external = big_weights if external is None else external
-    with output_folder(encode_path.parent), staging_folder(encode_path.parent, f".{encode_path.name}.") as folder:
+    with output_folders(encode_path.parent), staging_folder(encode_path.parent, f".{encode_path.name}.") as folder:
         for program, graph, target, pair, dims in (
                 (encode, "encode", encode_path, query_path, {"lr": (2, 3)}),
                 (query, "query", query_path, encode_path, {"lr_norm": (0, 2, 3), "coord": (0, 1), "cell": (0, 1)})):

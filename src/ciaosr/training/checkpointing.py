@@ -50,8 +50,7 @@ def latest_state(run_dir: Path) -> Path | None:
 def save_state(state: dict, path: Path) -> Path:
     """Atomic ``torch.save`` (see ``ciaosr.atomic``), replacing ``path`` if it exists."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, lambda tmp: torch.save(state, tmp), overwrite=True)
+    write_atomic(path, lambda tmp: torch.save(state, tmp), overwrite=True, make_parents=True)
     return path
 
 

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import torch
 
+from ..atomic import make_output_folders
+
 
 def _tensorboard_writer(log_dir: Path):
     try:
@@ -44,7 +46,7 @@ class RunLogger:
         self._t0 = time.time()
         if not self.enabled:
             return
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        make_output_folders([self.run_dir])
         self._jsonl = open(self.run_dir / "metrics.jsonl", "a", buffering=1)
         self._text = open(self.run_dir / "train.log", "a", buffering=1)
         if tensorboard:

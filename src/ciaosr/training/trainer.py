@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from ..atomic import check_output_folder
 from ..checkpoints.native import save_checkpoint
 from ..data.realworld import RealWorldBatcher, RealWorldDataset, RealWorldOps, default_ops
 from ..data.train_dataset import SRTrainDataset, StreamSampler, recipe_for_decoder
@@ -122,6 +123,7 @@ class Trainer:
 
         self.data_root = Path(cfg["data_root"]).expanduser()
         self.run_dir = Path(cfg["output_dir"]).expanduser() / cfg["name"]
+        check_output_folder(self.run_dir)  # made (with output_dir) when the run starts
 
         # Data: folders exist and hold images; images too small are skipped (warned).
         for folder in dcfg["train"]:
