@@ -13,6 +13,7 @@ import io
 import socket
 import tarfile
 import threading
+import time
 import zipfile
 from pathlib import Path
 
@@ -175,11 +176,15 @@ def test_wrong_checksum_is_one_line_and_leaves_nothing(server, tmp_path):
     assert tree(tmp_path) == []
 
 
-def test_404_is_final_and_writes_nothing(server, tmp_path):
-    with pytest.raises(CiaosrError, match=r"HTTP 404 .* for http://127\.0\.0\.1:\d+/nothing\.zip$"):
-        download(server.url + "/nothing.zip", tmp_path / "nothing.zip", retries=3, backoff=0, progress=False)
-    assert len(server.requests) == 1  # a 4xx is not retried
-    assert tree(tmp_path) == []
+@pytest.mark.parametrize("status", [404, 403, 410])
+def test_404_403_410_are_final_and_write_nothing(server, tmp_path, status):
+    server.status["/nothing.zip"] = status
+    waits = []
+    with pytest.raises(CiaosrError, match=rf"HTTP {status} .* for http://127\.0\.0\.1:\d+/nothing\.zip$"):
+        download(server.url + "/nothing.zip", tmp_path / "new" / "nothing.zip", retries=3, backoff=1,
+                 progress=False, sleep=waits.append)
+    assert len(server.requests) == 1 and waits == []  # a 4xx is not retried
+    assert tree(tmp_path) == []  # nor is the folder made for it left
 
 
 def test_5xx_is_retried_with_backoff_then_one_line(server, tmp_path):
@@ -205,8 +210,20 @@ def test_offline_is_one_line(tmp_path):
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     sock.close()  # nothing listens there now
-    with pytest.raises(CiaosrError, match=r"cannot reach 127\.0\.0\.1:\d+ \(.*refused"):
-        download(f"http://127.0.0.1:{port}/x.zip", tmp_path / "x.zip", retries=1, backoff=0, progress=False)
+    waits = []
+    with pytest.raises(CiaosrError, match=r"^cannot reach 127\.0\.0\.1:\d+ \(connection refused\)"):
+        download(f"http://127.0.0.1:{port}/x.zip", tmp_path / "x.zip", retries=5, backoff=1, progress=False,
+                 sleep=waits.append)
+    assert waits == []  # refused: not tried again
+    assert tree(tmp_path) == []
+
+
+def test_a_host_that_does_not_resolve_fails_at_once_and_leaves_no_folder(tmp_path):
+    t0 = time.monotonic()
+    with pytest.raises(CiaosrError, match=r"^cannot resolve nonexistent\.invalid \(.*\): offline, or a wrong address$"):
+        download("http://nonexistent.invalid/x.zip", tmp_path / "a" / "b" / "x.zip", retries=5, backoff=2,
+                 progress=False)
+    assert time.monotonic() - t0 < 5
     assert tree(tmp_path) == []
 
 
@@ -371,6 +388,27 @@ def test_fetch_command_checksum_mismatch_is_one_line(server, tmp_path, tiny_cata
     err = capsys.readouterr().err
     assert err.startswith("error: checksum mismatch for bench.tar") and err.count("\n") == 1
     assert tree(root) == []
+
+
+@pytest.mark.parametrize("kind", ["archive", "files"])
+def test_fetch_command_offline_fails_at_once_and_leaves_nothing(tmp_path, monkeypatch, capsys, kind):
+    """Offline (a name that does not resolve): one line within seconds, and no data root,
+    .downloads or set folder left behind (RealSRSet's files go to RealSRSet/LR)."""
+    if kind == "archive":
+        downloads = (catalog.Download("bench.tar", (("benchmark/Set2/HR", "Set2/HR"),), md5="0" * 32,
+                                      max_unpacked=10 ** 6),)
+    else:
+        downloads = (catalog.Download("a.png", dest="Files/LR", sha256="0" * 64),)
+    ds = catalog.DataSet("Tiny", "two images", folders=(catalog.Folder("Set2/HR", 2),),
+                         base_url="http://nonexistent.invalid/", downloads=downloads)
+    monkeypatch.setattr(catalog, "DATASETS", (*catalog.DATASETS, ds))
+    root = tmp_path / "r" / "data"
+    t0 = time.monotonic()
+    assert main(["data", "fetch", "tiny", "--root", str(root), "--quiet"]) == 2
+    assert time.monotonic() - t0 < 5
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot resolve nonexistent.invalid") and err.count("\n") == 1
+    assert tree(tmp_path) == []
 
 
 def test_fetch_command_bad_input(tmp_path, capsys):

@@ -1,19 +1,23 @@
 """Download one file over HTTP(S), safely: resumable, checked, never half-written.
 
-``download(url, dest)`` writes to ``<dest>.part`` and renames it to ``dest`` only once
-the whole file is there and its checksum (MD5 or SHA-256, when given) matches:
+``download(url, dest)`` writes to ``<dest>.part`` and publishes it as ``dest``
+(``ciaosr.atomic``) only once the whole file is there and its checksum (MD5 or SHA-256,
+when given) matches:
 
 * a ``.part`` left by an interrupted run is resumed with an HTTP ``Range`` request (a
   server that ignores it sends the whole file, which is then written from the start);
 * connection errors, timeouts and 5xx answers are retried with exponential backoff
-  (``backoff``, ``2 * backoff``, ...); a 4xx answer is final;
+  (``backoff``, ``2 * backoff``, ...); what another try cannot fix fails at once: a
+  4xx answer (but 408 and 429), a host name that does not resolve (offline), a
+  refused connection;
 * the free disk space is checked against the bytes still to come before any is written;
 * a progress bar on stderr shows bytes, size and speed (tqdm; off when stderr is not a
   terminal, or with ``progress=False``).
 
 Every failure is one ``CiaosrError`` line: offline, an HTTP error, a timeout, a full
 disk, a checksum mismatch (the bad ``.part`` is removed). Network and disk failures
-keep the ``.part``, so the next run resumes; the message says so.
+keep a non-empty ``.part``, so the next run resumes; the message says so. The folders
+made for ``dest`` are removed again when a failure leaves them empty.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import urllib.request
 from pathlib import Path
 
 from ... import __version__
+from ...atomic import output_folders, publish
 from ...errors import CiaosrError
 
 CHUNK = 1 << 20
@@ -105,11 +110,24 @@ def _open(url: str, offset: int, timeout: float):
         reason = exc.reason
         if isinstance(reason, (TimeoutError, socket.timeout)):
             raise _Retry(f"no answer from {_host(url)} within {timeout:g} s") from None
+        _refuse_unreachable(url, reason)
         raise _Retry(f"cannot reach {_host(url)} ({getattr(reason, 'strerror', None) or reason})") from None
     except (TimeoutError, socket.timeout):
         raise _Retry(f"no answer from {_host(url)} within {timeout:g} s") from None
     except (ConnectionError, http.client.HTTPException) as exc:
+        _refuse_unreachable(url, exc)
         raise _Retry(f"connection to {_host(url)} failed ({exc})") from None
+
+
+def _refuse_unreachable(url: str, reason) -> None:
+    """A one-line error at once for what another try cannot fix: a host name that does
+    not resolve (offline, or a wrong address) or a connection refused (nothing serves there)."""
+    host = urllib.parse.urlsplit(url).hostname or _host(url)
+    if isinstance(reason, socket.gaierror):
+        raise CiaosrError(f"cannot resolve {host} ({reason.strerror or reason}): offline, or a wrong address") \
+            from None
+    if isinstance(reason, ConnectionRefusedError):
+        raise CiaosrError(f"cannot reach {_host(url)} (connection refused): nothing serves there") from None
 
 
 def _total_size(resp, offset: int) -> tuple[int | None, bool]:
@@ -183,17 +201,36 @@ def download(url: str, dest: str | os.PathLike, *, md5: str | None = None, sha25
     known beforehand, for the disk check when the server does not announce one.
     """
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    if dest.exists() and check_checksum(dest, md5, sha256) is None:
-        return dest
-    part = dest.with_name(dest.name + ".part")
+    # made if missing, and removed again if this fails and leaves them empty
+    with output_folders(dest.parent, writable=False):
+        if dest.exists() and check_checksum(dest, md5, sha256) is None:
+            return dest
+        part = dest.with_name(dest.name + ".part")
+        try:
+            _attempts(url, part, retries, backoff, sleep, (timeout, progress, dest.name, room, size))
+        except BaseException:
+            if part.exists() and not part.stat().st_size:
+                part.unlink()  # an empty .part resumes nothing
+            raise
+        if not part.exists():
+            raise CiaosrError(f"download of {url} gave no file")
+        bad = check_checksum(part, md5, sha256)
+        if bad:
+            part.unlink()
+            raise CiaosrError(f"checksum mismatch for {dest.name} from {url}: {bad} (the file was removed)")
+        publish(part, dest, overwrite=True)  # a dest that failed its checksums is replaced
+    return dest
+
+
+def _attempts(url: str, part: Path, retries: int, backoff: float, sleep, once: tuple) -> None:
+    """The first try and up to ``retries`` more, while what fails is worth another."""
     last = ""
     for attempt in range(retries + 1):
         if attempt:
             sleep(backoff * 2 ** (attempt - 1))
         try:
-            _fetch_once(url, part, timeout, progress, dest.name, room, size)
-            break
+            _fetch_once(url, part, *once)
+            return
         except _Restart as exc:
             part.unlink()
             last = str(exc)
@@ -201,18 +238,9 @@ def download(url: str, dest: str | os.PathLike, *, md5: str | None = None, sha25
             last = str(exc)
         except OSError as exc:
             raise CiaosrError(f"cannot write {part}: {exc.strerror or exc}") from None
-    else:
-        kept = f"; {format_bytes(part.stat().st_size)} kept in {part.name}, run again to resume" \
-            if part.exists() and part.stat().st_size else ""
-        raise CiaosrError(f"download failed after {retries + 1} attempt(s): {last}{kept}")
-    if not part.exists():
-        raise CiaosrError(f"download of {url} gave no file")
-    bad = check_checksum(part, md5, sha256)
-    if bad:
-        part.unlink()
-        raise CiaosrError(f"checksum mismatch for {dest.name} from {url}: {bad} (the file was removed)")
-    os.replace(part, dest)
-    return dest
+    kept = f"; {format_bytes(part.stat().st_size)} kept in {part.name}, run again to resume" \
+        if part.exists() and part.stat().st_size else ""
+    raise CiaosrError(f"download failed after {retries + 1} attempt(s): {last}{kept}")
 
 
 __all__ = ["check_checksum", "check_free_space", "download", "file_digest", "format_bytes"]

@@ -2,7 +2,8 @@
 
 Archives go to ``<root>/.downloads/`` (resumable ``.part`` files), are checked against
 the catalog's checksum, unpacked safely (``unpack.py``) and then removed, unless
-``keep_archives``. A download whose folders are already complete is skipped.
+``keep_archives``. A download whose folders are already complete is skipped. A failed
+fetch leaves no folder it made empty (the data root, ``.downloads``, a set's folders).
 ``mirror`` replaces the set's base URL: the same file names under another host.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ...atomic import output_folders, remove_empty_folders
 from ...errors import CiaosrError
 from .catalog import DataSet, Download
 from .download import check_checksum, download
@@ -35,18 +37,15 @@ def fetch(ds: DataSet, root: str | Path, *, mirror: str | None = None, keep_arch
     if mirror is not None and not mirror.lower().startswith(("http://", "https://")):
         raise CiaosrError(f"--mirror must be an http:// or https:// address, got {mirror!r}")
     root = Path(root)
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise CiaosrError(f"cannot create the data root {root}: {exc.strerror or exc}") from None
     counts = {"downloaded": 0, "skipped": 0, "written": 0, "kept": 0}
-    try:
-        _fetch_all(ds, root, mirror, keep_archives, overwrite, counts, log,
-                   dict(timeout=timeout, retries=retries, backoff=backoff, progress=progress))
-    finally:
-        downloads = root / DOWNLOADS
-        if downloads.is_dir() and not any(downloads.iterdir()):
-            downloads.rmdir()
+    # Made if missing, and removed again if the fetch fails and leaves it empty (a root that
+    # is there, read-only say, is only written to if something is missing from it).
+    with output_folders(root, writable=False):
+        try:
+            _fetch_all(ds, root, mirror, keep_archives, overwrite, counts, log,
+                       dict(timeout=timeout, retries=retries, backoff=backoff, progress=progress))
+        finally:
+            remove_empty_folders([root / DOWNLOADS])
     return counts
 
 
