@@ -1,4 +1,5 @@
-"""``ciaosr.imageio.files`` (which files are images) and ``ciaosr.atomic`` (how files are written)."""
+"""``ciaosr.imageio.files`` (which files are images) and ``ciaosr.atomic`` (how files are written,
+and the one rule for the commands' output folders)."""
 
 from __future__ import annotations
 
@@ -124,3 +125,30 @@ def test_publish_all_is_all_or_none(tmp_path):
         assert sorted(p.name for p in out.iterdir()) == sorted(["b", staging.name])  # nothing moved
         assert [p.name for p in publish_all(staging, out, overwrite=True)] == ["a", "b", "c"]
     assert {p.name: p.read_bytes() for p in out.iterdir()} == {"a": b"ours", "b": b"ours", "c": b"ours"}
+
+
+def test_commands_write_into_missing_folders_and_an_uncreatable_one_is_one_line(tiny_model_file, tmp_path, capsys):
+    """The one rule for every command's output: missing folders are made, as upscale
+    always did; a folder that cannot be made is one line, exit 2, before any work, and
+    nothing is left. (export, compare, degrade, cmsr-table and eval --json test the
+    missing folder in their own files.)"""
+    import numpy as np
+    from PIL import Image
+
+    from ciaosr.cli.main import main
+
+    img = tmp_path / "a.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (10, 12, 3), dtype=np.uint8)).save(img)
+    out = tmp_path / "new" / "deep" / "a.png"
+    assert main(["upscale", str(img), "--scale", "2", "--model", tiny_model_file, "-o", str(out)]) == 0
+    assert out.is_file()
+    capsys.readouterr()
+    before = sorted(tmp_path.rglob("*"))
+    for argv in (["upscale", str(img), "--scale", "2", "--model", tiny_model_file, "-o", str(img / "sub" / "b.png")],
+                 ["eval", "--model", "bicubic", "--data-root", str(tmp_path), "--json", str(img / "sub" / "r.json")],
+                 ["train", "--config", str(Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml"),
+                  "--set", f"output_dir={img / 'runs'}"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: ") and "cannot create output folder" in err[0], err
+    assert sorted(tmp_path.rglob("*")) == before
