@@ -129,11 +129,3 @@ def test_every_sub_command_describes_itself_and_upscale_states_its_exit_codes(ca
 def test_refused_arguments_are_one_line(capsys):
     assert "--bit-depth" in one_line(capsys, main(["upscale", "x.png", "--bit-depth", "12"]))
     assert "invalid choice" in one_line(capsys, main(["no-such-command"]))
-
-
-def test_ci_runs_the_readme_test_command():
-    repo = Path(__file__).resolve().parents[1]
-    readme = (repo / "README.md").read_text()
-    block = readme.split("## Quick start", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0].strip().splitlines()
-    assert len(block) == 2 and block[1] == 'pip install -e ".[test]" && python -m pytest -q'
-    assert block[1] in (repo / ".ci" / "run").read_text().splitlines()
