@@ -22,15 +22,14 @@ unless ``overwrite``; nothing outside ``target`` is ever written or removed.
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 import tarfile
-import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from ...atomic import AlreadyExists, make_output_folders, publish, staging_folder
 from ...errors import CiaosrError
 from .download import check_free_space, format_bytes
 
@@ -140,32 +139,29 @@ def unpack(archive: str | os.PathLike, target: str | os.PathLike, mapping: dict[
     with handle:
         selected = _check(members, mapping, archive.name, max_bytes)
         check_free_space(target, sum(m.size for m, _ in selected), f"unpacking {archive.name}")
-        staging = Path(tempfile.mkdtemp(prefix=".ciaosr-unpack-", dir=target))
         budget = [max_bytes]
         try:
-            for m, rel in tqdm(selected, desc=f"unpack {archive.name}", unit="file", leave=False,
-                               disable=(not progress) if progress is not None else None):
-                dst = staging / rel
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                try:
-                    src = handle.open(m.handle) if kind == "zip" else handle.extractfile(m.handle)
-                    with src:
-                        _copy(src, dst, budget, archive.name)
-                except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error) as exc:
-                    raise CiaosrError(f"{archive.name}: damaged or truncated archive ({exc})") from None
-            written = kept = 0
-            for m, rel in selected:
-                final = target / rel
-                final.parent.mkdir(parents=True, exist_ok=True)
-                if final.exists() and not overwrite:
-                    kept += 1
-                    continue
-                os.replace(staging / rel, final)
-                written += 1
+            with staging_folder(target, ".ciaosr-unpack-") as staging:
+                for m, rel in tqdm(selected, desc=f"unpack {archive.name}", unit="file", leave=False,
+                                   disable=(not progress) if progress is not None else None):
+                    dst = staging / rel
+                    dst.parent.mkdir(parents=True, exist_ok=True)
+                    try:
+                        src = handle.open(m.handle) if kind == "zip" else handle.extractfile(m.handle)
+                        with src:
+                            _copy(src, dst, budget, archive.name)
+                    except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error) as exc:
+                        raise CiaosrError(f"{archive.name}: damaged or truncated archive ({exc})") from None
+                written = kept = 0
+                for m, rel in selected:
+                    make_output_folders([(target / rel).parent], writable=False)
+                    try:
+                        publish(staging / rel, target / rel, overwrite)
+                        written += 1
+                    except AlreadyExists:
+                        kept += 1
         except OSError as exc:
             raise CiaosrError(f"cannot unpack {archive.name} into {target}: {exc.strerror or exc}") from None
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
     return {"written": written, "kept": kept}
 
 
