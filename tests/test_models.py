@@ -10,20 +10,28 @@ import torch
 import ciaosr
 from ciaosr.cli.main import main
 from ciaosr.geometry import make_cell, make_coord, scaled_size
+from ciaosr.models.factory import count_parameters, default_parameter_count
 
-PUBLISHED = {"edsr-baseline-ciaosr": 2_649_030, "rdn-ciaosr": 23_402_566, "swinir-ciaosr": 14_667_218}
+PUBLISHED = {"edsr-baseline-ciaosr": 2_649_030, "edsr-baseline-liif": 1_567_299, "rdn-ciaosr": 23_402_566,
+             "swinir-ciaosr": 14_667_218}
 
 
 @pytest.mark.parametrize("name,count", PUBLISHED.items())
 def test_published_parameter_counts(name, count):
-    with torch.device("meta"):
-        try:
-            model = ciaosr.build_model(name)
-        except NotImplementedError:
-            model = None
-    if model is None:
-        model = ciaosr.build_model(name)
-    assert sum(p.numel() for p in model.parameters()) == count
+    """Counted as ``ciaosr models`` counts (weights left unfilled, encoders counted once)
+    and on a model really built."""
+    assert default_parameter_count(name) == count
+    assert count_parameters(ciaosr.build_model(name)) == count
+
+
+def test_parameter_count_of_a_decoder_that_sets_its_encoder():
+    """OPE widens EDSR-baseline to 147 channels: its count is not the 64-channel
+    encoder's, counted before it, and the weights of models built after the counting
+    are initialised again."""
+    default_parameter_count("edsr-baseline-liif")
+    assert default_parameter_count("edsr-baseline-ope") == count_parameters(ciaosr.build_model("edsr-baseline-ope"))
+    encoder = ciaosr.build_model("edsr-baseline-liif").encoder
+    assert encoder.body[0].conv1.weight.std() > 0 and encoder.conv_first.bias.abs().max() > 0
 
 
 def test_models_json(capsys):
