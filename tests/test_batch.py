@@ -100,6 +100,28 @@ def test_rerun_in_place_does_not_upscale_its_own_outputs(photos, tiny_model_file
     assert f"{photos / 'a_x2.png'}: named like an output of this run (*_x2.*)" in text
 
 
+def test_a_size_that_keeps_the_aspect_names_each_output_by_its_own_size(photos, tiny_model_file, tmp_path, capsys):
+    """--size 24x: a (12 x 10) becomes a_24x20, b (9 x 8) b_24x21, c (7 x 6) c_24x21, not
+    *_24x; a rerun does not read them back. Both sides given, or --suffix: as before."""
+    assert upscale(tiny_model_file, str(photos), "--size", "24x", "-r") == 0
+    outputs = {"a_24x20.png": (24, 20), "sub/b_24x21.png": (24, 21), "sub/deeper/c_24x21.jpg": (24, 21)}
+    assert sorted(tree(photos)) == sorted(["a.png", "sub/b.png", "sub/deeper/c.jpg", *outputs])
+    for name, size in outputs.items():
+        with Image.open(photos / name) as im:
+            assert im.size == size
+    capsys.readouterr()
+    assert upscale(tiny_model_file, str(photos), "--size", "24x", "-r", "--skip-existing") == 0
+    assert len(tree(photos)) == 6
+    assert f"{photos / 'a_24x20.png'}: named like an output of this run (*_24x<H>.*)" in capsys.readouterr().out
+
+    a = str(photos / "a.png")
+    for size, name in (("x20", "a_24x20.png"), ("30x20", "a_30x20.png")):
+        assert upscale(tiny_model_file, a, "--size", size, "-o", f"{tmp_path / size}/") == 0
+        assert sorted(tree(tmp_path / size)) == [name]
+    assert upscale(tiny_model_file, a, "--size", "24x", "--suffix", "_big", "-o", f"{tmp_path / 'big'}/") == 0
+    assert sorted(tree(tmp_path / "big")) == ["a_big.png"]
+
+
 def test_output_folder_inside_the_input_tree_is_not_read(photos, tiny_model_file):
     out = photos / "big"
     for _ in range(2):

@@ -71,7 +71,7 @@ def test_size_keeping_the_aspect_ratio():
 def test_scale_and_size_forms_through_the_command(img, tiny_model_file, capsys):
     assert main(["upscale", str(img), "--scale", "2x", "--model", tiny_model_file]) == 0
     assert main(["upscale", str(img), "--size", "x25", "--model", tiny_model_file]) == 0
-    with Image.open(img.parent / "a_x2.png") as a, Image.open(img.parent / "a_x25.png") as b:
+    with Image.open(img.parent / "a_x2.png") as a, Image.open(img.parent / "a_30x25.png") as b:
         assert a.size == (24, 20) and b.size == (30, 25)  # 12 * 25 / 10 = 30
     assert "(height 25, aspect kept)" in capsys.readouterr().out
 

@@ -233,6 +233,7 @@ def test_formats_bit_depth_and_metadata_follow_the_cli(models_dir):
         tiff = image_bytes(24, 20, "TIFF")
         done = wait(client, post(client, tiff, name="scan.tif", scale="", size="x30").json()["id"])
         assert done["state"] == "done" and (done["output"]["width"], done["output"]["height"]) == (36, 30)
+        assert done["output"]["name"] == "scan_36x30.tif"  # the size in full, not scan_x30.tif
         assert client.get(f"/api/jobs/{done['id']}/preview").headers["content-type"] == "image/png"
         got = client.get(f"/api/jobs/{done['id']}/result")
         assert got.headers["content-type"] == "image/tiff" and Image.open(io.BytesIO(got.content)).size == (36, 30)

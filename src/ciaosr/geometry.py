@@ -245,9 +245,21 @@ class Resize:
         return h, w
 
     @property
+    def keeps_aspect(self) -> bool:
+        """A size with one side from the input's aspect ratio (``1920x``, ``x1080``)."""
+        return self.size is not None and None in self.size
+
+    def for_input(self, in_hw: tuple[int, int]) -> "Resize":
+        """This resize for an input (h, w): a size that keeps the aspect ratio gets its
+        other side (``1920x`` of a 1000 x 600 image is ``1920x1152``); others are the
+        same for every input."""
+        return Resize(size=self.output_size(in_hw)) if self.keeps_aspect else self
+
+    @property
     def label(self) -> str:
         """What it does, as in a file name: ``x3.7``, ``x2x3.5`` (width x height),
-        ``1920x1080``, ``1920x`` / ``x1080`` (the other side from the aspect ratio)."""
+        ``1920x1080``, ``1920x`` / ``x1080`` (the other side from the aspect ratio;
+        ``for_input`` gives the size in full)."""
         if self.size is not None:
             h, w = ("" if v is None else v for v in self.size)
             return f"{w}x{h}"

@@ -128,10 +128,9 @@ def _naming(args, resize):
         if ext not in WRITE_FORMATS:
             known = ", ".join(sorted({e.lstrip(".") for e in WRITE_FORMATS}))
             raise CiaosrError(f"--ext {args.ext}: unknown output format (use one of {known})")
-    suffix = f"_{resize.label}" if args.suffix is None else args.suffix
-    if "/" in suffix or os.sep in suffix:
-        raise CiaosrError(f"--suffix must not contain a path separator, got '{suffix}'")
-    return Naming(suffix, ext)
+    if args.suffix is not None and ("/" in args.suffix or os.sep in args.suffix):
+        raise CiaosrError(f"--suffix must not contain a path separator, got '{args.suffix}'")
+    return Naming.of(resize, args.suffix, ext)
 
 
 def _check_arguments(args) -> None:

@@ -5,8 +5,9 @@ Inputs are image files, folders (their images; with ``recursive`` the whole tree
 rule, :class:`Naming`:
 
 - ``<stem><suffix><ext>``; the suffix defaults to ``_x<scale>`` (``_<W>x<H>`` for a
-  size), the extension follows the input (``.png`` for inputs no writer takes, e.g.
-  ``.ppm``) unless ``--ext`` names one.
+  size, each output's own where one side keeps the aspect ratio: ``--size 1920x``
+  names ``_1920x1080``), the extension follows the input (``.png`` for inputs no
+  writer takes, e.g. ``.ppm``) unless ``--ext`` names one.
 - Inputs whose outputs would share a name and that differ only in their extension
   (``photo.jpg`` and ``photo.png`` with ``--ext png``) all get their source extension
   in the output stem: ``photo_jpg_x4.png`` and ``photo_png_x4.png``. Outputs that
@@ -23,6 +24,7 @@ rule, :class:`Naming`:
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,19 +45,54 @@ class Naming:
 
     suffix: str  # e.g. "_x4"
     ext: str | None = None  # ".png", or None: follow the input
+    #: The size the default suffix names when it keeps the aspect ratio (``--size
+    #: 1920x``): each output's suffix is then its own size in full, ``_1920x1080``,
+    #: from its input's header.
+    size: Resize | None = None
+
+    @classmethod
+    def of(cls, resize: Resize, suffix: str | None = None, ext: str | None = None) -> "Naming":
+        """The rule of a run that resizes by ``resize``: ``suffix``, else the default
+        ``_<label>``."""
+        if suffix is not None:
+            return cls(suffix, ext)
+        return cls(f"_{resize.label}", ext, resize if resize.keeps_aspect else None)
 
     def extension(self, src: Path) -> str:
         if self.ext is not None:
             return self.ext
         return src.suffix if src.suffix.lower() in WRITE_FORMATS else FALLBACK_EXT
 
+    def suffix_of(self, src: Path) -> str:
+        """The suffix of ``src``'s output."""
+        if self.size is None:
+            return self.suffix
+        try:
+            return f"_{self.size.for_input(image_size(src, upright=True)).label}"
+        except CiaosrError:  # unreadable: the job fails when it is run
+            return self.suffix
+
     def name(self, src: Path, with_source_ext: bool = False) -> str:
         stem = f"{src.stem}_{src.suffix.lstrip('.').lower()}" if with_source_ext and src.suffix else src.stem
-        return f"{stem}{self.suffix}{self.extension(src)}"
+        return f"{stem}{self.suffix_of(src)}{self.extension(src)}"
+
+    def _size_suffix(self, any_width: str, any_height: str) -> str:
+        """The suffix of ``size`` with the side that follows each input written so."""
+        h, w = self.size.size
+        return f"_{any_width if w is None else w}x{any_height if h is None else h}"
+
+    @property
+    def shown(self) -> str:
+        """The suffix as the help writes it: ``_x4``, ``_1920x<H>``."""
+        return self.suffix if self.size is None else self._size_suffix("<W>", "<H>")
 
     def is_output(self, path: Path) -> bool:
         """Whether ``path`` is named like an output of this run."""
-        return bool(self.suffix) and path.stem.endswith(self.suffix) and path.suffix.lower() in WRITE_FORMATS
+        if not self.suffix or path.suffix.lower() not in WRITE_FORMATS:
+            return False
+        if self.size is None:
+            return path.stem.endswith(self.suffix)
+        return re.search(self._size_suffix(r"\d+", r"\d+") + "$", path.stem) is not None
 
 
 @dataclass(frozen=True)
@@ -100,7 +137,7 @@ def _walk(root: Path, recursive: bool, naming: Naming, out_dir: Path | None,
         folder = folders.pop(0)
         for path in list_images(folder):
             if naming.is_output(path):
-                skipped.append((path, f"named like an output of this run (*{naming.suffix}.*)"))
+                skipped.append((path, f"named like an output of this run (*{naming.shown}.*)"))
             else:
                 found.append((path, folder.relative_to(root)))
         subs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))

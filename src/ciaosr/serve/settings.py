@@ -95,7 +95,7 @@ class Settings:
         ``max_pixels``), download name, format and bit depth, by the CLI's rules."""
         h, w = self.resize.output_size((data.height, data.width), max_pixels, RAISE_LIMIT)
         ext, bits = FORMATS[self.format]
-        out_name = Naming(f"_{self.resize.label}", ext).name(Path(name))
+        out_name = Naming.of(self.resize.for_input((data.height, data.width)), ext=ext).name(Path(name))
         fmt = output_format(out_name, bits or 8)
         return Output((h, w), out_name, fmt, output_bit_depth(data.bit_depth, fmt, bits))
 
