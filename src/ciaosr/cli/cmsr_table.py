@@ -10,13 +10,10 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from .command import Command, add_device
 
-def register(sub) -> None:
-    p = sub.add_parser(
-        "cmsr-table", help="build LMF's CMSR table of one scale from HR images (for upscale --cmsr)",
-        description="Search the CMSR thresholds of an LMF model (lmliif, lmlte, lmciaosr) at one output "
-                    "scale on HR images (each made a LIIF-rule pair: PIL bicubic LR, HR cropped), as the "
-                    "official init_cmsr.py does, and write them to a table file.")
+
+def arguments(p) -> None:
     p.add_argument("images", metavar="DIR", help="folder of HR images (e.g. DIV2K train HR)")
     p.add_argument("--model", "-m", required=True, metavar="NAME_OR_PATH", help="an LMF model name or checkpoint")
     p.add_argument("--scale", type=float, required=True, metavar="S", help="the output scale, above 4")
@@ -24,8 +21,7 @@ def register(sub) -> None:
     p.add_argument("--mse", type=float, default=2e-5, metavar="E",
                    help="largest MSE (normalised space) of a lower-scale rendering (default 2e-5, the official)")
     p.add_argument("--max-images", type=int, default=None, metavar="N", help="the first N images only")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps")
-    p.set_defaults(func=run)
+    add_device(p, help="auto, cpu, cuda, cuda:N, mps")
 
 
 def run(args) -> int:
@@ -62,3 +58,11 @@ def run(args) -> int:
     print(f"CMSR table x{args.scale:g} from {len(files)} image(s), MSE {args.mse:g}: "
           + ", ".join(f"x{d:g} {t:g}" for d, t in table.items()) + f" -> {out}")
     return 0
+
+
+COMMAND = Command(
+    "cmsr-table", help="build LMF's CMSR table of one scale from HR images (for upscale --cmsr)",
+    description="Search the CMSR thresholds of an LMF model (lmliif, lmlte, lmciaosr) at one output "
+                "scale on HR images (each made a LIIF-rule pair: PIL bicubic LR, HR cropped), as the "
+                "official init_cmsr.py does, and write them to a table file.",
+    arguments=arguments, run=run)

@@ -5,16 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import CiaosrError
+from .command import Command, add_chunk, add_device, add_threads
 
 
-def register(sub) -> None:
-    p = sub.add_parser(
-        "compare", help="one figure: the same crop of several models' outputs side by side, with PSNR/SSIM",
-        description="Upscale IMAGE (a low-resolution image) with each model as 'ciaosr eval' does (LIIF "
-                    "protocol: whole image, clamped) and draw the same crop of every output side by side, "
-                    "next to the whole image with the crop outlined. With --gt, the ground truth's crop comes "
-                    "first and each output is labelled with the PSNR (dB) and SSIM of its crop (Y channel, "
-                    "without the protocol's border of ceil(s) pixels at the image's edges).")
+def arguments(p) -> None:
     p.add_argument("image", metavar="IMAGE", help="the low-resolution input")
     p.add_argument("--models", "-m", nargs="+", required=True, metavar="MODEL",
                    help="model names, checkpoint files, or 'bicubic' (MATLAB bicubic)")
@@ -25,10 +19,9 @@ def register(sub) -> None:
                    help="the ground truth (HR) of IMAGE: shown, and used for PSNR and SSIM")
     p.add_argument("-o", "--output", required=True, metavar="FIG.png", help="the figure to write (PNG)")
     p.add_argument("--overwrite", action="store_true", help="replace FIG.png if it exists")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
-    p.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads (default: PyTorch's)")
-    p.add_argument("--chunk", type=int, default=30000, help="queries decoded at once (default 30000)")
-    p.set_defaults(func=run)
+    add_device(p)
+    add_threads(p)
+    add_chunk(p)
 
 
 def run(args) -> int:
@@ -58,3 +51,13 @@ def run(args) -> int:
         print(f"{p.label}{scores}")
     print(f"wrote {out}")
     return 0
+
+
+COMMAND = Command(
+    "compare", help="one figure: the same crop of several models' outputs side by side, with PSNR/SSIM",
+    description="Upscale IMAGE (a low-resolution image) with each model as 'ciaosr eval' does (LIIF "
+                "protocol: whole image, clamped) and draw the same crop of every output side by side, "
+                "next to the whole image with the crop outlined. With --gt, the ground truth's crop comes "
+                "first and each output is labelled with the PSNR (dB) and SSIM of its crop (Y channel, "
+                "without the protocol's border of ceil(s) pixels at the image's edges).",
+    arguments=arguments, run=run)

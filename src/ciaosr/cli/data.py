@@ -13,6 +13,8 @@ import os
 import sys
 from pathlib import Path
 
+from .command import Command
+
 DEFAULT_ROOT = "datasets"
 
 
@@ -42,20 +44,12 @@ def overwrite_arg(p) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace files made before")
 
 
-def register(sub) -> None:
-    p = sub.add_parser("data", help="list, download, prepare and check the data sets (DIV2K, benchmarks, ...)",
-                       description="The paper's data sets by command: list them, fetch them (resumable, checked "
-                                   "downloads), prepare the layout ciaosr eval and the configs read, verify them.")
-    cmds = p.add_subparsers(dest="data_command", metavar="ACTION")
-
-    q = cmds.add_parser("list", help="the known sets, their sources and sizes, and what the root holds")
+def _list_arguments(q) -> None:
     _root_arg(q)
     q.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    q.set_defaults(func=run_list)
 
-    q = cmds.add_parser("fetch", help="download a set and unpack it under the root",
-                        description="Download a set's files (resumed with HTTP Range, checked against the known "
-                                    "checksum, unpacked safely) into the root. Archives are removed once unpacked.")
+
+def _fetch_arguments(q) -> None:
     q.add_argument("name", metavar="NAME", help="a set (ciaosr data list)")
     _root_arg(q)
     q.add_argument("--mirror", metavar="URL", help="fetch from this address instead: the same file names under it")
@@ -65,13 +59,9 @@ def register(sub) -> None:
                    help="seconds without data before a try counts as failed (default 60)")
     q.add_argument("--retries", type=int, default=5, metavar="N", help="tries after the first (default 5)")
     _quiet_arg(q)
-    q.set_defaults(func=run_fetch)
 
-    q = cmds.add_parser("prepare", help="make the layout ciaosr eval and the configs read, with a manifest",
-                        description="Test sets: MATLAB-exact bicubic LR_bicubic/X<s> and GTmod12. Training sets: "
-                                    "optional sub-images. Manga109: copied from --from DIR first. Every set "
-                                    "folder gets MANIFEST.json (sizes and SHA-256 of its files). With --hr DIR "
-                                    "instead of NAME: the LR_bicubic/X<s> folders of any folder of HR images.")
+
+def _prepare_arguments(q) -> None:
     q.add_argument("name", metavar="NAME", nargs="?", help="a set (ciaosr data list)")
     hr_args(q)
     _root_arg(q)
@@ -83,19 +73,13 @@ def register(sub) -> None:
     q.add_argument("--sub-step", type=int, default=240, metavar="PX", help="sub-image step (default 240)")
     overwrite_arg(q)
     _quiet_arg(q)
-    q.set_defaults(func=run_prepare)
 
-    q = cmds.add_parser("verify", help="check a set: file counts, every image opens, sizes and known SHA-256",
-                        description="Check a set under the root: image counts (naming missing files), that every "
-                                    "image decodes, image sizes and SHA-256 where known, and the files its "
-                                    "MANIFEST.json lists. Exit status 1 when something is wrong.")
+
+def _verify_arguments(q) -> None:
     q.add_argument("name", metavar="NAME", help="a set (ciaosr data list)")
     _root_arg(q)
     q.add_argument("--json", action="store_true", help="print the report as JSON")
     _quiet_arg(q)
-    q.set_defaults(func=run_verify)
-
-    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
 def _progress(args) -> bool | None:
@@ -206,3 +190,28 @@ def run_verify(args) -> int:
         print(f"{ds.name}: {'ok' if rep.ok else f'{len(rep.problems)} problem(s)'}; {found} image(s) in "
               f"{len(rep.folders)} folder(s) under {args.root}, {rep.hashed} checked against a known SHA-256")
     return 0 if rep.ok else 1
+
+
+COMMAND = Command(
+    "data", help="list, download, prepare and check the data sets (DIV2K, benchmarks, ...)",
+    description="The paper's data sets by command: list them, fetch them (resumable, checked "
+                "downloads), prepare the layout ciaosr eval and the configs read, verify them.",
+    actions=(
+        Command("list", help="the known sets, their sources and sizes, and what the root holds",
+                arguments=_list_arguments, run=run_list),
+        Command("fetch", help="download a set and unpack it under the root",
+                description="Download a set's files (resumed with HTTP Range, checked against the known "
+                            "checksum, unpacked safely) into the root. Archives are removed once unpacked.",
+                arguments=_fetch_arguments, run=run_fetch),
+        Command("prepare", help="make the layout ciaosr eval and the configs read, with a manifest",
+                description="Test sets: MATLAB-exact bicubic LR_bicubic/X<s> and GTmod12. Training sets: "
+                            "optional sub-images. Manga109: copied from --from DIR first. Every set "
+                            "folder gets MANIFEST.json (sizes and SHA-256 of its files). With --hr DIR "
+                            "instead of NAME: the LR_bicubic/X<s> folders of any folder of HR images.",
+                arguments=_prepare_arguments, run=run_prepare),
+        Command("verify", help="check a set: file counts, every image opens, sizes and known SHA-256",
+                description="Check a set under the root: image counts (naming missing files), that every "
+                            "image decodes, image sizes and SHA-256 where known, and the files its "
+                            "MANIFEST.json lists. Exit status 1 when something is wrong.",
+                arguments=_verify_arguments, run=run_verify),
+    ))

@@ -17,18 +17,14 @@ import zlib
 from pathlib import Path
 
 from ..errors import CiaosrError
+from .command import Command, add_device, add_threads
 
 DEFAULT_PIPELINE = "realesrgan"
 
 
-def register(sub) -> None:
+def arguments(p) -> None:
     from ..data.degradations import PIPELINES
 
-    p = sub.add_parser(
-        "degrade", help="degrade images as real-world training does (Real-ESRGAN or BSRGAN pipeline)",
-        description="Write low-resolution versions of images, made by the real-world training's degradation "
-                    "pipeline (blur, resize, noise, JPEG; docs/real-world.md): to see what a real-world model "
-                    "is trained on, or to make a test folder of degraded photos.")
     p.add_argument("input", metavar="IN", help="an image file, or a folder of images (not its subfolders)")
     p.add_argument("-o", "--output", required=True, metavar="OUT",
                    help="output folder (created if missing), or a file name for one input and --count 1")
@@ -42,11 +38,10 @@ def register(sub) -> None:
                    help="unsharp-mask the image first, as the released training does to the image it degrades")
     p.add_argument("--config", metavar="FILE", default=None,
                    help="YAML mapping of degradation settings to change (names in docs/real-world.md)")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
-    p.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads (default: PyTorch's)")
+    add_device(p)
+    add_threads(p)
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("-v", "--verbose", action="store_true", help="print the degradations drawn for each output")
-    p.set_defaults(func=run)
 
 
 # --------------------------------------------------------------------------------------
@@ -184,6 +179,14 @@ def run(args) -> int:
                         print(f"  {_describe(step)}")
     sys.stdout.flush()
     return 0
+
+
+COMMAND = Command(
+    "degrade", help="degrade images as real-world training does (Real-ESRGAN or BSRGAN pipeline)",
+    description="Write low-resolution versions of images, made by the real-world training's degradation "
+                "pipeline (blur, resize, noise, JPEG; docs/real-world.md): to see what a real-world model "
+                "is trained on, or to make a test folder of degraded photos.",
+    arguments=arguments, run=run)
 
 
 __all__ = ["output_paths", "seed_for"]

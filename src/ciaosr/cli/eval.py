@@ -8,26 +8,18 @@ import sys
 from pathlib import Path
 
 from ..errors import CiaosrError
+from .command import Command, add_chunk, add_device, add_precision, add_threads
 
 DEFAULT_DATASETS = ["Set5", "Set14", "B100", "Urban100"]
 DEFAULT_SCALES = [2.0, 3.0, 4.0]
 
 
-def register(sub) -> None:
+def arguments(p) -> None:
     from ..data.sets.catalog import eval_set_names
     from ..evaluation.metric_set import METRICS
     from ..metrics.lpips import NETS
     from ..paper.published import TABLES
-    from ..runtime import PRECISIONS
 
-    p = sub.add_parser(
-        "eval", help="benchmark a model (PSNR/SSIM/LPIPS; NIQE/BRISQUE/PIQE without HR) under the LIIF or mmediting protocol",
-        description="Evaluate a model on benchmark sets (<data-root>/<Set>/HR, optional "
-                    "<Set>/LR_bicubic/X<s>), or a folder of real LR images without HR (--input), "
-                    "and print a markdown table of the metrics. Under torchrun (torchrun "
-                    "--nproc_per_node=N -m ciaosr eval ...) the images are split over the processes, "
-                    "each on cuda:<LOCAL_RANK> with GPUs, else the CPU; the table and the JSON are "
-                    "those of one process.")
     p.add_argument("--model", "-m", default=None,
                    help="model name with shipped weights, checkpoint file, or 'bicubic' (default: the default model)")
     src = p.add_mutually_exclusive_group(required=True)
@@ -55,22 +47,19 @@ def register(sub) -> None:
                    help="drop a metric that cannot run (LPIPS without backbone weights) instead of stopping")
     p.add_argument("--steps", default=None, metavar="S1,S2,...",
                    help="multi-step synthesis, e.g. 2,4,12: upsample x2, then x4, then x12 from the previous output")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    add_device(p)
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the model's encoder and decoder (inductor; compiled once per process)")
-    p.add_argument("--precision", choices=("auto", *PRECISIONS), default="fp32",
-                   help="model precision: fp32 (default), bf16 (autocast; on a CPU without native bf16 "
-                        "many times slower, warned about), fp16 (GPU only), auto (bf16 where the CPU or GPU "
-                        "has it natively, else fp32)")
-    p.add_argument("--threads", type=int, default=None, metavar="N",
-                   help="CPU threads (default: PyTorch's, one per core; under torchrun the cores divided among "
+    add_precision(p, help="model precision: fp32 (default), bf16 (autocast; on a CPU without native bf16 "
+                          "many times slower, warned about), fp16 (GPU only), auto (bf16 where the CPU or "
+                          "GPU has it natively, else fp32)")
+    add_threads(p, help="CPU threads (default: PyTorch's, one per core; under torchrun the cores divided among "
                         "the machine's processes); 1 is faster on a CPU other jobs share")
-    p.add_argument("--chunk", type=int, default=30000, help="queries decoded at once (default 30000)")
+    add_chunk(p)
     p.add_argument("--json", metavar="FILE", default=None,
                    help="also write the results, per image, as JSON (its folder must be writable; checked first)")
     p.add_argument("--save-images", metavar="DIR", default=None,
                    help="write the outputs as PNG to DIR/<set>/X<s>/<name>.png")
-    p.set_defaults(func=run)
 
 
 def _check_json_path(path: Path) -> None:
@@ -162,3 +151,14 @@ def _print_and_save(args, report: dict) -> None:
     sys.stdout.flush()
     if args.json:
         _write_json(Path(args.json), report)
+
+
+COMMAND = Command(
+    "eval", help="benchmark a model (PSNR/SSIM/LPIPS; NIQE/BRISQUE/PIQE without HR) under the LIIF or mmediting protocol",
+    description="Evaluate a model on benchmark sets (<data-root>/<Set>/HR, optional "
+                "<Set>/LR_bicubic/X<s>), or a folder of real LR images without HR (--input), "
+                "and print a markdown table of the metrics. Under torchrun (torchrun "
+                "--nproc_per_node=N -m ciaosr eval ...) the images are split over the processes, "
+                "each on cuda:<LOCAL_RANK> with GPUs, else the CPU; the table and the JSON are "
+                "those of one process.",
+    arguments=arguments, run=run)

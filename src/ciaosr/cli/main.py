@@ -1,7 +1,8 @@
 """The ``ciaosr`` command: one sub-command per job.
 
-Each sub-command module exposes ``register(subparsers)``, which adds its parser and
-sets ``func`` (taking the parsed args, returning an exit status). A ``CiaosrError``
+Each sub-command module declares its ``COMMAND`` (``cli.command.Command``: name, help,
+arguments, run), from which its parser is built; ``func`` in the parsed args is its
+``run`` (taking the parsed args, returning an exit status). A ``CiaosrError``
 anywhere, and any argument the parser refuses, becomes one line on stderr and exit
 status 2, never a traceback; Ctrl-C is exit status 130.
 """
@@ -50,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
             if exc.name == f"ciaosr.cli.{name}":
                 continue
             raise
-        module.register(sub)
+        module.COMMAND.add_to(sub)
     return parser
 
 

@@ -7,14 +7,11 @@ import json
 from ..models.factory import default_parameter_count
 from ..models.pretrained import DEFAULT_MODEL, PRETRAINED, shipped
 from ..models.registry import list_models, split_name
+from .command import Command
 
 
-def register(sub) -> None:
-    p = sub.add_parser("models", help="list the models, their parameter counts and shipped weights",
-                       description="List every <encoder>-<decoder> model with its parameter count, whether "
-                                   "weights ship inside the package, and the default model.")
+def arguments(p) -> None:
     p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
-    p.set_defaults(func=run)
 
 
 def model_table() -> list[dict]:
@@ -51,3 +48,10 @@ def run(args) -> int:
             print(f"\n{name}: trained on {entry.trained_on}.\n  {entry.source}. Licence: {entry.licence}.")
     print(f"\ndefault model: {DEFAULT_MODEL}")
     return 0
+
+
+COMMAND = Command(
+    "models", help="list the models, their parameter counts and shipped weights",
+    description="List every <encoder>-<decoder> model with its parameter count, whether "
+                "weights ship inside the package, and the default model.",
+    arguments=arguments, run=run)

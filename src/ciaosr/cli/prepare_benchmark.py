@@ -9,21 +9,16 @@ from __future__ import annotations
 
 import sys
 
+from .command import Command
 from .data import hr_args, overwrite_arg, scales_arg
 
 ALIAS_NOTE = "note: ciaosr prepare-benchmark is an alias of `ciaosr data prepare --hr DIR`"
 
 
-def register(sub) -> None:
-    p = sub.add_parser(
-        "prepare-benchmark", help="alias of `ciaosr data prepare --hr DIR`: MATLAB-bicubic LR images "
-                                  "(LR_bicubic/X<s>/<name>x<s>.png) for a folder of HR images",
-        description="An alias of `ciaosr data prepare --hr DIR`: make the EDSR-layout low-resolution folders "
-                    "of a folder of HR images with a MATLAB-exact bicubic resize.")
+def arguments(p) -> None:
     hr_args(p, required=True)
     scales_arg(p)
     overwrite_arg(p)
-    p.set_defaults(func=run)
 
 
 def run(args) -> int:
@@ -32,3 +27,11 @@ def run(args) -> int:
     code = run_prepare_hr(args)
     print(ALIAS_NOTE, file=sys.stderr)
     return code
+
+
+COMMAND = Command(
+    "prepare-benchmark", help="alias of `ciaosr data prepare --hr DIR`: MATLAB-bicubic LR images "
+                              "(LR_bicubic/X<s>/<name>x<s>.png) for a folder of HR images",
+    description="An alias of `ciaosr data prepare --hr DIR`: make the EDSR-layout low-resolution folders "
+                "of a folder of HR images with a MATLAB-exact bicubic resize.",
+    arguments=arguments, run=run)

@@ -11,32 +11,25 @@ import sys
 
 from ..errors import CiaosrError
 from ..serve.hosts import is_loopback
+from .command import AUTO_DEVICE_HELP, Command, add_device, add_threads
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 INSTALL_HINT = 'the web page needs the web extra: pip install "ciaosr[web]"'
 
 
-def register(sub) -> None:
+def arguments(p) -> None:
     from ..serve.limits import MIB, Limits
 
     d = Limits()
-    p = sub.add_parser(
-        "serve", help="serve a web page that upscales images (pip install \"ciaosr[web]\")",
-        description="Serve one web page that upscales an image: drop or pick an image, choose the model "
-                    "and the scale or size, watch the progress, compare before and after, download. "
-                    "Jobs run one at a time, in order; uploads and results live in a temporary folder "
-                    "and are deleted after their download or --keep-minutes. docs/serving.md has the "
-                    "details.")
     p.add_argument("--host", default=DEFAULT_HOST,
                    help=f"address to listen on (default {DEFAULT_HOST}: this machine only; 0.0.0.0 serves "
                         f"everyone who can reach it)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
     p.add_argument("--models-dir", default=None, metavar="DIR",
                    help="offer the checkpoint files in DIR (*.safetensors, *.pth) besides the shipped models")
-    p.add_argument("--device", default="auto", help="auto (default: CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
-    p.add_argument("--threads", default="auto", metavar="N|auto",
-                   help="CPU threads (default auto: the cores not busy with other work)")
+    add_device(p, help=AUTO_DEVICE_HELP)
+    add_threads(p, help="CPU threads (default auto: the cores not busy with other work)", default="auto")
     p.add_argument("--max-upload-mb", type=float, default=d.max_upload_bytes / MIB, metavar="MB",
                    help=f"largest upload in MiB (default {d.max_upload_bytes / MIB:g})")
     p.add_argument("--max-pixels", type=int, default=d.max_pixels, metavar="N",
@@ -46,7 +39,6 @@ def register(sub) -> None:
     p.add_argument("--keep-minutes", type=float, default=d.keep_seconds / 60, metavar="MIN",
                    help=f"delete a result nobody downloaded this long after it finished "
                         f"(default {d.keep_seconds / 60:g}); a download deletes it at once")
-    p.set_defaults(func=run)
 
 
 def run(args) -> int:
@@ -107,3 +99,13 @@ def listen(host: str, port: int) -> socket.socket:
         sock.close()
         raise CiaosrError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
     return sock
+
+
+COMMAND = Command(
+    "serve", help="serve a web page that upscales images (pip install \"ciaosr[web]\")",
+    description="Serve one web page that upscales an image: drop or pick an image, choose the model "
+                "and the scale or size, watch the progress, compare before and after, download. "
+                "Jobs run one at a time, in order; uploads and results live in a temporary folder "
+                "and are deleted after their download or --keep-minutes. docs/serving.md has the "
+                "details.",
+    arguments=arguments, run=run)

@@ -8,29 +8,21 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import CiaosrError
+from .command import Command, add_threads
 
 
-def register(sub) -> None:
-    p = sub.add_parser(
-        "train", help="train a model from a YAML config (resumable; multi-GPU with torchrun)",
-        description="Train an arbitrary-scale SR model with the paper's recipe. Configs are in configs/; "
-                    "run folder: <output_dir>/<name>. Multi-GPU: torchrun --nproc_per_node=K -m ciaosr train ... "
-                    "Ctrl-C or SIGTERM saves the state of the last finished step (the step in progress is "
-                    "abandoned) and exits 130 / 143 within seconds; --resume then validates and exports that "
-                    "step first, and trains on.")
+def arguments(p) -> None:
     p.add_argument("--config", "-c", metavar="FILE", default=None,
                    help="YAML config (may be left out with --resume STATE: the state's own config is used)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config key, value in YAML (e.g. --set train.iterations=5000); repeatable")
     p.add_argument("--resume", nargs="?", const=True, default=None, metavar="STATE",
                    help="continue a run: the latest state of the run folder, or the given state file / run folder")
-    p.add_argument("--threads", type=int, default=None, metavar="N",
-                   help="CPU threads per process (the config key threads; same as --set threads=N)")
+    add_threads(p, help="CPU threads per process (the config key threads; same as --set threads=N)")
     p.add_argument("--vgg", default=None, metavar="PATH",
                    help="torchvision's VGG19 weights vgg19-dcbb9e9d.pth, for the perceptual loss "
                         "(same as --set losses.vgg_weights=PATH; default: torch hub's cache)")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
-    p.set_defaults(func=run)
 
 
 def _configs_from_args(args) -> list[dict]:
@@ -118,3 +110,13 @@ def _run_stages(configs: list[dict], *, resume: bool) -> int:
             print(note, file=sys.stderr)
             return 0
     return 0
+
+
+COMMAND = Command(
+    "train", help="train a model from a YAML config (resumable; multi-GPU with torchrun)",
+    description="Train an arbitrary-scale SR model with the paper's recipe. Configs are in configs/; "
+                "run folder: <output_dir>/<name>. Multi-GPU: torchrun --nproc_per_node=K -m ciaosr train ... "
+                "Ctrl-C or SIGTERM saves the state of the last finished step (the step in progress is "
+                "abandoned) and exits 130 / 143 within seconds; --resume then validates and exports that "
+                "step first, and trains on.",
+    arguments=arguments, run=run)

@@ -8,7 +8,6 @@ inputs or a folder a bad file is reported and skipped, and the exit status is 1.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import sys
@@ -17,6 +16,7 @@ import time
 from pathlib import Path
 
 from ..errors import CiaosrError
+from .command import AUTO_DEVICE_HELP, Command, add_device, add_precision, add_threads
 
 #: CPU threads unless --threads says otherwise: the cores other work leaves free
 #: (runtime.free_cores; docs/performance.md has the measurements behind it).
@@ -36,26 +36,11 @@ from folders, outputs never replace inputs, and existing files are kept unless
 --overwrite."""
 
 
-def register(sub) -> None:
+def arguments(p) -> None:
     from ..imageio import WRITE_FORMATS
     from ..inference.upscale import DEFAULT_MAX_PIXELS
-    from ..runtime import PRECISIONS
 
     exts = sorted({e.lstrip(".") for e in WRITE_FORMATS})
-    p = sub.add_parser(
-        "upscale", help="super-resolve images to any scale or size",
-        description="Super-resolve images (PNG, JPEG, WebP, TIFF, BMP, GIF; grey, RGB, RGBA, 8 or 16 bit)\n"
-                    "to any scale or size, in memory-bounded tiles: files, folders, or stdin ('-').\n"
-                    "The model makes the axes that grow; then an axis that shrinks (a factor below 1,\n"
-                    "or a --size below the input) is resized with antialiased bicubic, so a pure\n"
-                    "downscale is exactly that resize. EXIF orientation is applied; the ICC profile,\n"
-                    "EXIF and DPI are kept where the output format can hold them. Animated or\n"
-                    "multi-page files are refused.\n\n"
-                    "Several processes (GPUs, machines): torchrun --nproc_per_node=N -m ciaosr upscale DIR -o OUT\n"
-                    "... splits the images over N processes (each on cuda:<LOCAL_RANK> with GPUs, else the\n"
-                    "CPU), balanced by output pixels; the files and the report are those of one process,\n"
-                    "and --skip-existing resumes a stopped run.",
-        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders of images, or - for stdin")
     p.add_argument("-o", "--output", default=None, metavar="OUTPUT",
                    help="output file (one input), folder (several inputs or a folder), or - for stdout; "
@@ -78,16 +63,15 @@ def register(sub) -> None:
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the encoder and decoder (inductor; the first image waits for the "
                         "compilation, later ones of any size reuse it; docs/performance.md)")
-    p.add_argument("--device", default="auto", help="auto (default: CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
-    p.add_argument("--precision", default="fp32", choices=("auto", *PRECISIONS),
-                   help="fp32 (default); bf16 (autocast: about 2.5x faster on CPUs with AVX512-BF16/AMX, "
-                        "PSNR within 0.01 dB, but colours on 8-bit mantissa steps); auto (bf16 where the "
-                        "CPU or GPU computes it natively, else fp32; on other CPUs bf16 is emulated, many times "
-                        "slower, and warned about); fp16 (GPU only; refused on CPU)")
-    p.add_argument("--threads", default=DEFAULT_THREADS, metavar="N|auto",
-                   help="CPU threads (default auto: the cores other processes leave free now, checked again "
-                        "between tiles; one thread shares a busy core far better than two, docs/performance.md); "
-                        "under torchrun per process, auto dividing the free cores among the machine's processes")
+    add_device(p, help=AUTO_DEVICE_HELP)
+    add_precision(p, help="fp32 (default); bf16 (autocast: about 2.5x faster on CPUs with AVX512-BF16/AMX, "
+                          "PSNR within 0.01 dB, but colours on 8-bit mantissa steps); auto (bf16 where the "
+                          "CPU or GPU computes it natively, else fp32; on other CPUs bf16 is emulated, many "
+                          "times slower, and warned about); fp16 (GPU only; refused on CPU)")
+    add_threads(p, default=DEFAULT_THREADS,
+                help="CPU threads (default auto: the cores other processes leave free now, checked again "
+                     "between tiles; one thread shares a busy core far better than two, docs/performance.md); "
+                     "under torchrun per process, auto dividing the free cores among the machine's processes")
     p.add_argument("--tile", type=int, default=None, metavar="N",
                    help="LR tile size in pixels (default: chosen from available memory)")
     p.add_argument("--cmsr", default=None, metavar="TABLES",
@@ -112,7 +96,6 @@ def register(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
                    help=f"refuse outputs with more pixels than this (default {DEFAULT_MAX_PIXELS} = 2**28)")
-    p.set_defaults(func=run)
 
 
 # --------------------------------------------------------------------------------------
@@ -377,3 +360,20 @@ def _summary(plan, written: int, skipped, failures, info) -> int:
             print(f"  {msg}", file=sys.stderr)
         return 1
     return 0
+
+
+COMMAND = Command(
+    "upscale", help="super-resolve images to any scale or size",
+    description="Super-resolve images (PNG, JPEG, WebP, TIFF, BMP, GIF; grey, RGB, RGBA, 8 or 16 bit)\n"
+                "to any scale or size, in memory-bounded tiles: files, folders, or stdin ('-').\n"
+                "The model makes the axes that grow; then an axis that shrinks (a factor below 1,\n"
+                "or a --size below the input) is resized with antialiased bicubic, so a pure\n"
+                "downscale is exactly that resize. EXIF orientation is applied; the ICC profile,\n"
+                "EXIF and DPI are kept where the output format can hold them. Animated or\n"
+                "multi-page files are refused.\n\n"
+                "Several processes (GPUs, machines): torchrun --nproc_per_node=N -m ciaosr upscale DIR -o OUT\n"
+                "... splits the images over N processes (each on cuda:<LOCAL_RANK> with GPUs, else the\n"
+                "CPU), balanced by output pixels; the files and the report are those of one process,\n"
+                "and --skip-existing resumes a stopped run.",
+    epilog=EXIT_CODES, raw=True,
+    arguments=arguments, run=run)
