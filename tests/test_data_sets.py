@@ -251,3 +251,6 @@ def test_list(tmp_path, capsys):
     assert main(["data", "list", "--root", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"data root: {tmp_path}\n") and "DIV2K-valid     400  complete  Table 1" in out
+    assert f"\n  from {rows['DIV2K-valid']['source']} (DIV2K_valid_HR.zip, " in out
+    assert "\n  not downloadable: prepared from your copy with ciaosr data prepare Manga109 --from DIR.\n" in out
+    assert "from not downloadable" not in out

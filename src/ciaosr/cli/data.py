@@ -114,10 +114,12 @@ def run_list(args) -> int:
               f"{r['used_for']}")
     print()
     for r in rows:
-        src = r["source"] or "not downloadable: ciaosr data prepare Manga109 --from DIR"
-        print(f"{r['name']}: {r['about']}.\n  from {src}"
-              + (f" ({', '.join(r['downloads'])})" if r["source"] and r["downloads"] else "")
-              + (f"; {r['size']}" if r["size"] else "") + f".\n  Licence: {r['licence']}.")
+        if r["source"]:
+            src = f"from {r['source']}" + (f" ({', '.join(r['downloads'])})" if r["downloads"] else "")
+        else:
+            src = f"not downloadable: prepared from your copy with ciaosr data prepare {r['name']} --from DIR"
+        print(f"{r['name']}: {r['about']}.\n  {src}" + (f"; {r['size']}" if r["size"] else "")
+              + f".\n  Licence: {r['licence']}.")
     return 0
 
 
