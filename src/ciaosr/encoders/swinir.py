@@ -292,7 +292,7 @@ class SwinIR(nn.Module):
     """SwinIR trunk as used by CiaoSR; output has ``embed_dim`` channels.
 
     ``activation_maps``: C-channel maps per pixel alive at the trunk's peak, for the
-    tiler's memory estimate (``inference.tiling.encode_bytes``): the token copies, qkv
+    tiler's memory estimate (``models.memory.encode_bytes``): the token copies, qkv
     and window attention of a block hold far more than its widest layer; measured,
     a 192 x 192 LIIF encode peaked at 20.3 KB per pixel, about 28 C floats.
 

@@ -78,7 +78,7 @@ def size_limits(model) -> tuple[int, int]:
 
 
 def _metadata(model, names: list[str], limits: tuple[int, int]) -> dict[str, str]:
-    from ..inference.tiling import TileMemory
+    from ..models.memory import TileMemory
 
     decoder = model.decoder
     memory = TileMemory.of(model)  # the torch model's: both backends plan the same tiles

@@ -18,7 +18,7 @@ Keys (all strings; JSON where the value is structured), the same in both files e
   graph takes (``max_size`` 0: no limit); the tiler keeps its tiles within them;
 * ``ciaosr.tiling``: the tiler's hints, ``max_tile``, ``max_chunk``, ``cpu_chunk``,
   ``side_by_side`` (``decoders.base.Decoder``) and the memory estimates
-  (``inference.tiling.TileMemory``);
+  (``models.memory.TileMemory``);
 * ``ciaosr.version``, ``ciaosr.torch``, ``ciaosr.exporter``: what wrote the files.
 """
 

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..errors import CiaosrError
-from ..inference.tiling import TileMemory
+from ..models.memory import TileMemory
 from ..models.sr_model import ChunkedDecoding, EncodedImage
 from . import require
 from .metadata import GraphHints, hints, read_props
