@@ -1,12 +1,20 @@
-"""ciaosr: arbitrary-scale image super-resolution (CiaoSR, LIIF, LTE, MetaSR)."""
+"""ciaosr: arbitrary-scale image super-resolution (CiaoSR, LIIF, LTE, MetaSR).
 
-from .checkpoints.loader import load_model
-from .checkpoints.native import save_checkpoint
+The public functions are imported on first use (``ciaosr.lazy``), so that importing the
+package (the ``ciaosr`` command's start) does not import torch.
+"""
+
 from .errors import CiaosrError
-from .inference.upscale import upscale
-from .models.factory import build_model
-from .models.registry import list_models
+from .lazy import lazy_exports
 
 __version__ = "0.1.0"
 
 __all__ = ["load_model", "save_checkpoint", "build_model", "list_models", "CiaosrError", "upscale", "__version__"]
+
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "load_model": ".checkpoints.loader",
+    "save_checkpoint": ".checkpoints.native",
+    "upscale": ".inference.upscale",
+    "build_model": ".models.factory",
+    "list_models": ".models.registry",
+})

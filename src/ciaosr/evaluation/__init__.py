@@ -1,13 +1,18 @@
-"""Benchmark evaluation under the LIIF and mmediting protocols (see docs/evaluation.md)."""
+"""Benchmark evaluation under the LIIF and mmediting protocols (see docs/evaluation.md).
 
-from ..data.sets.catalog import find_eval_set, is_rgb_dataset
-from .protocol import METRICS, PROTOCOLS, Protocol
-from .bicubic import BicubicModel
-from .mmedit_tiling import tiled_upsample
-from .report import format_table
-from .runner import evaluate, evaluate_folder, parse_steps, super_resolve
+The names below are imported on first use (``ciaosr.lazy``): the command line reads
+``metric_set``'s metric names without importing torch."""
+
+from ..lazy import lazy_exports
 
 __all__ = [
     "find_eval_set", "METRICS", "PROTOCOLS", "Protocol", "is_rgb_dataset", "BicubicModel", "evaluate",
     "evaluate_folder", "format_table", "parse_steps", "super_resolve", "tiled_upsample",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "find_eval_set": "..data.sets.catalog", "is_rgb_dataset": "..data.sets.catalog",
+    "METRICS": ".protocol", "PROTOCOLS": ".protocol", "Protocol": ".protocol",
+    "BicubicModel": ".bicubic", "tiled_upsample": ".mmedit_tiling", "format_table": ".report",
+    "evaluate": ".runner", "evaluate_folder": ".runner", "parse_steps": ".runner", "super_resolve": ".runner",
+})

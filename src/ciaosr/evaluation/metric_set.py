@@ -5,7 +5,8 @@ by the protocol, see ``protocol.py``) and ``lpips``. No-reference metrics score 
 output alone: ``niqe``, ``brisque`` and ``piqe``; they are all a folder of real low-resolution
 images without HR can be scored with (``--input``, the real-world setting).
 
-Everything is checked when the set is made, before any model is loaded: unknown names,
+Everything is checked when the set is made, before any model is loaded (and without
+importing torch, so that the command line's parser reads ``METRICS``): unknown names,
 a no-reference run asking for a full-reference metric, and LPIPS without its backbone
 weights (a one-line ``CiaosrError``, unless ``skip_unavailable``, which drops the
 metric and says why in ``skipped``).
@@ -14,12 +15,12 @@ metric and says why in ``skipped``).
 from __future__ import annotations
 
 import os
-from typing import Sequence
-
-import torch
+from typing import TYPE_CHECKING, Sequence
 
 from ..errors import CiaosrError
-from ..metrics.psnr import shave, to_uint8
+
+if TYPE_CHECKING:
+    import torch
 
 PROTOCOL_METRICS = ("psnr", "ssim")
 FULL_REFERENCE = ("psnr", "ssim", "lpips")
@@ -88,6 +89,10 @@ class MetricSet:
     def score_extra(self, sr: torch.Tensor, hr_u8: torch.Tensor | None, border: int) -> dict[str, float]:
         """LPIPS (given the HR) and the no-reference metrics of one (3, H, W) output in
         [0, 1], on its device."""
+        import torch
+
+        from ..metrics.psnr import shave, to_uint8
+
         out: dict[str, float] = {}
         if "lpips" in self.names and hr_u8 is not None:
             from ..metrics.lpips import lpips
