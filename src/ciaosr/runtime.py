@@ -10,7 +10,6 @@ training config); the code below that boundary gets a ``torch.device`` and a
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import enum
 import os
 import sys
@@ -21,6 +20,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from .errors import CiaosrError
+from .options import PRECISIONS
 
 #: The kinds of device a name may resolve to, in the order ``auto`` tries them.
 DEVICE_TYPES = ("cuda", "mps", "cpu")
@@ -122,9 +122,7 @@ class Precision(enum.Enum):
     accuracy (use bf16 there). ``bf16`` runs on the CPU and on GPUs that support it.
     """
 
-    FP32 = "fp32"
-    BF16 = "bf16"
-    FP16 = "fp16"
+    FP32, BF16, FP16 = PRECISIONS  # "fp32", "bf16", "fp16": their names (torch-free, for the parsers)
 
     @classmethod
     def for_device(cls, name: str | Precision, device: torch.device) -> Precision:
@@ -180,29 +178,9 @@ class Precision(enum.Enum):
         return torch.amp.GradScaler("cuda") if self is Precision.FP16 else None
 
 
-#: Precision names, for argparse ``choices`` and config checks.
-PRECISIONS = tuple(p.value for p in Precision)
-
-
 # --------------------------------------------------------------------------------------
 # CPU threads
 # --------------------------------------------------------------------------------------
-def share_malloc_arena() -> bool:
-    """Make glibc's allocator serve every thread from one arena (``mallopt(M_ARENA_MAX,
-    1)``, what ``MALLOC_ARENA_MAX=1`` sets). Upscaling 1024 x 1024 x4 peaked at 5.4 GiB
-    with two threads against 1.1 GiB with one; with one arena the two-thread peak was
-    lower in the runs measured (4.1 GiB at 1024) but still varies from run to run
-    (docs/performance.md). Call it before the first parallel work; the command line does
-    so at start. False where there is no glibc."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        m_arena_max = -8
-        return bool(ctypes.CDLL("libc.so.6").mallopt(m_arena_max, 1))
-    except (OSError, AttributeError):
-        return False
-
-
 #: How long ``set_threads("auto")`` watches the CPUs before it chooses (seconds).
 AUTO_SAMPLE_S = 0.2
 #: The least time between two re-checks of an automatic thread count (seconds).
@@ -408,4 +386,4 @@ def side_by_side(work: Callable[[int], None], items: Sequence[int], workers: int
 
 
 __all__ = ["DEVICE_TYPES", "PRECISIONS", "CpuWatch", "Precision", "SLOW_BF16_WARNING", "chunk_workers", "free_cores",
-           "others_busy", "recheck_threads", "side_by_side", "resolve_device", "set_threads", "share_malloc_arena"]
+           "others_busy", "recheck_threads", "side_by_side", "resolve_device", "set_threads"]

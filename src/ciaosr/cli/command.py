@@ -67,8 +67,8 @@ def add_threads(p, help: str = "CPU threads (default: PyTorch's)", default: str 
 
 
 def add_precision(p, help: str) -> None:
-    """``--precision``: fp32 (the default), one of ``runtime.PRECISIONS`` or auto."""
-    from ..runtime import PRECISIONS
+    """``--precision``: fp32 (the default), one of ``options.PRECISIONS`` or auto."""
+    from ..options import PRECISIONS
 
     p.add_argument("--precision", default="fp32", choices=("auto", *PRECISIONS), help=help)
 

@@ -23,14 +23,14 @@ DEFAULT_PIPELINE = "realesrgan"
 
 
 def arguments(p) -> None:
-    from ..data.degradations import PIPELINES
+    from ..options import DEGRADATION_PIPELINES
 
     p.add_argument("input", metavar="IN", help="an image file, or a folder of images (not its subfolders)")
     p.add_argument("-o", "--output", required=True, metavar="OUT",
                    help="output folder (created if missing), or a file name for one input and --count 1")
     p.add_argument("--scale", required=True, metavar="S",
                    help="how much smaller the output is, at least 1: 4, 4x, x4, 3.5, or width x height 2x3")
-    p.add_argument("--pipeline", choices=PIPELINES, default=DEFAULT_PIPELINE,
+    p.add_argument("--pipeline", choices=DEGRADATION_PIPELINES, default=DEFAULT_PIPELINE,
                    help="realesrgan (default; the released CiaoSR settings) or bsrgan")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0); same seed, same files")
     p.add_argument("--count", type=int, default=1, metavar="K", help="degraded versions per image (default 1)")

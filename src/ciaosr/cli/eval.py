@@ -17,7 +17,7 @@ DEFAULT_SCALES = [2.0, 3.0, 4.0]
 def arguments(p) -> None:
     from ..data.sets.catalog import eval_set_names
     from ..evaluation.metric_set import METRICS
-    from ..metrics.lpips import NETS
+    from ..options import LPIPS_NETS
     from ..paper.published import TABLES
 
     p.add_argument("--model", "-m", default=None,
@@ -40,7 +40,7 @@ def arguments(p) -> None:
                    help="liif (default; LIIF/LTE papers) or mmedit (official CiaoSR code)")
     p.add_argument("--metrics", nargs="+", choices=METRICS, default=None,
                    help="default: psnr ssim (with --data-root), niqe brisque piqe (with --input)")
-    p.add_argument("--lpips-net", choices=NETS, default="alex", help="LPIPS backbone (default alex)")
+    p.add_argument("--lpips-net", choices=LPIPS_NETS, default="alex", help="LPIPS backbone (default alex)")
     p.add_argument("--lpips-weights", metavar="FILE", default=None,
                    help="torchvision's ImageNet weights of the LPIPS backbone (default: the torch hub cache)")
     p.add_argument("--skip-unavailable", action="store_true",

@@ -10,9 +10,11 @@ status 2, never a traceback; Ctrl-C is exit status 130.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import importlib
 import os
 import sys
+from importlib import metadata
 
 from ..errors import CiaosrError
 
@@ -29,20 +31,42 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see '{self.prog} --help')\n")
 
 
+def share_malloc_arena() -> bool:
+    """Make glibc's allocator serve every thread from one arena (``mallopt(M_ARENA_MAX,
+    1)``, what ``MALLOC_ARENA_MAX=1`` sets). Upscaling 1024 x 1024 x4 peaked at 5.4 GiB
+    with two threads against 1.1 GiB with one; with one arena the two-thread peak was
+    lower in the runs measured (4.1 GiB at 1024) but still varies from run to run
+    (docs/performance.md). Call it before the first parallel work: ``main`` does so first
+    (torch-free, before any command imports torch). False where there is no glibc."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        m_arena_max = -8
+        return bool(ctypes.CDLL("libc.so.6").mallopt(m_arena_max, 1))
+    except (OSError, AttributeError):
+        return False
+
+
 def report_error(message: str) -> None:
     """The one line a ``CiaosrError`` becomes (exit status 2)."""
     print(f"error: {message}", file=sys.stderr)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    import torch
+def torch_version() -> str:
+    """torch's version, read from its installed metadata: importing torch takes seconds."""
+    try:
+        return metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        return "not installed"
 
+
+def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
 
     parser = _Parser(
         prog="ciaosr", description="Arbitrary-scale image super-resolution (CiaoSR, LIIF, LTE, MetaSR, ITSRN)."
     )
-    parser.add_argument("--version", action="version", version=f"ciaosr {__version__} (torch {torch.__version__})")
+    parser.add_argument("--version", action="version", version=f"ciaosr {__version__} (torch {torch_version()})")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         try:
@@ -56,8 +80,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..runtime import share_malloc_arena
-
     share_malloc_arena()  # before any parallel work: see its docstring
     parser = build_parser()
     try:

@@ -38,7 +38,7 @@ from folders, outputs never replace inputs, and existing files are kept unless
 
 def arguments(p) -> None:
     from ..imageio import WRITE_FORMATS
-    from ..inference.upscale import DEFAULT_MAX_PIXELS
+    from ..options import BACKENDS, DEFAULT_MAX_PIXELS
 
     exts = sorted({e.lstrip(".") for e in WRITE_FORMATS})
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders of images, or - for stdin")
@@ -56,7 +56,7 @@ def arguments(p) -> None:
     p.add_argument("--model", "-m", default=None, metavar="NAME_OR_PATH",
                    help="model name with shipped weights or checkpoint file (default: the default model); "
                         "with --backend onnxruntime also an exported .onnx file")
-    p.add_argument("--backend", default="torch", choices=("torch", "onnxruntime"),
+    p.add_argument("--backend", default="torch", choices=BACKENDS,
                    help="torch (default), or onnxruntime: the model's exported ONNX graphs on the CPU in fp32 "
                         "(--model X.onnx from 'ciaosr export', or any model, exported once into "
                         "$XDG_CACHE_HOME/ciaosr/onnx); needs the onnx extra")

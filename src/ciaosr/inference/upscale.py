@@ -39,11 +39,9 @@ from ..runtime import Precision, resolve_device
 from ..errors import CiaosrError
 from ..imageio import ImageData, from_pil, quantise, split_channels, stack_channels
 from ..geometry import Resize
+from ..options import BACKENDS, DEFAULT_MAX_PIXELS
 from .tiling import ProgressCallback, TilePlan, plan_tiles, tiled_upsample
 
-#: Largest output, in pixels, made unless the caller raises the limit (``--max-pixels``):
-#: 2**28 = 268 million pixels (16384 x 16384); the fp32 result alone is 3 GiB.
-DEFAULT_MAX_PIXELS = 2 ** 28
 #: Largest image the model makes before the axes that shrink are resized (unless the
 #: output itself is larger): past it they are resized first.
 MAX_GROWN_PIXELS = DEFAULT_MAX_PIXELS
@@ -52,11 +50,6 @@ MAX_GROWN_PIXELS = DEFAULT_MAX_PIXELS
 # --------------------------------------------------------------------------------------
 # Arguments
 # --------------------------------------------------------------------------------------
-#: Inference backends: torch, or ONNX Runtime running the model's exported graphs
-#: (``ciaosr.onnx``; CPU, fp32).
-BACKENDS = ("torch", "onnxruntime")
-
-
 def check_backend(backend: str, device: str | torch.device = "cpu", precision: str | Precision = "fp32") -> str:
     """``backend`` if known and, for onnxruntime, the device (cpu or auto) and precision
     (fp32) it runs at; a one-line ``CiaosrError`` otherwise."""

@@ -28,11 +28,11 @@ from torch import nn
 
 from ..errors import CiaosrError
 from ..imagenet_nets import hub_file, read_features, vgg_features
+from ..options import LPIPS_NETS
 from .nss import to_rgb01
 
-__all__ = ["LPIPS", "NETS", "BACKBONE_FILES", "backbone_path", "lpips"]
+__all__ = ["LPIPS", "BACKBONE_FILES", "backbone_path", "lpips"]
 
-NETS = ("alex", "vgg")
 #: torchvision's ImageNet weight files of the backbones.
 BACKBONE_FILES = {"alex": "alexnet-owt-7be5be79.pth", "vgg": "vgg16-397923af.pth"}
 SHIFT = (-0.030, -0.088, -0.188)
@@ -80,8 +80,8 @@ def backbone_path(net: str, weights: str | os.PathLike | None = None) -> Path:
     """The backbone weight file: ``weights`` if given, else torchvision's file in the
     torch hub cache; a one-line ``CiaosrError`` saying what is missing and where to put
     it when there is none."""
-    if net not in NETS:
-        raise CiaosrError(f"unknown LPIPS network {net!r} (choose from {', '.join(NETS)})")
+    if net not in LPIPS_NETS:
+        raise CiaosrError(f"unknown LPIPS network {net!r} (choose from {', '.join(LPIPS_NETS)})")
     if weights is not None:
         path = Path(weights)
         if not path.is_file():

@@ -18,10 +18,10 @@ from types import MappingProxyType
 from typing import Any, Callable, Mapping
 
 from ...errors import CiaosrError
+from ...options import DEGRADATION_PIPELINES as PIPELINES
 from .kernels import KERNEL_TYPES
 from .resize import RESIZE_MODES
 
-PIPELINES = ("realesrgan", "bsrgan")
 BSRGAN_NOISE_TYPES = ("colour", "grey", "correlated")
 
 _KERNEL_SIZES = (7, 9, 11, 13, 15, 17, 19, 21)

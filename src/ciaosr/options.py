@@ -1,0 +1,29 @@
+"""What the command line offers, without torch: the names some options choose among and
+the defaults that the computing modules define.
+
+Each is defined here, once; the module that implements it imports it from here
+(``runtime.PRECISIONS``, ``metrics.lpips``, ``data.degradations.settings``,
+``inference.upscale``), and ``ciaosr.cli`` builds its parsers from it without importing
+torch, which alone takes seconds (``ciaosr --help``; docs/performance.md).
+"""
+
+from __future__ import annotations
+
+#: Precisions a model runs in (``runtime.Precision``, whose members take these values).
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+#: Inference backends: torch, or ONNX Runtime running the model's exported graphs
+#: (``ciaosr.onnx``; CPU, fp32).
+BACKENDS = ("torch", "onnxruntime")
+
+#: Largest output, in pixels, made unless the caller raises the limit (``--max-pixels``):
+#: 2**28 = 268 million pixels (16384 x 16384); the fp32 result alone is 3 GiB.
+DEFAULT_MAX_PIXELS = 2 ** 28
+
+#: LPIPS backbones (``metrics.lpips``).
+LPIPS_NETS = ("alex", "vgg")
+
+#: Degradation pipelines (``data.degradations``).
+DEGRADATION_PIPELINES = ("realesrgan", "bsrgan")
+
+__all__ = ["BACKENDS", "DEFAULT_MAX_PIXELS", "DEGRADATION_PIPELINES", "LPIPS_NETS", "PRECISIONS"]
