@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
 
 import ciaosr
+from ciaosr.cli import models as models_cli
 from ciaosr.cli.main import main
 from ciaosr.geometry import make_cell, make_coord, scaled_size
 from ciaosr.models.factory import count_parameters, default_parameter_count
@@ -34,7 +38,14 @@ def test_parameter_count_of_a_decoder_that_sets_its_encoder():
     assert encoder.body[0].conv1.weight.std() > 0 and encoder.conv_first.bias.abs().max() > 0
 
 
-def test_models_json(capsys):
+@pytest.fixture
+def cache_home(tmp_path, monkeypatch):
+    """A fresh per-user cache (``$XDG_CACHE_HOME``) for this test and its subprocesses."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def test_models_json(capsys, cache_home):
     assert main(["models", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     names = {r["name"] for r in rows}
@@ -47,10 +58,96 @@ def test_models_json(capsys):
     assert next(r for r in rows if r["name"] == "edsr-baseline-ciaosr")["params"] == PUBLISHED["edsr-baseline-ciaosr"]
 
 
-def test_models_table(capsys):
+def test_models_table(capsys, cache_home):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     assert "rdn-ciaosr" in out and "23,402,566" in out and "default model: edsr-baseline-liif" in out
+
+
+# --- the command line starts without torch; the table is cached -------------------------
+_TORCH_FREE = """
+import contextlib, io, sys
+import ciaosr.cli.main as m
+with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    rc = m.main(sys.argv[1:])
+print(rc, "torch" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize("argv,code", [(["--help"], 0), (["upscale", "--help"], 0), (["eval", "--help"], 0),
+                                       (["upscale", "x.png", "--bit-depth", "12"], 2), (["models"], 0),
+                                       (["models", "--json"], 0)])
+def test_cli_start_and_a_cached_models_table_import_no_torch(cache_home, argv, code):
+    """Building the parsers reads only torch-free modules (``ciaosr.options``, lazy
+    packages), and ``ciaosr models`` prints a cached table: torch (seconds to import) is
+    not loaded."""
+    models_cli.cached_model_table()  # the first run, here, fills the cache
+    run = subprocess.run([sys.executable, "-c", _TORCH_FREE, *argv], capture_output=True, text=True,
+                         env={**os.environ, "XDG_CACHE_HOME": str(cache_home)})
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == [str(code), "False"]
+
+
+def test_package_attributes_load_on_first_use():
+    assert {"upscale", "load_model", "build_model"} <= set(dir(ciaosr))
+    assert callable(ciaosr.list_models) and ciaosr.build_model is ciaosr.models.factory.build_model
+    with pytest.raises(AttributeError):
+        ciaosr.no_such_function
+
+
+def _no_table():
+    pytest.fail("the table was made again instead of read from the cache")
+
+
+def test_cached_table_equals_a_fresh_one(cache_home, monkeypatch):
+    fresh = models_cli.model_table()
+    assert models_cli.cached_model_table() == fresh  # a miss: made and stored
+    assert list((cache_home / "ciaosr" / "models").iterdir()) == [models_cli._table_file()]
+    monkeypatch.setattr(models_cli, "model_table", _no_table)
+    assert models_cli.cached_model_table() == fresh  # a hit
+
+
+@pytest.mark.parametrize("content", [b"[{\"name\": \"edsr", b"\xff\xfe", b"[]", b'{"rows": 1}',
+                                     b'[{"name": "x"}]'])
+def test_a_corrupt_cached_table_is_made_again(cache_home, capsys, content):
+    fresh = models_cli.model_table()
+    path = models_cli._table_file()
+    path.parent.mkdir(parents=True)
+    path.write_bytes(content)
+    assert main(["models", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out) == fresh and err == ""
+    assert json.loads(path.read_text()) == fresh  # and stored again
+
+
+def test_another_version_or_source_is_another_key(cache_home, monkeypatch):
+    """The key covers ciaosr's and torch's versions and the model sources: a change of
+    any is a miss, which makes the table again."""
+    models_cli.cached_model_table()
+    key = models_cli.table_key()
+    version = ciaosr.__version__
+    changes = [(ciaosr, "__version__", "99.0"), ("ciaosr.cli.main.torch_version", lambda: "0.0"),
+               (models_cli, "MODEL_SOURCES", ("models",))]
+    for target, *change in changes:
+        with monkeypatch.context() as patch:
+            patch.setattr(target, *change)
+            assert models_cli.table_key() != key
+            made = []
+            patch.setattr(models_cli, "model_table", lambda: made.append(1) or [dict(_ROW)])
+            assert models_cli.cached_model_table() == [_ROW] and made == [1]
+    assert ciaosr.__version__ == version and models_cli.table_key() == key
+
+
+_ROW = {"name": "a-b", "encoder": "a", "decoder": "b", "params": 1, "weights": False, "default": False,
+        "trained_on": None}
+
+
+def test_an_unwritable_cache_still_prints_the_table(tmp_path, monkeypatch, capsys):
+    (tmp_path / "file").write_text("not a folder")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "file"))
+    assert main(["models"]) == 0
+    out, err = capsys.readouterr()
+    assert "rdn-ciaosr" in out and err == ""
 
 
 def test_coordinate_conventions():

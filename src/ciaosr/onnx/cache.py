@@ -1,7 +1,7 @@
 """Exported pairs made on the fly, kept in a cache folder so each model exports once.
 
-``$XDG_CACHE_HOME/ciaosr/onnx`` (``~/.cache/ciaosr/onnx`` when unset), one folder per
-model name and weights (``<name>-<digest>``): the digest covers the weights, the
+``$XDG_CACHE_HOME/ciaosr/onnx`` (``~/.cache/ciaosr/onnx`` when unset; ``ciaosr.cache``),
+one folder per model name and weights (``<name>-<digest>``): the digest covers the weights, the
 constructor arguments and the versions of ciaosr and torch that export, so new weights
 or a new exporter make a new entry. A folder appears whole (exported in a staging folder
 beside it, then published: ``ciaosr.atomic``), so a stopped export leaves no half-written
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import torch
 
 from .. import __version__
 from ..atomic import AlreadyExists, make_output_folders, publish, staging_folder
+from ..cache import cache_folder
 from ..errors import CiaosrError
 from .export import export_onnx, weights_digest
 
@@ -27,8 +27,7 @@ FILE = "model.onnx"
 
 
 def cache_root() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "ciaosr" / "onnx"
+    return cache_folder("onnx")
 
 
 def cache_key(model) -> str:
