@@ -25,6 +25,7 @@ from PIL import Image
 import ciaosr
 from ciaosr import runtime
 from ciaosr.cli.main import main
+from ciaosr.decoders import gemm
 from ciaosr.distributed import DistInfo, ShardGroup, device_for, dist_info_from_env
 from ciaosr.errors import CiaosrError
 from ciaosr.geometry import Resize
@@ -212,6 +213,18 @@ def test_output_pixels_from_the_header_upright(tmp_path):
 # --------------------------------------------------------------------------------------
 # torchrun: two gloo processes against one process
 # --------------------------------------------------------------------------------------
+@pytest.fixture
+def one_product_library(monkeypatch):
+    """The same CPU product library in this process and in every torchrun worker: each
+    process otherwise picks the faster of BLAS and oneDNN by a timed probe, which on a busy
+    machine can pick differently and move outputs in their last bit (``decoders.gemm``)."""
+    monkeypatch.setenv(gemm.ENV, "blas")
+    gemm.reset()
+    yield
+    monkeypatch.delenv(gemm.ENV)
+    gemm.reset()
+
+
 def _torchrun(*args: str, wait: bool = True):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "ciaosr",
            *args]
@@ -244,7 +257,7 @@ def _report(out: str, err: str) -> list[str]:
     return [ln for ln in (out + err).splitlines() if ln.startswith(("done:", "skipped", "  ", "error:"))]
 
 
-def test_torchrun_upscale_matches_one_process_and_resumes_after_a_kill(tmp_path, capsys):
+def test_torchrun_upscale_matches_one_process_and_resumes_after_a_kill(tmp_path, capsys, one_product_library):
     """Two processes give the files (byte for byte) and the report of one process; a run
     stopped half-way finishes with --skip-existing, reporting what one process reports
     from the same half-done folder."""
@@ -290,7 +303,7 @@ def test_torchrun_upscale_matches_one_process_and_resumes_after_a_kill(tmp_path,
     assert len(_files(ref)) == 8 and _files(out) == _files(ref) == _files(alone)
 
 
-def test_torchrun_eval_writes_the_json_of_one_process(tmp_path, capsys):
+def test_torchrun_eval_writes_the_json_of_one_process(tmp_path, capsys, one_product_library):
     _images(tmp_path / "data" / "Syn" / "HR", [(24, 30), (36, 24), (30, 30), (18, 42), (24, 24)], seed=2)
     args = ["eval", "--data-root", str(tmp_path / "data"), "--datasets", "Syn", "--scales", "2", "2.5",
             "--device", "cpu", "--threads", "1"]
