@@ -9,6 +9,8 @@ torch, which alone takes seconds (``ciaosr --help``; docs/performance.md).
 
 from __future__ import annotations
 
+import os
+
 #: Precisions a model runs in (``runtime.Precision``, whose members take these values).
 PRECISIONS = ("fp32", "bf16", "fp16")
 
@@ -26,4 +28,15 @@ LPIPS_NETS = ("alex", "vgg")
 #: Degradation pipelines (``data.degradations``).
 DEGRADATION_PIPELINES = ("realesrgan", "bsrgan")
 
-__all__ = ["BACKENDS", "DEFAULT_MAX_PIXELS", "DEGRADATION_PIPELINES", "LPIPS_NETS", "PRECISIONS"]
+#: The data root when none is given (``ciaosr data --root``, the configs' ``data_root``):
+#: this variable, else ``datasets`` from the current folder, where ``ciaosr data fetch``
+#: puts the sets and the training configs read them.
+DATA_ROOT_VARIABLE = "CIAOSR_DATA_ROOT"
+
+
+def default_data_root() -> str:
+    return os.environ.get(DATA_ROOT_VARIABLE) or "datasets"
+
+
+__all__ = ["BACKENDS", "DATA_ROOT_VARIABLE", "DEFAULT_MAX_PIXELS", "DEGRADATION_PIPELINES", "LPIPS_NETS", "PRECISIONS",
+           "default_data_root"]

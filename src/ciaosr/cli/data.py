@@ -9,18 +9,17 @@ shows the sets, their sources and what is under the root already. ``ciaosr data 
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
+from ..options import DATA_ROOT_VARIABLE, default_data_root
 from .command import Command
 
-DEFAULT_ROOT = "datasets"
 
 
 def _root_arg(p) -> None:
-    p.add_argument("--root", metavar="DIR", default=os.environ.get("CIAOSR_DATA_ROOT", DEFAULT_ROOT),
-                   help="the data root: one folder per set (default: $CIAOSR_DATA_ROOT, else ./datasets)")
+    p.add_argument("--root", metavar="DIR", default=default_data_root(),
+                   help=f"the data root: one folder per set (default: ${DATA_ROOT_VARIABLE}, else ./datasets)")
 
 
 def _quiet_arg(p) -> None:

@@ -27,9 +27,9 @@ import torch
 import yaml
 
 from ..errors import CiaosrError
-from ..data.sets.layout import DATA_ROOT_VARIABLE, default_data_root
 from ..data.train_dataset import RECIPES
 from ..geometry import downscaled_size
+from ..options import DATA_ROOT_VARIABLE, default_data_root
 from ..runtime import PRECISIONS, Precision
 
 # How to point a run at its data, for the errors that find none.

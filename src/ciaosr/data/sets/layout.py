@@ -7,21 +7,12 @@ Names are compared ignoring case and anything but letters and digits, so
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 from ...errors import CiaosrError
 from ...imageio import list_images
 from .catalog import DataSet, Folder, eval_set_names, find_eval_set, known_files, manga109_titles
-
-DATA_ROOT_VARIABLE = "CIAOSR_DATA_ROOT"
-
-
-def default_data_root() -> str:
-    """The data root when none is given: ``$CIAOSR_DATA_ROOT``, else ``datasets`` (from the
-    current folder), where ``ciaosr data fetch`` puts the sets and the configs read them."""
-    return os.environ.get(DATA_ROOT_VARIABLE) or "datasets"
 
 
 def name_key(name: str) -> str:
@@ -106,5 +97,5 @@ def resolve_dataset(root: Path, name: str) -> Path:
     raise CiaosrError(f"dataset {es.name} not found under {root} (looked for {', '.join(candidates)}{hint})")
 
 
-__all__ = ["DATA_ROOT_VARIABLE", "default_data_root", "describe_missing", "expected_names", "images_in", "is_complete",
-           "missing_names", "name_key", "resolve_dataset"]
+__all__ = ["describe_missing", "expected_names", "images_in", "is_complete", "missing_names", "name_key",
+           "resolve_dataset"]
