@@ -113,6 +113,7 @@ def test_a_wide_edsr_the_spec_calls_baseline_keeps_its_res_scale(tmp_path):
         assert torch.equal(loaded(lr, coord, cell), model(lr, coord, cell))
 
 
+@pytest.mark.slow  # twenty seconds of export; .ci/run runs it
 def test_onnx_export_matches_torch(tmp_path):
     """OPE's query graph (its only table, the coefficients) through onnxruntime, whole and
     tiled, equals the torch model; LMF's and SRNO's decoders are refused in one line (their

@@ -6,8 +6,9 @@ with one line.
 
 The models are tiny (one residual block, 16 channels) and CiaoSR's non-local attention is
 exported in 2 bands instead of 8: exporting is what takes the time here (torch.export
-traces each band). Every encoder with every decoder, and the 8-band default, are in
-``-m slow``.
+traces each band). The default run exports LIIF and CiaoSR on EDSR-baseline; LTE, MetaSR,
+ITSRN, SwinIR's window attention, every encoder with every decoder, and the 8-band
+default are in ``-m slow`` (``.ci/run`` runs them).
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ TINY_DECODERS = {
     "ciaosr": {"hidden": [16]},
 }
 #: (output height, width) of a 21 x 26 input, and the LR tile (None: whole)
+#: The families exported in the default run: LIIF (the shipped model's) and CiaoSR; LTE,
+#: MetaSR and ITSRN take a minute more to export and are checked the same way under -m slow.
+DEFAULT_DECODERS = ("liif", "ciaosr")
+FAMILIES = [d if d in DEFAULT_DECODERS else pytest.param(d, marks=pytest.mark.slow) for d in TINY_DECODERS]
 CASES = [((63, 78), None), ((48, 60), None), ((73, 52), None), ((63, 78), 12), ((48, 60), 16), ((73, 52), 12)]
 CASE_IDS = ["x3", "x2.3", "asym-h3.5-w2", "x3-tiled", "x2.3-tiled", "asym-tiled"]
 
@@ -83,7 +88,7 @@ def assert_parity(model, onnx_model, lr, size, tile):
 
 
 # --- every decoder family, random weights ---------------------------------------------
-@pytest.mark.parametrize("decoder", list(TINY_DECODERS))
+@pytest.mark.parametrize("decoder", FAMILIES)
 def test_graphs_pass_the_checker_with_dynamic_sizes_and_metadata(exported, decoder):
     model, om = exported(f"edsr-baseline-{decoder}")
     for path in (om.path, om.query_path):
@@ -104,7 +109,7 @@ def test_graphs_pass_the_checker_with_dynamic_sizes_and_metadata(exported, decod
 
 
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
-@pytest.mark.parametrize("decoder", list(TINY_DECODERS))
+@pytest.mark.parametrize("decoder", FAMILIES)
 def test_onnxruntime_matches_torch(exported, decoder, case):
     model, om = exported(f"edsr-baseline-{decoder}")
     assert_parity(model, om, lr_image(), *case)
@@ -118,9 +123,10 @@ def test_a_batch_of_images_through_the_api(exported):
     assert out.shape == ref.shape and float((out - ref).abs().max()) <= TOL
 
 
+@pytest.mark.slow  # half a minute of export
 def test_swinir_window_attention(exported):
     """SwinIR's shifted-window attention, its mask made in the graph from the size (RDN
-    and the other pairs: ``-m slow``)."""
+    and the other pairs: ``-m slow`` too)."""
     model, om = exported("swinir-liif")
     for size, tile in CASES[::2]:
         assert_parity(model, om, lr_image(), size, tile)
