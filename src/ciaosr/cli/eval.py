@@ -57,7 +57,7 @@ def arguments(p) -> None:
                         "the machine's processes); 1 is faster on a CPU other jobs share")
     add_chunk(p)
     p.add_argument("--json", metavar="FILE", default=None,
-                   help="also write the results, per image, as JSON (its folder must be writable; checked first)")
+                   help="also write the results, per image, as JSON (missing folders are made; checked first)")
     p.add_argument("--save-images", metavar="DIR", default=None,
                    help="write the outputs as PNG to DIR/<set>/X<s>/<name>.png")
 
