@@ -104,7 +104,8 @@ def covered(path: str, made: set[str], fetched: bool) -> bool:
 
 
 def walk_bash():
-    """(block lines, command, ciaosr argv or None, stand-ins, paths made before, fetched before)."""
+    """Per simple command of every bash block: (its line, the command, its ciaosr argv or
+    None, the block's stand-ins so far, the paths made before it, whether a fetch came before)."""
     for block in blocks("bash"):
         stand_ins: set[str] = set()
         made: set[str] = set()
@@ -242,8 +243,7 @@ def test_the_readme_python_blocks_run_as_written(fresh_clone):
 def test_ci_runs_the_quick_start_as_written():
     """.ci/run takes the quick start's two lines from the README itself and runs them."""
     ci = (REPO / ".ci" / "run").read_text()
-    block = README.read_text().split("## Quick start", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
-    lines = block.strip().splitlines()
+    lines = blocks("bash")[0]  # the quick start's
     assert len(lines) == 2 and lines[1] == 'pip install -e ".[test]" && python -m pytest -q'
     extract = next(line for line in ci.splitlines() if line.startswith("mapfile -t QUICK"))
     got = subprocess.run(["bash", "-c", f'{extract}; printf "%s\\n" "${{QUICK[@]}}"'], cwd=REPO,
